@@ -1,0 +1,34 @@
+//===- HFImporter.h - Hugging Face BitNet checkpoint -> bitnet IR -*- C++ -*-//
+
+#ifndef LOWBIT_IMPORTER_HFIMPORTER_H
+#define LOWBIT_IMPORTER_HFIMPORTER_H
+
+#include "lowbit/Importer/ModelConfig.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/Error.h"
+
+namespace mlir::lowbit {
+
+struct ImportOptions {
+  /// Overrides config.json's `activation_scheme` when set.
+  std::optional<Scheme> scheme;
+};
+
+/// Imports a BitNetForCausalLM checkpoint directory (config.json +
+/// safetensors, bf16 master or packed 2B4T layout) as `bitnet` dialect IR:
+///
+///   func.func @forward(%ids: tensor<?xi32>, %start: index,
+///                      %k_cache_0, %v_cache_0, ...) -> (logits, caches...)
+///
+/// Weights stay in the mapped files, referenced by `#lowbit.param`; each op
+/// is located at the tensor name it reads. Errors are one line naming the
+/// file and the tensor or field.
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+importHFModel(llvm::StringRef dir, mlir::MLIRContext &ctx,
+              const ImportOptions &options);
+
+} // namespace mlir::lowbit
+
+#endif // LOWBIT_IMPORTER_HFIMPORTER_H

@@ -1,0 +1,89 @@
+//===- Safetensors.h - validated, memory-mapped safetensors ----*- C++ -*-===//
+//
+// Reads Hugging Face safetensors files: an 8-byte little-endian header
+// length, a JSON header {name: {dtype, shape, data_offsets}}, then raw bytes.
+// Files are untrusted: every length, offset and shape is checked before use,
+// and the data stays memory-mapped (nothing is copied).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LOWBIT_IMPORTER_SAFETENSORS_H
+#define LOWBIT_IMPORTER_SAFETENSORS_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlir::lowbit {
+
+/// Stored element types this compiler accepts.
+enum class DType { BF16, F16, F32, U8, I8 };
+
+/// The safetensors spelling ("BF16", ...).
+llvm::StringRef dtypeName(DType d);
+/// Bytes per element.
+unsigned dtypeSize(DType d);
+/// Parses a safetensors dtype; std::nullopt for every dtype not accepted.
+std::optional<DType> parseDType(llvm::StringRef s);
+
+/// One tensor of a checkpoint.
+struct TensorInfo {
+  std::string name;
+  DType dtype;
+  llvm::SmallVector<int64_t, 4> shape;
+  /// The file that holds it and its bytes in that file.
+  unsigned file = 0;
+  llvm::ArrayRef<uint8_t> bytes;
+
+  int64_t numElements() const;
+};
+
+/// One memory-mapped safetensors file with its validated header.
+class SafetensorsFile {
+public:
+  /// Maps and validates `path`. Errors name the file and the tensor/field.
+  /// `fileIndex` is recorded in each TensorInfo (its shard number).
+  static llvm::Expected<std::unique_ptr<SafetensorsFile>>
+  open(llvm::StringRef path, unsigned fileIndex = 0);
+
+  llvm::StringRef path() const { return filePath; }
+  /// Tensors in file order (sorted by offset).
+  llvm::ArrayRef<TensorInfo> tensors() const { return infos; }
+  const TensorInfo *lookup(llvm::StringRef name) const;
+
+private:
+  std::string filePath;
+  std::unique_ptr<llvm::MemoryBuffer> buffer;
+  std::vector<TensorInfo> infos;
+  llvm::StringMap<size_t> index;
+};
+
+/// All tensors of a model directory: model.safetensors, or the shards a
+/// model.safetensors.index.json names.
+class WeightSource {
+public:
+  static llvm::Expected<std::unique_ptr<WeightSource>>
+  openDirectory(llvm::StringRef dir);
+
+  /// The tensor named `name`, or nullptr.
+  const TensorInfo *lookup(llvm::StringRef name) const;
+  /// The path of the file holding `t`.
+  llvm::StringRef filePath(const TensorInfo &t) const;
+  /// Number of tensors over all files.
+  size_t size() const { return byName.size(); }
+
+private:
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  llvm::StringMap<const TensorInfo *> byName;
+};
+
+} // namespace mlir::lowbit
+
+#endif // LOWBIT_IMPORTER_SAFETENSORS_H

@@ -1,0 +1,41 @@
+//===- Passes.h - lowbit passes and pipelines ------------------*- C++ -*-===//
+
+#ifndef LOWBIT_TRANSFORMS_PASSES_H
+#define LOWBIT_TRANSFORMS_PASSES_H
+
+#include "lowbit/Dialect/BitNet/IR/BitNetDialect.h"
+#include "lowbit/Dialect/LowBit/IR/LowBitDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir::lowbit {
+
+#define GEN_PASS_DECL
+#include "lowbit/Transforms/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "lowbit/Transforms/Passes.h.inc"
+
+/// Pipeline phases, in order (design.md). `lowbitc --emit=` stops after one.
+enum class Phase { Import, Graph, Select, Pack, Kernels, LLVM, Obj, Exe, Shared };
+
+/// Parses a phase name as `--emit=` spells it; std::nullopt if unknown.
+std::optional<Phase> parsePhase(llvm::StringRef name);
+/// The `--emit=` spelling of a phase.
+llvm::StringRef phaseName(Phase phase);
+/// All phase names, in order, comma-separated (for messages).
+std::string allPhaseNames();
+
+/// True when the passes of `phase` exist in this build.
+bool isPhaseImplemented(Phase phase);
+
+/// Adds the passes of one phase to `pm`.
+void buildPhasePipeline(OpPassManager &pm, Phase phase);
+
+/// Registers all lowbit passes and the named `lowbit-<phase>-pipeline`s.
+void registerAllPassesAndPipelines();
+
+} // namespace mlir::lowbit
+
+#endif // LOWBIT_TRANSFORMS_PASSES_H

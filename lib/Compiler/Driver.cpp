@@ -1,0 +1,215 @@
+//===- Driver.cpp - the lowbitc compiler driver ---------------------------===//
+//
+// lowbitc MODEL_DIR|FILE.mlir [--emit=PHASE] [-o OUT] [--scheme=...]
+//         [--target=TRIPLE --mcpu=CPU --mattr=FEATURES]
+//
+// Phases run in the order of design.md; `--emit=` stops after one. `.mlir`
+// input may start at any phase: a phase finds nothing to do on IR that is
+// already past it. Every user error is one line on stderr and exit code 1.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lowbit/Compiler/Driver.h"
+#include "lowbit/Compiler/Registration.h"
+#include "lowbit/Importer/HFImporter.h"
+#include "lowbit/Transforms/Passes.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/Triple.h"
+
+using namespace mlir;
+using namespace mlir::lowbit;
+namespace cl = llvm::cl;
+
+namespace {
+
+/// Prints "lowbitc: error: <msg>" and returns the user-error exit code.
+int fail(const llvm::Twine &msg) {
+  llvm::errs() << "lowbitc: error: " << msg << "\n";
+  return 1;
+}
+
+/// "file:line:col" for file locations, the tensor name for the importer's
+/// name locations, "" when unknown.
+std::string formatLocation(Location loc) {
+  if (auto f = dyn_cast<FileLineColLoc>(loc))
+    return (f.getFilename().getValue() + ":" + llvm::Twine(f.getLine()) + ":" +
+            llvm::Twine(f.getColumn()))
+        .str();
+  if (auto n = dyn_cast<NameLoc>(loc))
+    return n.getName().str();
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    return fused.getLocations().empty()
+               ? ""
+               : formatLocation(fused.getLocations().front());
+  if (isa<UnknownLoc>(loc))
+    return "";
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  loc.print(os);
+  return s;
+}
+
+/// Routes MLIR diagnostics to one line each: "lowbitc: error: <loc>: <msg>".
+class OneLineDiagnostics {
+public:
+  explicit OneLineDiagnostics(MLIRContext &ctx)
+      : handler(ctx.getDiagEngine().registerHandler([](Diagnostic &d) {
+          llvm::errs() << "lowbitc: "
+                       << (d.getSeverity() == DiagnosticSeverity::Error
+                               ? "error: "
+                               : d.getSeverity() == DiagnosticSeverity::Warning
+                                     ? "warning: "
+                                     : "note: ");
+          std::string loc = formatLocation(d.getLocation());
+          if (!loc.empty())
+            llvm::errs() << loc << ": ";
+          llvm::errs() << d.str() << "\n";
+          return success();
+        })),
+        ctx(ctx) {}
+  ~OneLineDiagnostics() { ctx.getDiagEngine().eraseHandler(handler); }
+
+private:
+  DiagnosticEngine::HandlerID handler;
+  MLIRContext &ctx;
+};
+
+} // namespace
+
+int mlir::lowbit::compilerMain(int argc, char **argv) {
+  llvm::InitLLVM initLLVM(argc, argv);
+  llvm::InitializeAllTargetInfos();
+  llvm::InitializeAllTargets();
+  llvm::InitializeAllTargetMCs();
+
+  cl::OptionCategory cat("lowbitc options");
+  cl::opt<std::string> input(cl::Positional, cl::desc("<model dir | file.mlir>"),
+                             cl::init("-"), cl::cat(cat));
+  cl::opt<std::string> output("o", cl::desc("output file ('-' for stdout)"),
+                              cl::value_desc("file"), cl::init(""),
+                              cl::cat(cat));
+  cl::opt<std::string> emit(
+      "emit",
+      cl::desc("stop after this phase: import, graph, select, pack, kernels, "
+               "llvm, obj, exe (default), shared"),
+      cl::init("exe"), cl::cat(cat));
+  cl::opt<std::string> scheme(
+      "scheme",
+      cl::desc("activation scheme, overriding config.json: b1.58 or a4.8"),
+      cl::init(""), cl::cat(cat));
+  cl::opt<std::string> target("target",
+                              cl::desc("target triple (default: the host)"),
+                              cl::init(""), cl::cat(cat));
+  cl::opt<std::string> mcpu("mcpu", cl::desc("target CPU (default: the host)"),
+                            cl::init(""), cl::cat(cat));
+  cl::opt<std::string> mattr("mattr", cl::desc("target features (+a,-b)"),
+                             cl::init(""), cl::cat(cat));
+
+  registerAsmPrinterCLOptions();
+  registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
+  cl::ParseCommandLineOptions(argc, argv, "lowbit: BitNet ahead-of-time compiler\n");
+
+  std::optional<Phase> phase = parsePhase(emit);
+  if (!phase)
+    return fail("unknown --emit='" + emit + "'; phases are " + allPhaseNames());
+
+  std::optional<Scheme> schemeOverride;
+  if (!scheme.empty()) {
+    schemeOverride = parseScheme(scheme);
+    if (!schemeOverride)
+      return fail("unknown --scheme='" + scheme + "'; expected b1.58 or a4.8");
+  }
+
+  llvm::Triple triple(target.empty() ? llvm::sys::getDefaultTargetTriple()
+                                     : llvm::Triple::normalize(target));
+  std::string err;
+  if (!llvm::TargetRegistry::lookupTarget(triple, err))
+    return fail("unknown target '" + target + "': " + err);
+  if (!mcpu.empty() && mcpu != "native" &&
+      triple.getArch() == llvm::Triple::x86_64 && !triple.isNVPTX()) {
+    // The x86 backend accepts any -mcpu and only warns; catch typos here.
+    std::unique_ptr<llvm::MCSubtargetInfo> sti(
+        llvm::TargetRegistry::lookupTarget(triple, err)
+            ->createMCSubtargetInfo(triple, mcpu, ""));
+    if (!sti || !sti->isCPUStringValid(mcpu))
+      return fail("unknown --mcpu='" + mcpu + "' for target " + triple.str());
+  }
+
+  bool isMLIR = input == "-" || llvm::sys::path::extension(input) == ".mlir";
+  if (!isMLIR && !llvm::sys::fs::exists(input))
+    return fail("input '" + input + "' does not exist");
+  if (!isMLIR && !llvm::sys::fs::is_directory(input))
+    return fail("input '" + input +
+                "' is neither a model directory nor a .mlir file");
+
+  for (int p = 0; p <= static_cast<int>(*phase); ++p)
+    if (!isPhaseImplemented(static_cast<Phase>(p)))
+      return fail("--emit=" + emit + ": the '" +
+                  phaseName(static_cast<Phase>(p)) +
+                  "' phase is not implemented yet");
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  OneLineDiagnostics diagnostics(ctx);
+
+  OwningOpRef<ModuleOp> module;
+  if (isMLIR) {
+    std::string msg;
+    std::unique_ptr<llvm::MemoryBuffer> buf = openInputFile(input, &msg);
+    if (!buf)
+      return fail(msg);
+    llvm::SourceMgr sm;
+    sm.AddNewSourceBuffer(std::move(buf), llvm::SMLoc());
+    module = parseSourceFile<ModuleOp>(sm, &ctx);
+    if (!module)
+      return 1; // the diagnostic has been printed
+  } else {
+    ImportOptions opts;
+    opts.scheme = schemeOverride;
+    llvm::Expected<OwningOpRef<ModuleOp>> imported =
+        importHFModel(input, ctx, opts);
+    if (!imported)
+      return fail(llvm::toString(imported.takeError()));
+    module = std::move(*imported);
+  }
+
+  PassManager pm(&ctx);
+  if (failed(applyPassManagerCLOptions(pm)))
+    return fail("bad pass manager options");
+  for (int p = 0; p <= static_cast<int>(*phase); ++p)
+    buildPhasePipeline(pm, static_cast<Phase>(p));
+  if (failed(pm.run(*module)))
+    return 1; // the failing pass has emitted its error
+
+  std::string outPath = output.empty() ? "-" : output.getValue();
+  std::string msg;
+  std::unique_ptr<llvm::ToolOutputFile> out = openOutputFile(outPath, &msg);
+  if (!out)
+    return fail(msg);
+  module->print(out->os());
+  out->os() << "\n";
+  out->keep();
+  return 0;
+}

@@ -1,0 +1,337 @@
+//===- HFImporter.cpp - Hugging Face BitNet checkpoint -> bitnet IR -------===//
+
+#include "lowbit/Importer/HFImporter.h"
+#include "lowbit/Dialect/BitNet/IR/BitNetDialect.h"
+#include "lowbit/Importer/Safetensors.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Path.h"
+
+using namespace mlir;
+using namespace mlir::lowbit;
+using llvm::Expected;
+using llvm::StringRef;
+using llvm::Twine;
+
+namespace {
+
+std::string shapeStr(llvm::ArrayRef<int64_t> s) {
+  return "[" + llvm::join(llvm::map_range(s, [](int64_t d) {
+                            return std::to_string(d);
+                          }),
+                          ", ") +
+         "]";
+}
+
+class Importer {
+public:
+  Importer(MLIRContext &ctx, StringRef dir, const ModelConfig &cfg,
+           const WeightSource &weights)
+      : ctx(ctx), b(&ctx), dir(dir), cfg(cfg), weights(weights) {}
+
+  Expected<OwningOpRef<ModuleOp>> run();
+
+private:
+  llvm::Error error(const TensorInfo *t, const Twine &msg) {
+    StringRef where = t ? weights.filePath(*t) : dir;
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   where + ": " + msg);
+  }
+
+  /// The element type MLIR uses for a stored dtype.
+  Type elementType(DType d) {
+    switch (d) {
+    case DType::BF16: return b.getBF16Type();
+    case DType::F16: return b.getF16Type();
+    case DType::F32: return b.getF32Type();
+    case DType::U8: return b.getIntegerType(8, /*isSigned=*/false);
+    case DType::I8: return b.getIntegerType(8);
+    }
+    llvm_unreachable("bad dtype");
+  }
+
+  ParamAttr paramAttr(const TensorInfo &t) {
+    auto ty = RankedTensorType::get(t.shape, elementType(t.dtype));
+    return ParamAttr::get(&ctx, t.name, ty);
+  }
+
+  /// A float tensor `name` of exactly `shape`; `what` explains the shape.
+  Expected<ParamAttr> floatParam(StringRef name,
+                                         llvm::ArrayRef<int64_t> shape,
+                                         StringRef what) {
+    const TensorInfo *t = weights.lookup(name);
+    if (!t)
+      return error(nullptr, "missing tensor '" + name + "'");
+    if (t->dtype != DType::BF16 && t->dtype != DType::F16 &&
+        t->dtype != DType::F32)
+      return error(t, "tensor '" + name + "' has dtype " +
+                          dtypeName(t->dtype) + ", expected BF16, F16 or F32");
+    if (llvm::ArrayRef<int64_t>(t->shape) != shape)
+      return error(t, "tensor '" + name + "' has shape " + shapeStr(t->shape) +
+                          ", expected " + shapeStr(shape) + " (" + what + ")");
+    return paramAttr(*t);
+  }
+
+  /// A ternary projection `prefix.weight` of logical shape [out, in]: float
+  /// master weights, or packed U8 [out/4, in] with `prefix.weight_scale`.
+  struct Projection {
+    ParamAttr weight;
+    ParamAttr scale; // null for master weights
+  };
+  Expected<Projection> projection(StringRef prefix, int64_t out, int64_t in,
+                                  StringRef what) {
+    std::string name = (prefix + ".weight").str();
+    const TensorInfo *t = weights.lookup(name);
+    if (!t)
+      return error(nullptr, "missing tensor '" + name + "'");
+    Projection p;
+    if (t->dtype == DType::U8) {
+      if (out % 4 != 0)
+        return error(t, "tensor '" + name + "' is packed U8 but its " +
+                            Twine(out) +
+                            " output rows are not a multiple of 4");
+      llvm::SmallVector<int64_t, 2> want{out / 4, in};
+      if (llvm::ArrayRef<int64_t>(t->shape) != llvm::ArrayRef<int64_t>(want))
+        return error(t, "tensor '" + name + "' has shape " +
+                            shapeStr(t->shape) + ", expected packed " +
+                            shapeStr(want) + " (" + what + ", rows / 4)");
+      std::string scaleName = (prefix + ".weight_scale").str();
+      const TensorInfo *s = weights.lookup(scaleName);
+      if (!s)
+        return error(t, "packed tensor '" + name + "' has no '" + scaleName +
+                            "'");
+      if (s->numElements() != 1 || s->dtype == DType::U8 ||
+          s->dtype == DType::I8)
+        return error(s, "tensor '" + scaleName +
+                            "' must hold one float, got " +
+                            dtypeName(s->dtype) + " " + shapeStr(s->shape));
+      p.weight = paramAttr(*t);
+      p.scale = paramAttr(*s);
+      return p;
+    }
+    Expected<ParamAttr> w = floatParam(name, {out, in}, what);
+    if (!w)
+      return w.takeError();
+    p.weight = *w;
+    return p;
+  }
+
+  Location loc(const Twine &name) {
+    return NameLoc::get(StringAttr::get(&ctx, name));
+  }
+
+  RankedTensorType tokens(int64_t n) {
+    return RankedTensorType::get({ShapedType::kDynamic, n}, b.getF32Type());
+  }
+
+  Expected<Value> bitlinear(Value x, StringRef prefix, int64_t out, int64_t in,
+                            StringRef what, bitnet::ActQuant act,
+                            std::optional<int64_t> topk = std::nullopt) {
+    Expected<Projection> p = projection(prefix, out, in, what);
+    if (!p)
+      return p.takeError();
+    auto op = bitnet::BitLinearOp::create(
+        b, loc(prefix + ".weight"), tokens(out), x, p->weight, p->scale,
+        bitnet::ActQuantAttr::get(&ctx, act),
+        topk ? b.getI64IntegerAttr(*topk) : IntegerAttr());
+    return op.getResult();
+  }
+
+  Expected<Value> rmsNorm(Value x, StringRef name, int64_t n) {
+    Expected<ParamAttr> w = floatParam(name, {n}, "norm weight");
+    if (!w)
+      return w.takeError();
+    return bitnet::RMSNormOp::create(b, loc(name), x.getType(), x, *w,
+                                     b.getF32FloatAttr(cfg.rmsNormEps))
+        .getResult();
+  }
+
+  MLIRContext &ctx;
+  OpBuilder b;
+  std::string dir;
+  const ModelConfig &cfg;
+  const WeightSource &weights;
+};
+
+Expected<OwningOpRef<ModuleOp>> Importer::run() {
+  const int64_t H = cfg.hiddenSize, F = cfg.intermediateSize,
+                V = cfg.vocabSize, nh = cfg.numHeads, nkv = cfg.numKVHeads,
+                hd = cfg.headDim, C = cfg.maxPositions;
+  const int64_t qWidth = nh * hd, kvWidth = nkv * hd;
+  const bool a48 = cfg.scheme == Scheme::A48;
+  const auto act4 = a48 ? bitnet::ActQuant::int4_absmean
+                        : bitnet::ActQuant::int8_absmax;
+  const auto act8 = bitnet::ActQuant::int8_absmax;
+
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc(dir));
+  (*module)->setAttr("lowbit.scheme", b.getStringAttr(schemeName(cfg.scheme)));
+  llvm::SmallVector<NamedAttribute> info{
+      b.getNamedAttr("vocab_size", b.getI64IntegerAttr(V)),
+      b.getNamedAttr("hidden_size", b.getI64IntegerAttr(H)),
+      b.getNamedAttr("num_layers", b.getI64IntegerAttr(cfg.numLayers)),
+      b.getNamedAttr("context", b.getI64IntegerAttr(C))};
+  if (cfg.bosTokenId)
+    info.push_back(b.getNamedAttr("bos_token_id",
+                                  b.getI64IntegerAttr(*cfg.bosTokenId)));
+  if (cfg.eosTokenId)
+    info.push_back(b.getNamedAttr("eos_token_id",
+                                  b.getI64IntegerAttr(*cfg.eosTokenId)));
+  (*module)->setAttr("lowbit.model", b.getDictionaryAttr(info));
+
+  auto cacheTy = RankedTensorType::get({C, kvWidth}, b.getF32Type());
+  llvm::SmallVector<Type> args{
+      RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type()),
+      b.getIndexType()};
+  llvm::SmallVector<Type> results{tokens(V)};
+  for (int64_t i = 0; i < 2 * cfg.numLayers; ++i) {
+    args.push_back(cacheTy);
+    results.push_back(cacheTy);
+  }
+  b.setInsertionPointToEnd(module->getBody());
+  auto func = func::FuncOp::create(b, loc("model"), "forward",
+                                   b.getFunctionType(args, results));
+  Block *body = func.addEntryBlock();
+  b.setInsertionPointToEnd(body);
+  Value ids = body->getArgument(0), start = body->getArgument(1);
+
+  // Positions start, start + 1, ... of the tokens of this call.
+  Value n = tensor::DimOp::create(b, loc("model.positions"), ids, 0);
+  auto positions = tensor::GenerateOp::create(
+      b, loc("model.positions"), ids.getType(), ValueRange{n},
+      [&](OpBuilder &nb, Location l, ValueRange idx) {
+        Value p = arith::AddIOp::create(nb, l, idx[0], start);
+        Value c = arith::IndexCastOp::create(nb, l, nb.getI32Type(), p);
+        tensor::YieldOp::create(nb, l, c);
+      });
+
+  Expected<ParamAttr> embed = floatParam(
+      "model.embed_tokens.weight", {V, H}, "vocab_size, hidden_size");
+  if (!embed)
+    return embed.takeError();
+  Value h = bitnet::EmbeddingOp::create(b, loc("model.embed_tokens.weight"),
+                                        tokens(H), ids, *embed);
+
+  llvm::SmallVector<Value> newCaches;
+  for (int64_t i = 0; i < cfg.numLayers; ++i) {
+    std::string L = "model.layers." + std::to_string(i);
+    std::string at = L + ".self_attn", mlp = L + ".mlp";
+    Expected<Value> x = rmsNorm(h, L + ".input_layernorm.weight", H);
+    if (!x)
+      return x.takeError();
+    Expected<Value> q = bitlinear(*x, at + ".q_proj", qWidth, H,
+                                  "num_attention_heads x head_dim, hidden_size",
+                                  act4);
+    if (!q)
+      return q.takeError();
+    Expected<Value> k = bitlinear(
+        *x, at + ".k_proj", kvWidth, H,
+        "num_key_value_heads x head_dim, hidden_size", act4);
+    if (!k)
+      return k.takeError();
+    Expected<Value> v = bitlinear(
+        *x, at + ".v_proj", kvWidth, H,
+        "num_key_value_heads x head_dim, hidden_size", act4);
+    if (!v)
+      return v.takeError();
+    auto rope = [&](Value t, StringRef name) {
+      return bitnet::RoPEOp::create(b, loc(at + "." + name), t.getType(), t,
+                                    positions, b.getI64IntegerAttr(hd),
+                                    b.getF32FloatAttr(cfg.ropeTheta))
+          .getResult();
+    };
+    Value qr = rope(*q, "q_rope"), kr = rope(*k, "k_rope");
+    auto attn = bitnet::AttentionOp::create(
+        b, loc(at), qr, kr, *v, body->getArgument(2 + 2 * i),
+        body->getArgument(3 + 2 * i), start, nh, nkv, hd, /*kvBits=*/16);
+    newCaches.push_back(attn.getNewKCache());
+    newCaches.push_back(attn.getNewVCache());
+    Expected<Value> o = rmsNorm(attn.getResult(),
+                                at + ".attn_sub_norm.weight", qWidth);
+    if (!o)
+      return o.takeError();
+    // a4.8 keeps the top 50 % of the o_proj input per token (spec §4.1).
+    std::optional<int64_t> topk;
+    if (a48)
+      topk = (qWidth + 1) / 2;
+    Expected<Value> oProj = bitlinear(*o, at + ".o_proj", H, qWidth,
+                                      "hidden_size, num_attention_heads x "
+                                      "head_dim",
+                                      act8, topk);
+    if (!oProj)
+      return oProj.takeError();
+    h = arith::AddFOp::create(b, loc(L + ".attn_residual"), h, *oProj);
+
+    x = rmsNorm(h, L + ".post_attention_layernorm.weight", H);
+    if (!x)
+      return x.takeError();
+    Expected<Value> g = bitlinear(*x, mlp + ".gate_proj", F, H,
+                                  "intermediate_size, hidden_size", act4);
+    if (!g)
+      return g.takeError();
+    Expected<Value> u = bitlinear(*x, mlp + ".up_proj", F, H,
+                                  "intermediate_size, hidden_size", act4);
+    if (!u)
+      return u.takeError();
+    Value m = bitnet::ReLU2GLUOp::create(b, loc(mlp + ".act_fn"), *g, *u);
+    Expected<Value> mn = rmsNorm(m, mlp + ".ffn_sub_norm.weight", F);
+    if (!mn)
+      return mn.takeError();
+    Expected<Value> d = bitlinear(*mn, mlp + ".down_proj", H, F,
+                                  "hidden_size, intermediate_size", act8);
+    if (!d)
+      return d.takeError();
+    h = arith::AddFOp::create(b, loc(L + ".mlp_residual"), h, *d);
+  }
+
+  Expected<Value> xf = rmsNorm(h, "model.norm.weight", H);
+  if (!xf)
+    return xf.takeError();
+  // Tied unless config.json says otherwise; when it is silent, an
+  // lm_head.weight tensor in the checkpoint unties it.
+  bool tied = cfg.tieWordEmbeddings.value_or(!weights.lookup("lm_head.weight"));
+  ParamAttr head = *embed;
+  if (!tied) {
+    Expected<ParamAttr> w =
+        floatParam("lm_head.weight", {V, H}, "vocab_size, hidden_size");
+    if (!w)
+      return w.takeError();
+    head = *w;
+  }
+  Value logits = bitnet::LMHeadOp::create(
+      b, loc(tied ? "model.embed_tokens.weight" : "lm_head.weight"), tokens(V),
+      *xf, head);
+  llvm::SmallVector<Value> rets{logits};
+  rets.append(newCaches);
+  func::ReturnOp::create(b, loc("model"), rets);
+
+  if (failed(mlir::verify(*module)))
+    return error(nullptr, "internal error: imported IR does not verify");
+  return std::move(module);
+}
+
+} // namespace
+
+Expected<OwningOpRef<ModuleOp>>
+mlir::lowbit::importHFModel(StringRef dir, MLIRContext &ctx,
+                      const ImportOptions &options) {
+  llvm::SmallString<256> cfgPath(dir);
+  llvm::sys::path::append(cfgPath, "config.json");
+  Expected<ModelConfig> cfg = ModelConfig::read(cfgPath);
+  if (!cfg)
+    return cfg.takeError();
+  if (options.scheme)
+    cfg->scheme = *options.scheme;
+  Expected<std::unique_ptr<WeightSource>> weights =
+      WeightSource::openDirectory(dir);
+  if (!weights)
+    return weights.takeError();
+  ctx.loadDialect<bitnet::BitNetDialect, LowBitDialect,
+                  func::FuncDialect, arith::ArithDialect,
+                  tensor::TensorDialect>();
+  return Importer(ctx, dir, *cfg, **weights).run();
+}

@@ -1,0 +1,138 @@
+//===- ModelConfig.cpp - BitNetForCausalLM config.json --------------------===//
+
+#include "lowbit/Importer/ModelConfig.h"
+
+#include "llvm/ADT/Twine.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+using namespace mlir::lowbit;
+using llvm::Expected;
+using llvm::StringRef;
+
+std::optional<Scheme> mlir::lowbit::parseScheme(StringRef s) {
+  if (s == "b1.58")
+    return Scheme::B158;
+  if (s == "a4.8")
+    return Scheme::A48;
+  return std::nullopt;
+}
+
+StringRef mlir::lowbit::schemeName(Scheme s) {
+  return s == Scheme::B158 ? "b1.58" : "a4.8";
+}
+
+Expected<ModelConfig> ModelConfig::read(StringRef path) {
+  auto err = [&](const llvm::Twine &msg) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   path + ": " + msg);
+  };
+  auto bufOr = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+  if (!bufOr)
+    return err("cannot open: " + bufOr.getError().message());
+  Expected<llvm::json::Value> parsed = llvm::json::parse((*bufOr)->getBuffer());
+  if (!parsed)
+    return err("malformed JSON: " + llvm::toString(parsed.takeError()));
+  const llvm::json::Object *o = parsed->getAsObject();
+  if (!o)
+    return err("not a JSON object");
+
+  ModelConfig c;
+  // Reads a positive integer field; `required` fields must be present.
+  auto intField = [&](StringRef key, int64_t &out,
+                      bool required) -> llvm::Error {
+    const llvm::json::Value *v = o->get(key);
+    if (!v) {
+      if (required)
+        return err("missing field '" + key + "'");
+      return llvm::Error::success();
+    }
+    std::optional<int64_t> i = v->getAsInteger();
+    if (!i || *i <= 0)
+      return err("field '" + key + "' must be a positive integer");
+    out = *i;
+    return llvm::Error::success();
+  };
+  auto numField = [&](StringRef key, double &out) -> llvm::Error {
+    const llvm::json::Value *v = o->get(key);
+    if (!v)
+      return llvm::Error::success();
+    std::optional<double> d = v->getAsNumber();
+    if (!d || !(*d > 0.0))
+      return err("field '" + key + "' must be a positive number");
+    out = *d;
+    return llvm::Error::success();
+  };
+
+  if (const llvm::json::Array *archs = o->getArray("architectures")) {
+    bool found = false;
+    for (const llvm::json::Value &a : *archs)
+      found |= a.getAsString() == StringRef("BitNetForCausalLM");
+    if (!found)
+      return err("'architectures' does not name BitNetForCausalLM");
+  }
+  if (llvm::Error e = intField("hidden_size", c.hiddenSize, true))
+    return std::move(e);
+  if (llvm::Error e = intField("intermediate_size", c.intermediateSize, true))
+    return std::move(e);
+  if (llvm::Error e = intField("num_hidden_layers", c.numLayers, true))
+    return std::move(e);
+  if (llvm::Error e = intField("num_attention_heads", c.numHeads, true))
+    return std::move(e);
+  if (llvm::Error e = intField("vocab_size", c.vocabSize, true))
+    return std::move(e);
+  c.numKVHeads = c.numHeads;
+  if (llvm::Error e = intField("num_key_value_heads", c.numKVHeads, false))
+    return std::move(e);
+  c.maxPositions = 2048;
+  if (llvm::Error e = intField("max_position_embeddings", c.maxPositions, false))
+    return std::move(e);
+  if (llvm::Error e = numField("rope_theta", c.ropeTheta))
+    return std::move(e);
+  if (llvm::Error e = numField("rms_norm_eps", c.rmsNormEps))
+    return std::move(e);
+
+  if (o->get("head_dim")) {
+    if (llvm::Error e = intField("head_dim", c.headDim, true))
+      return std::move(e);
+  } else {
+    if (c.hiddenSize % c.numHeads != 0)
+      return err("hidden_size (" + llvm::Twine(c.hiddenSize) +
+                 ") is not divisible by num_attention_heads (" +
+                 llvm::Twine(c.numHeads) + ")");
+    c.headDim = c.hiddenSize / c.numHeads;
+  }
+  if (c.headDim % 2 != 0)
+    return err("head dimension " + llvm::Twine(c.headDim) +
+               " must be even for rotary embeddings");
+  if (c.numHeads % c.numKVHeads != 0)
+    return err("num_attention_heads (" + llvm::Twine(c.numHeads) +
+               ") is not divisible by num_key_value_heads (" +
+               llvm::Twine(c.numKVHeads) + ")");
+
+  if (const llvm::json::Value *act = o->get("hidden_act")) {
+    std::optional<StringRef> s = act->getAsString();
+    if (!s || *s != "relu2")
+      return err("unknown hidden_act '" +
+                 (s ? *s : StringRef("<not a string>")) +
+                 "'; BitNet uses relu2");
+  }
+  if (const llvm::json::Value *tie = o->get("tie_word_embeddings")) {
+    std::optional<bool> b = tie->getAsBoolean();
+    if (!b)
+      return err("field 'tie_word_embeddings' must be true or false");
+    c.tieWordEmbeddings = *b;
+  }
+  if (const llvm::json::Value *sch = o->get("activation_scheme")) {
+    std::optional<StringRef> s = sch->getAsString();
+    std::optional<Scheme> parsedScheme = s ? parseScheme(*s) : std::nullopt;
+    if (!parsedScheme)
+      return err("unknown activation_scheme; expected \"b1.58\" or \"a4.8\"");
+    c.scheme = *parsedScheme;
+  }
+  if (const llvm::json::Value *v = o->get("bos_token_id"))
+    c.bosTokenId = v->getAsInteger();
+  if (const llvm::json::Value *v = o->get("eos_token_id"))
+    c.eosTokenId = v->getAsInteger();
+  return c;
+}

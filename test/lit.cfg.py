@@ -1,0 +1,24 @@
+# -*- Python -*-
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "LOWBIT"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.lowbit_obj_root, "test")
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+# Debian's numpy imports only in /usr/bin/python3 (and %python is lit's own).
+config.substitutions.append(("%pyref", "/usr/bin/python3"))
+config.substitutions.append(
+    ("%reference", os.path.join(config.lowbit_src_root, "reference")))
+
+tools = ["lowbit-opt", "lowbit-translate", "lowbitc"]
+llvm_config.add_tool_substitutions(tools, [config.lowbit_tools_dir])

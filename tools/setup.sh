@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what lowbit needs (Debian packages by name, only the missing ones)
+# and builds it with clang-22 + lld + ccache into build/. Idempotent: a second
+# run installs nothing and rebuilds only what changed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+packages=(
+  # LLVM/MLIR 22 from bookworm-security, and the toolchain that builds lowbit
+  libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
+  cmake ninja-build ccache
+  # libraries LLVM's CMake package refers to
+  zlib1g-dev libzstd-dev libxml2-dev libedit-dev libcurl4-openssl-dev
+  # the numpy reference model and the checkpoint generator (/usr/bin/python3)
+  python3 python3-numpy
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  echo "lowbit setup: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+if [ ! -f build/build.ninja ]; then
+  cmake -G Ninja -S . -B build \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DLLVM_USE_LINKER=lld \
+    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir
+fi
+ninja -C build -j2
