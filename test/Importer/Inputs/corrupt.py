@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""Writes a tiny checkpoint to OUT_DIR and breaks it in one way (MODE), for the
+importer's bad-input tests: corrupt.py MODE OUT_DIR."""
+import json
+import os
+import struct
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "..", "..", "reference"))
+import make_checkpoint  # noqa: E402
+
+mode, out = sys.argv[1], sys.argv[2]
+layout = "packed" if mode in ("packed-rows", "wrong-shape", "missing-scale") else "bf16"
+args = ["--layout", layout]
+if mode.startswith("index-"):
+    args += ["--shards", "2"]
+make_checkpoint.main(args + [out])
+st = os.path.join(out, "model.safetensors")
+cfg_path = os.path.join(out, "config.json")
+
+
+def load():
+    with open(st, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def save(header, payload, length=None):
+    text = json.dumps(header).encode()
+    with open(st, "wb") as f:
+        f.write(struct.pack("<Q", len(text) if length is None else length))
+        f.write(text)
+        f.write(payload)
+
+
+def edit_config(fn):
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    fn(cfg)
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+
+
+K = "model.layers.0.self_attn.k_proj.weight"
+if mode == "truncated":
+    with open(st, "r+b") as f:
+        f.truncate(5)
+elif mode == "header-past-end":
+    h, p = load()
+    save(h, p, length=1 << 40)
+elif mode == "offset-out-of-range":
+    h, p = load()
+    b, e = h[K]["data_offsets"]
+    h[K]["data_offsets"] = [len(p) - 4, len(p) - 4 + (e - b)]
+    save(h, p)
+elif mode == "overlap":
+    h, p = load()
+    q = "model.layers.0.self_attn.q_proj.weight"
+    b, e = h[K]["data_offsets"]
+    qb = h[q]["data_offsets"][0]
+    h[K]["data_offsets"] = [qb + 2, qb + 2 + (e - b)]
+    save(h, p)
+elif mode == "length-mismatch":
+    h, p = load()
+    h[K]["shape"] = [32, 33]
+    save(h, p)
+elif mode == "unknown-dtype":
+    h, p = load()
+    h[K]["dtype"] = "F64"
+    save(h, p)
+elif mode == "missing-tensor":
+    h, p = load()
+    del h["model.layers.1.mlp.up_proj.weight"]
+    save(h, p)
+elif mode == "wrong-shape":
+    h, p = load()
+    h[K]["shape"] = [16, 32]        # same bytes as [8, 64]
+    save(h, p)
+elif mode == "missing-scale":
+    h, p = load()
+    del h[K + "_scale"]
+    save(h, p)
+elif mode == "packed-rows":
+    edit_config(lambda c: c.update(intermediate_size=162))
+elif mode == "malformed-header":
+    h, p = load()
+    text = json.dumps(h).encode()[:-3]
+    with open(st, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + p)
+elif mode == "malformed-config":
+    with open(cfg_path, "a") as f:
+        f.write("}")
+elif mode == "missing-field":
+    edit_config(lambda c: c.pop("num_attention_heads"))
+elif mode == "heads-indivisible":
+    edit_config(lambda c: c.update(num_attention_heads=5, num_key_value_heads=5))
+elif mode == "kv-indivisible":
+    edit_config(lambda c: c.update(num_key_value_heads=3))
+elif mode == "hidden-act":
+    edit_config(lambda c: c.update(hidden_act="silu"))
+elif mode == "index-traversal":
+    ip = os.path.join(out, "model.safetensors.index.json")
+    with open(ip) as f:
+        idx = json.load(f)
+    idx["weight_map"]["model.norm.weight"] = "../../etc/passwd"
+    with open(ip, "w") as f:
+        json.dump(idx, f)
+elif mode == "index-missing-tensor":
+    ip = os.path.join(out, "model.safetensors.index.json")
+    with open(ip) as f:
+        idx = json.load(f)
+    idx["weight_map"]["model.extra.weight"] = "model-00001-of-00002.safetensors"
+    with open(ip, "w") as f:
+        json.dump(idx, f)
+else:
+    sys.exit("corrupt.py: unknown mode " + mode)
