@@ -18,6 +18,7 @@ if mode.startswith("index-"):
 make_checkpoint.main(args + [out])
 st = os.path.join(out, "model.safetensors")
 cfg_path = os.path.join(out, "config.json")
+index_path = os.path.join(out, "model.safetensors.index.json")
 
 
 def load():
@@ -35,12 +36,16 @@ def save(header, payload, length=None):
         f.write(payload)
 
 
+def edit_json(path, fn):
+    with open(path) as f:
+        obj = json.load(f)
+    fn(obj)
+    with open(path, "w") as f:
+        json.dump(obj, f)
+
+
 def edit_config(fn):
-    with open(cfg_path) as f:
-        cfg = json.load(f)
-    fn(cfg)
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f)
+    edit_json(cfg_path, fn)
 
 
 K = "model.layers.0.self_attn.k_proj.weight"
@@ -101,18 +106,10 @@ elif mode == "kv-indivisible":
 elif mode == "hidden-act":
     edit_config(lambda c: c.update(hidden_act="silu"))
 elif mode == "index-traversal":
-    ip = os.path.join(out, "model.safetensors.index.json")
-    with open(ip) as f:
-        idx = json.load(f)
-    idx["weight_map"]["model.norm.weight"] = "../../etc/passwd"
-    with open(ip, "w") as f:
-        json.dump(idx, f)
+    edit_json(index_path, lambda i: i["weight_map"].update(
+        {"model.norm.weight": "../../etc/passwd"}))
 elif mode == "index-missing-tensor":
-    ip = os.path.join(out, "model.safetensors.index.json")
-    with open(ip) as f:
-        idx = json.load(f)
-    idx["weight_map"]["model.extra.weight"] = "model-00001-of-00002.safetensors"
-    with open(ip, "w") as f:
-        json.dump(idx, f)
+    edit_json(index_path, lambda i: i["weight_map"].update(
+        {"model.extra.weight": "model-00001-of-00002.safetensors"}))
 else:
     sys.exit("corrupt.py: unknown mode " + mode)
