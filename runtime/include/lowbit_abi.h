@@ -1,0 +1,81 @@
+/*===- lowbit_abi.h - the ABI between generated code and the runtime ------===*
+ *
+ * One header, versioned: the compiler emits code against exactly this. C11.
+ *
+ * Generated code provides:
+ *   lowbit_model_meta[]        model constants (LOWBIT_META_* indices)
+ *   _mlir_ciface_lowbit_forward(...)   one forward step over n tokens
+ *   lowbit_weights_start/end   the embedded packed weights (unless sidecar)
+ * The runtime provides:
+ *   lowbit_rt_parallel_for(fn, args, n)  runs fn(args, begin, end) over [0, n)
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef LOWBIT_ABI_H
+#define LOWBIT_ABI_H
+
+#include <stdint.h>
+
+#define LOWBIT_ABI_VERSION 1
+
+/* Indices into lowbit_model_meta (int64_t). */
+enum {
+  LOWBIT_META_ABI_VERSION = 0,
+  LOWBIT_META_VOCAB = 1,
+  LOWBIT_META_HIDDEN = 2,
+  LOWBIT_META_LAYERS = 3,
+  LOWBIT_META_CONTEXT = 4,
+  LOWBIT_META_KV_WIDTH = 5,   /* num_kv_heads * head_dim */
+  LOWBIT_META_BOS = 6,        /* -1 when unknown */
+  LOWBIT_META_EOS = 7,        /* -1 when unknown */
+  LOWBIT_META_WEIGHT_BYTES = 8,
+  LOWBIT_META_WEIGHT_CHECKSUM = 9,
+  LOWBIT_META_EMBEDDED = 10,  /* 1: weights in the executable, 0: sidecar */
+  LOWBIT_META_COUNT = 16
+};
+
+/* MLIR memref descriptors, as `llvm.emit_c_interface` passes them. */
+typedef struct { const int32_t *alloc, *data; int64_t offset, sizes[1], strides[1]; } lowbit_memref_1d_i32;
+typedef struct { const uint8_t *alloc, *data; int64_t offset, sizes[1], strides[1]; } lowbit_memref_1d_u8;
+typedef struct { float *alloc, *data; int64_t offset, sizes[2], strides[2]; } lowbit_memref_2d_f32;
+typedef struct { float *alloc, *data; int64_t offset, sizes[3], strides[3]; } lowbit_memref_3d_f32;
+
+/* One forward step: tokens at positions start .. start+n-1; writes logits
+ * [n, vocab]; reads and appends to the KV caches [layers, context, kv_width]. */
+void _mlir_ciface_lowbit_forward(lowbit_memref_1d_i32 *tokens, int64_t start,
+                                 lowbit_memref_2d_f32 *logits,
+                                 lowbit_memref_3d_f32 *k_cache,
+                                 lowbit_memref_3d_f32 *v_cache,
+                                 lowbit_memref_1d_u8 *weights);
+
+extern const int64_t lowbit_model_meta[LOWBIT_META_COUNT];
+
+/* A task body: works on [begin, end) of the task range. */
+typedef void (*lowbit_task_fn)(void *args, int64_t begin, int64_t end);
+void lowbit_rt_parallel_for(lowbit_task_fn fn, void *args, int64_t n);
+
+/* The side file: a 4096-byte header, then the weight bytes. */
+#define LOWBIT_SIDECAR_MAGIC "LOWBITW1"
+#define LOWBIT_SIDECAR_VERSION 1
+#define LOWBIT_SIDECAR_HEADER 4096
+typedef struct {
+  char magic[8];
+  uint32_t version, abi_version;
+  uint64_t weight_bytes;
+  uint64_t checksum; /* lowbit_checksum of the weight bytes */
+} lowbit_sidecar_header;
+
+/* FNV-1a over 8-byte words (tail bytewise): fast enough to check a 1 GB file. */
+static inline uint64_t lowbit_checksum(const uint8_t *p, uint64_t n) {
+  uint64_t h = 1469598103934665603ull;
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    __builtin_memcpy(&w, p + i, 8);
+    h = (h ^ w) * 1099511628211ull;
+  }
+  for (; i < n; ++i)
+    h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+#endif /* LOWBIT_ABI_H */

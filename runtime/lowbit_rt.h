@@ -1,0 +1,39 @@
+/*===- lowbit_rt.h - runtime internals (not part of the ABI) --------------===*/
+#ifndef LOWBIT_RT_H
+#define LOWBIT_RT_H
+
+#include "lowbit_abi.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Errors are status values: 0 ok, otherwise a message in lowbit_rt_error(). */
+typedef int lowbit_status;
+lowbit_status lowbit_rt_fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+const char *lowbit_rt_error(void);
+
+int lowbit_rt_threads_start(int threads);
+void lowbit_rt_threads_stop(void);
+
+/* The packed weights: embedded in the executable, or a validated side file. */
+typedef struct {
+  const uint8_t *data;
+  uint64_t size;
+  void *mapping; /* non-NULL when mmapped from a side file */
+  size_t mapping_size;
+} lowbit_weights;
+lowbit_status lowbit_rt_weights_open(lowbit_weights *w, const char *sidecar);
+void lowbit_rt_weights_close(lowbit_weights *w);
+/* Reads one byte per page so timing starts with the weights resident. */
+uint64_t lowbit_rt_weights_touch(const lowbit_weights *w);
+
+/* Sampling: temperature 0 is greedy (lowest index wins ties). */
+typedef struct {
+  float temperature, top_p;
+  int top_k;
+  uint64_t rng;
+} lowbit_sampler;
+int32_t lowbit_rt_sample(lowbit_sampler *s, const float *logits, int64_t vocab);
+
+#endif /* LOWBIT_RT_H */
