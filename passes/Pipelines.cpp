@@ -3,6 +3,7 @@
 #include "lowbit/Transforms/Passes.h"
 
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/Conversion/Passes.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/StringExtras.h"
 
@@ -33,13 +34,19 @@ bool mlir::lowbit::isPhaseImplemented(Phase phase) {
   case Phase::Import:
   case Phase::Graph:
   case Phase::Select:
+  case Phase::Pack:
+  case Phase::Kernels:
+  case Phase::LLVM:
+  case Phase::Obj:
+  case Phase::Exe:
     return true;
   default:
     return false;
   }
 }
 
-void mlir::lowbit::buildPhasePipeline(OpPassManager &pm, Phase phase) {
+void mlir::lowbit::buildPhasePipeline(OpPassManager &pm, Phase phase,
+                                      const PipelineOptions &options) {
   switch (phase) {
   case Phase::Import:
     // Importing builds IR; nothing to run.
@@ -53,8 +60,42 @@ void mlir::lowbit::buildPhasePipeline(OpPassManager &pm, Phase phase) {
     // Decides each linear layer's activation path and leaves the bitnet
     // level for lowbit quantize/matmul ops.
     pm.addPass(createSelectActivationPathPass());
+    // Folds each RMSNorm into the quantizers that read it and merges the
+    // quantizers q/k/v (and gate/up) share.
+    pm.addPass(createFuseQuantizationPass());
     break;
-  default:
+  case Phase::Pack:
+    // Streams every referenced tensor once into the kernel layouts.
+    pm.addPass(createPackTernaryWeightsPass(
+        PackTernaryWeightsPassOptions{options.blobPath}));
+    break;
+  case Phase::Kernels:
+    // The model becomes shape-specialised vector kernels over memrefs.
+    pm.addPass(createGenerateKernelsPass(GenerateKernelsPassOptions{
+        options.isa, options.embeddedWeights}));
+    // Folds the index arithmetic the kernel builders leave behind.
+    pm.addPass(createCanonicalizerPass());
+    break;
+  case Phase::LLVM: {
+    // Standard conversions to the LLVM dialect, structured control flow first.
+    pm.addPass(createSCFToControlFlowPass());
+    pm.addPass(createConvertVectorToLLVMPass());
+    pm.addPass(createConvertMathToLLVMPass());
+    pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+    pm.addPass(createArithToLLVMConversionPass());
+    pm.addPass(createConvertIndexToLLVMPass());
+    pm.addPass(createConvertFuncToLLVMPass());
+    pm.addPass(createConvertControlFlowToLLVMPass());
+    pm.addPass(createReconcileUnrealizedCastsPass());
+    // Task markers become thread-pool calls once arguments are scalars.
+    pm.addPass(createLowerParallelCallsPass());
+    break;
+  }
+  case Phase::Obj:
+  case Phase::Exe:
+  case Phase::Shared:
+    // LLVM IR, object emission and linking happen in the driver.
+    break;
     assert(!isPhaseImplemented(phase) && "implemented phase without passes");
     break;
   }
@@ -62,12 +103,14 @@ void mlir::lowbit::buildPhasePipeline(OpPassManager &pm, Phase phase) {
 
 void mlir::lowbit::registerAllPassesAndPipelines() {
   registerLowBitPasses();
-  for (Phase phase : {Phase::Graph, Phase::Select}) {
+  for (Phase phase : {Phase::Graph, Phase::Select, Phase::Pack,
+                      Phase::Kernels, Phase::LLVM}) {
     std::string arg = ("lowbit-" + phaseName(phase) + "-pipeline").str();
     std::string help =
         ("the passes of lowbitc's '" + phaseName(phase) + "' phase").str();
-    PassPipelineRegistration<>(arg, help, [phase](OpPassManager &pm) {
-      buildPhasePipeline(pm, phase);
-    });
+    PassPipelineRegistration<PipelineOptions>(
+        arg, help, [phase](OpPassManager &pm, const PipelineOptions &o) {
+          buildPhasePipeline(pm, phase, o);
+        });
   }
 }

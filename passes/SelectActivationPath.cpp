@@ -38,7 +38,7 @@ void lowerBitLinear(bitnet::BitLinearOp op) {
   auto wTy = TernaryType::get(ctx, op.getOutFeatures(), op.getInFeatures(),
                               layout);
   Value w = WeightOp::create(b, loc, wTy, op.getWeight(),
-                             op.getWeightScaleAttr());
+                             op.getWeightScaleAttr(), /*alpha=*/FloatAttr());
 
   Value x = op.getInput();
   if (std::optional<int64_t> k = op.getTopk())
@@ -49,7 +49,8 @@ void lowerBitLinear(bitnet::BitLinearOp op) {
                            b.getIntegerType(int4 ? 4 : 8));
   auto method = int4 ? QuantMethod::absmean : QuantMethod::absmax;
   Value q = QuantizeOp::create(b, loc, qTy, x,
-                               QuantMethodAttr::get(ctx, method));
+                               QuantMethodAttr::get(ctx, method),
+                               /*norm=*/ParamAttr(), /*eps=*/FloatAttr());
   Value y = TernaryMatmulOp::create(b, loc, op.getResult().getType(), q, w,
                                     ActPathAttr::get(ctx, pathFromScheme(op)));
   op.getResult().replaceAllUsesWith(y);

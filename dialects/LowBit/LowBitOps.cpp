@@ -93,6 +93,19 @@ LogicalResult QuantizeOp::verify() {
     return emitOpError() << "absmean quantization is defined for i4 results "
                             "only, got i"
                          << resTy.getBits();
+  if (std::optional<ParamAttr> norm = getNorm()) {
+    ArrayRef<int64_t> ns = norm->getType().getShape();
+    if (ns.size() != 1 || ns[0] != resTy.getFeatures() ||
+        !isStoredFloat(norm->getType().getElementType()))
+      return emitOpError() << "norm weight \"" << norm->getName()
+                           << "\" must be a float vector of "
+                           << resTy.getFeatures() << " elements, got "
+                           << norm->getType();
+    if (!getEps() || !(getEps()->convertToFloat() > 0.0f))
+      return emitOpError() << "a fused norm needs a positive 'eps'";
+  } else if (getEps()) {
+    return emitOpError() << "'eps' is only meaningful with a fused norm";
+  }
   return success();
 }
 

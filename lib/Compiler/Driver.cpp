@@ -12,6 +12,7 @@
 #include "lowbit/Compiler/Driver.h"
 #include "lowbit/Compiler/Registration.h"
 #include "lowbit/Importer/HFImporter.h"
+#include "lowbit/Target/CPU.h"
 #include "lowbit/Transforms/Passes.h"
 
 #include "mlir/IR/AsmState.h"
@@ -24,6 +25,7 @@
 #include "mlir/Support/Timing.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -99,6 +101,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   llvm::InitializeAllTargetInfos();
   llvm::InitializeAllTargets();
   llvm::InitializeAllTargetMCs();
+  llvm::InitializeAllAsmPrinters();
 
   cl::OptionCategory cat("lowbitc options");
   cl::opt<std::string> input(cl::Positional, cl::desc("<model dir | file.mlir>"),
@@ -122,12 +125,18 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
                             cl::init(""), cl::cat(cat));
   cl::opt<std::string> mattr("mattr", cl::desc("target features (+a,-b)"),
                              cl::init(""), cl::cat(cat));
+  cl::opt<std::string> weightsMode(
+      "weights",
+      cl::desc("embedded (default): weights inside the executable; sidecar: "
+               "in OUTPUT.weights"),
+      cl::init("embedded"), cl::cat(cat));
 
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerDefaultTimingManagerCLOptions();
-  cl::ParseCommandLineOptions(argc, argv, "lowbit: BitNet ahead-of-time compiler\n");
+  cl::ParseCommandLineOptions(argc, argv,
+                              "lowbit: BitNet ahead-of-time compiler\n");
 
   std::optional<Phase> phase = parsePhase(emit);
   if (!phase)
@@ -139,21 +148,13 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     if (!schemeOverride)
       return fail("unknown --scheme='" + scheme + "'; expected b1.58 or a4.8");
   }
+  if (weightsMode != "embedded" && weightsMode != "sidecar")
+    return fail("unknown --weights='" + weightsMode +
+                "'; expected embedded or sidecar");
 
-  llvm::Triple triple(target.empty() ? llvm::sys::getDefaultTargetTriple()
-                                     : llvm::Triple::normalize(target));
-  std::string err;
-  if (!llvm::TargetRegistry::lookupTarget(triple, err))
-    return fail("unknown target '" + target + "': " + err);
-  if (!mcpu.empty() && mcpu != "native" &&
-      triple.getArch() == llvm::Triple::x86_64 && !triple.isNVPTX()) {
-    // The x86 backend accepts any -mcpu and only warns; catch typos here.
-    std::unique_ptr<llvm::MCSubtargetInfo> sti(
-        llvm::TargetRegistry::lookupTarget(triple, err)
-            ->createMCSubtargetInfo(triple, mcpu, ""));
-    if (!sti || !sti->isCPUStringValid(mcpu))
-      return fail("unknown --mcpu='" + mcpu + "' for target " + triple.str());
-  }
+  auto tm = createTargetMachine(target, mcpu, mattr);
+  if (!tm)
+    return fail(llvm::toString(tm.takeError()));
 
   bool isMLIR = input == "-" || llvm::sys::path::extension(input) == ".mlir";
   if (!isMLIR && !llvm::sys::fs::exists(input))
@@ -167,6 +168,20 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
       return fail("--emit=" + emit + ": the '" +
                   phaseName(static_cast<Phase>(p)) +
                   "' phase is not implemented yet");
+
+  // Output names: IR phases print to stdout, obj/exe default to the model's
+  // name in the current directory.
+  std::string stem = llvm::sys::path::stem(
+                         llvm::sys::path::filename(
+                             StringRef(input).rtrim('/')))
+                         .str();
+  if (stem.empty() || stem == "-")
+    stem = "model";
+  std::string outPath = output;
+  if (outPath.empty())
+    outPath = *phase == Phase::Obj   ? stem + ".o"
+              : *phase == Phase::Exe ? stem
+                                     : "-";
 
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -195,21 +210,66 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     module = std::move(*imported);
   }
 
+  // The packed blob: beside the output for IR phases (so a later run can
+  // resume from the printed IR), in a scratch directory for obj/exe.
+  llvm::SmallString<128> scratch;
+  llvm::scope_exit cleanup([&] {
+    if (!scratch.empty())
+      llvm::sys::fs::remove_directories(scratch);
+  });
+  bool binary = *phase >= Phase::Obj;
+  if (binary) {
+    if (std::error_code ec =
+            llvm::sys::fs::createUniqueDirectory("lowbitc", scratch))
+      return fail("cannot create a scratch directory: " + ec.message());
+  }
+  PipelineOptions pipelineOptions;
+  if (auto existing = (*module)->getAttrOfType<StringAttr>("lowbit.blob_path"))
+    pipelineOptions.blobPath = existing.getValue().str();
+  else if (binary)
+    pipelineOptions.blobPath = (scratch + "/weights.bin").str();
+  else
+    pipelineOptions.blobPath = (outPath == "-" ? stem : outPath) + ".blob";
+  pipelineOptions.isa = kernelISA(**tm);
+  pipelineOptions.embeddedWeights = weightsMode == "embedded";
+
   PassManager pm(&ctx);
   if (failed(applyPassManagerCLOptions(pm)))
     return fail("bad pass manager options");
-  for (int p = 0; p <= static_cast<int>(*phase); ++p)
-    buildPhasePipeline(pm, static_cast<Phase>(p));
+  Phase last = std::min(*phase, Phase::LLVM);
+  for (int p = 0; p <= static_cast<int>(last); ++p)
+    buildPhasePipeline(pm, static_cast<Phase>(p), pipelineOptions);
   if (failed(pm.run(*module)))
     return 1; // the failing pass has emitted its error
 
-  std::string outPath = output.empty() ? "-" : output.getValue();
-  std::string msg;
-  std::unique_ptr<llvm::ToolOutputFile> out = openOutputFile(outPath, &msg);
-  if (!out)
-    return fail(msg);
-  module->print(out->os());
-  out->os() << "\n";
-  out->keep();
+  if (!binary) {
+    std::string msg;
+    std::unique_ptr<llvm::ToolOutputFile> out = openOutputFile(outPath, &msg);
+    if (!out)
+      return fail(msg);
+    module->print(out->os());
+    out->os() << "\n";
+    out->keep();
+    return 0;
+  }
+
+  std::string objPath =
+      *phase == Phase::Obj ? outPath : (scratch + "/model.o").str();
+  if (llvm::Error e = emitObject(*module, **tm, objPath))
+    return fail(llvm::toString(std::move(e)));
+  if (*phase == Phase::Obj)
+    return 0;
+
+  LinkOptions link;
+  link.objectPath = objPath;
+  link.blobPath = pipelineOptions.blobPath;
+  link.outputPath = outPath;
+  link.embedWeights = weightsMode == "embedded";
+  if (auto size = (*module)->getAttrOfType<IntegerAttr>("lowbit.blob_size"))
+    link.blobSize = size.getInt();
+  if (auto sum = (*module)->getAttrOfType<IntegerAttr>("lowbit.blob_checksum"))
+    link.blobChecksum = uint64_t(sum.getInt());
+  if (llvm::Error e = linkExecutable(link, **tm))
+    return fail(llvm::toString(std::move(e)));
   return 0;
 }

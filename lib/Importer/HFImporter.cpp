@@ -10,6 +10,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
 using namespace mlir;
@@ -170,6 +171,9 @@ Expected<OwningOpRef<ModuleOp>> Importer::run() {
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc(dir));
   (*module)->setAttr("lowbit.scheme", b.getStringAttr(schemeName(cfg.scheme)));
+  llvm::SmallString<256> absDir(dir);
+  llvm::sys::fs::make_absolute(absDir);
+  (*module)->setAttr("lowbit.model_dir", b.getStringAttr(absDir));
   llvm::SmallVector<NamedAttribute> info{
       b.getNamedAttr("vocab_size", b.getI64IntegerAttr(V)),
       b.getNamedAttr("hidden_size", b.getI64IntegerAttr(H)),

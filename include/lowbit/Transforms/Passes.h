@@ -5,6 +5,13 @@
 
 #include "lowbit/Dialect/BitNet/IR/BitNetDialect.h"
 #include "lowbit/Dialect/LowBit/IR/LowBitDialect.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassManager.h"
@@ -30,8 +37,21 @@ std::string allPhaseNames();
 /// True when the passes of `phase` exist in this build.
 bool isPhaseImplemented(Phase phase);
 
+/// What the phases need to know beyond the IR.
+struct PipelineOptions : public PassPipelineOptions<PipelineOptions> {
+  Option<std::string> blobPath{*this, "blob-path",
+                               llvm::cl::desc("packed weight file to write")};
+  Option<std::string> isa{*this, "isa",
+                          llvm::cl::desc("kernel ISA: avx512vnni, avx2, generic"),
+                          llvm::cl::init("avx2")};
+  Option<bool> embeddedWeights{*this, "embedded-weights",
+                               llvm::cl::desc("weights linked in"),
+                               llvm::cl::init(true)};
+};
+
 /// Adds the passes of one phase to `pm`.
-void buildPhasePipeline(OpPassManager &pm, Phase phase);
+void buildPhasePipeline(OpPassManager &pm, Phase phase,
+                        const PipelineOptions &options);
 
 /// Registers all lowbit passes and the named `lowbit-<phase>-pipeline`s.
 void registerAllPassesAndPipelines();

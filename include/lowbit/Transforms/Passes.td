@@ -39,4 +39,90 @@ def SelectActivationPathPass
   let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
 }
 
+def FuseQuantizationPass
+    : Pass<"lowbit-fuse-quantization", "::mlir::ModuleOp"> {
+  let summary = "folds an RMSNorm into the activation quantizers that read it";
+  let description = [{
+    A `bitnet.rms_norm` whose every user is a `lowbit.quantize` becomes the
+    `norm` of those quantizers, so the normalized row is never written to
+    memory: one pass over the input computes the norm, the statistic and the
+    codes. Identical quantizers of one value (q/k/v, gate/up) are merged.
+  }];
+  let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// pack
+//===----------------------------------------------------------------------===//
+
+def PackTernaryWeightsPass
+    : Pass<"lowbit-pack-ternary-weights", "::mlir::ModuleOp"> {
+  let summary = "streams every weight once into the packed blob kernels read";
+  let description = [{
+    Reads each tensor a `#lowbit.param` names from the model directory the
+    importer recorded (`lowbit.model_dir`), memory-mapped, and writes one blob:
+    ternary weights are ternarized (per-tensor absmean of master weights, or
+    unpacked from the published layout) and packed in the kernel layout
+    (`rows2`: per row, blocks of 256 codes in 64 bytes, byte j holding codes
+    j, j+64, j+128, j+192 in its bit pairs, as code+1); 1-D float tensors are
+    stored as f32, 2-D float tensors keep bf16 or become f32. Every entry is
+    64-byte aligned. The module gets `lowbit.blob` (name -> [offset, kind]),
+    `lowbit.blob_size` and `lowbit.blob_checksum`; each `lowbit.weight` gets
+    its `alpha` and the `rows2` layout in its type.
+  }];
+  let options = [
+    Option<"blobPath", "blob-path", "std::string", /*default=*/"\"\"",
+           "file to write the packed weights to (required)">,
+  ];
+  let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// kernels
+//===----------------------------------------------------------------------===//
+
+def GenerateKernelsPass
+    : Pass<"lowbit-generate-kernels", "::mlir::ModuleOp"> {
+  let summary = "lowers the model to shape-specialised vector kernels over memrefs";
+  let description = [{
+    Replaces `func.func @forward` (tensor level, after the pack phase) by
+    `@lowbit_forward`, a C-interface function over memrefs (tokens, start
+    position, logits, K/V caches, weight blob) that calls one kernel function
+    per operation. Every dimension but the token count is a constant; inner
+    loops are vector code (VNNI `vpdpbusd` or AVX2 `vpmaddubsw` for ternary
+    matmuls, per `isa`); large kernels run as parallel tasks through
+    `__lowbit_par_<kernel>` calls that `lowbit-lower-parallel-calls` turns into
+    thread-pool calls. Also emits `lowbit_model_meta`.
+  }];
+  let options = [
+    Option<"isa", "isa", "std::string", /*default=*/"\"avx2\"",
+           "instruction set of the kernels: avx512vnni, avx2 or generic">,
+    Option<"embeddedWeights", "embedded-weights", "bool", /*default=*/"true",
+           "whether the weights are linked into the executable">,
+  ];
+  let dependentDialects = [
+    "::mlir::func::FuncDialect", "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
+    "::mlir::LLVM::LLVMDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
+// llvm
+//===----------------------------------------------------------------------===//
+
+def LowerParallelCallsPass
+    : Pass<"lowbit-lower-parallel-calls", "::mlir::ModuleOp"> {
+  let summary = "turns __lowbit_par_<kernel> calls into thread-pool calls";
+  let description = [{
+    Runs after the conversion to the LLVM dialect. Each call to the
+    declaration `__lowbit_par_K(args..., n)` becomes: the arguments stored in
+    8-byte slots of a stack block, and `lowbit_rt_parallel_for(@K__task,
+    block, n)`, where the generated `@K__task(block, begin, end)` reloads the
+    arguments and calls `@K(args..., begin, end)`.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // LOWBIT_TRANSFORMS_PASSES_TD

@@ -279,3 +279,30 @@ func.func @f(%c: !lowbit.kv_cache<64x2x16, 4>, %n: index) {
   %0 = lowbit.kv_load %c[%n] : !lowbit.kv_cache<64x2x16, 4> -> tensor<?x2x16xf32>
   return
 }
+
+// -----
+
+// Tests that a fused norm weight matches the features.
+func.func @f(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{'lowbit.quantize' op norm weight "n" must be a float vector of 8 elements, got 'tensor<4xbf16>'}}
+  %0 = lowbit.quantize %x absmax norm(#lowbit.param<"n" : tensor<4xbf16>>) {eps = 1.0e-05 : f32} : tensor<?x8xf32> -> !lowbit.qact<?x8, i8>
+  return
+}
+
+// -----
+
+// Tests that a fused norm needs eps.
+func.func @f(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{'lowbit.quantize' op a fused norm needs a positive 'eps'}}
+  %0 = lowbit.quantize %x absmax norm(#lowbit.param<"n" : tensor<8xbf16>>) : tensor<?x8xf32> -> !lowbit.qact<?x8, i8>
+  return
+}
+
+// -----
+
+// Tests that eps without a norm is rejected.
+func.func @f(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{'lowbit.quantize' op 'eps' is only meaningful with a fused norm}}
+  %0 = lowbit.quantize %x absmax {eps = 1.0e-05 : f32} : tensor<?x8xf32> -> !lowbit.qact<?x8, i8>
+  return
+}

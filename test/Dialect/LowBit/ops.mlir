@@ -22,6 +22,10 @@ func.func @matmuls(%x: tensor<?x32xf32>, %w: !lowbit.ternary<64x32, rows2>,
   %m = lowbit.topk_mask %x k = 16 : tensor<?x32xf32>
   // CHECK: lowbit.quantize %{{.*}} absmax : tensor<?x32xf32> -> !lowbit.qact<?x32, i8>
   %q8 = lowbit.quantize %m absmax : tensor<?x32xf32> -> !lowbit.qact<?x32, i8>
+  // CHECK: lowbit.quantize %{{.*}} absmax norm(#lowbit.param<"n" : tensor<32xbf16>>) {eps = 9.99999974E-6 : f32} : tensor<?x32xf32> -> !lowbit.qact<?x32, i8>
+  %qn = lowbit.quantize %x absmax norm(#lowbit.param<"n" : tensor<32xbf16>>) {eps = 1.0e-05 : f32} : tensor<?x32xf32> -> !lowbit.qact<?x32, i8>
+  // CHECK: lowbit.weight(#lowbit.param<"a" : tensor<64x32xbf16>>) {alpha = 6.250000e-02 : f32} : !lowbit.ternary<64x32, rows2>
+  %wa = lowbit.weight(#lowbit.param<"a" : tensor<64x32xbf16>>) {alpha = 0.0625 : f32} : !lowbit.ternary<64x32, rows2>
   // CHECK: lowbit.quantize %{{.*}} absmean : tensor<?x32xf32> -> !lowbit.qact<?x32, i4>
   %q4 = lowbit.quantize %x absmean : tensor<?x32xf32> -> !lowbit.qact<?x32, i4>
   // CHECK: lowbit.ternary_matmul %{{.*}}, %{{.*}} {path = #lowbit.path<int8_topk>} : !lowbit.qact<?x32, i8>, !lowbit.ternary<64x32, rows2> -> tensor<?x64xf32>

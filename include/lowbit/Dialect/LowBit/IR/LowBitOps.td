@@ -26,6 +26,8 @@ def LowBit_WeightOp : LowBit_Op<"weight", [Pure]> {
     layout `ui8 [N/4, K]`, or unpacked `i8 [N, K]` codes. `scale` names the
     per-tensor multiplier (`weight_scale`, one element) that the packed and
     unpacked forms need. The result type gives the layout kernels read.
+    `alpha`, set by `lowbit-pack-ternary-weights`, is the per-tensor scale the
+    packed codes are multiplied by.
 
     ```mlir
     %w = lowbit.weight(#lowbit.param<"l0.q.weight" : tensor<16x64xui8>>)
@@ -34,7 +36,8 @@ def LowBit_WeightOp : LowBit_Op<"weight", [Pure]> {
     ```
   }];
   let arguments = (ins LowBit_ParamAttr:$source,
-                       OptionalAttr<LowBit_ParamAttr>:$scale);
+                       OptionalAttr<LowBit_ParamAttr>:$scale,
+                       OptionalAttr<F32Attr>:$alpha);
   let results = (outs LowBit_AnyTernary:$result);
   let assemblyFormat = "`(` custom<ParamRef>($source) `)` "
       "(`scale` `(` custom<ParamRef>($scale)^ `)`)? attr-dict `:` qualified(type($result))";
@@ -50,19 +53,25 @@ def LowBit_QuantizeOp : LowBit_Op<"quantize", [Pure]> {
   let description = [{
     For each token row x: `absmax` uses s = Q / max(max|x|, 1e-5) with Q = 127
     (8 bits) or 7 (4 bits); `absmean` uses s = sqrt(7) / max(mean|x|, 1e-5)
-    (4 bits) . Codes are round-half-to-even(x * s) clamped to the signed range
+    (4 bits). Codes are round-half-to-even(x * s) clamped to the signed range
     of the result's element type; 1/s is kept as the token's scale.
+
+    With `norm`, the op first applies RMSNorm with that weight and `eps`
+    (`lowbit-fuse-quantization` folds a `bitnet.rms_norm` into it).
 
     ```mlir
     %q = lowbit.quantize %x absmean : tensor<?x64xf32> -> !lowbit.qact<?x64, i4>
     ```
   }];
   let arguments = (ins RankedTensorOf<[F32]>:$input,
-                       LowBit_QuantMethodAttr:$method);
+                       LowBit_QuantMethodAttr:$method,
+                       OptionalAttr<LowBit_ParamAttr>:$norm,
+                       OptionalAttr<F32Attr>:$eps);
   let results = (outs LowBit_AnyQAct:$result);
   let assemblyFormat =
-      "$input custom<QuantMethod>($method) attr-dict `:` type($input) `->` "
-      "qualified(type($result))";
+      "$input custom<QuantMethod>($method) "
+      "(`norm` `(` custom<ParamRef>($norm)^ `)`)? attr-dict `:` type($input) "
+      "`->` qualified(type($result))";
   let hasVerifier = 1;
 }
 

@@ -1,0 +1,44 @@
+//===- CPU.h - CPU targets: machine, object emission, linking --*- C++ -*-===//
+
+#ifndef LOWBIT_TARGET_CPU_H
+#define LOWBIT_TARGET_CPU_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Target/TargetMachine.h"
+
+#include <memory>
+#include <string>
+
+namespace mlir::lowbit {
+
+/// The machine for `triple` (empty: the host), `cpu` (empty or "native":
+/// the host's when the triple is the host's) and `features` ("+a,-b").
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+createTargetMachine(llvm::StringRef triple, llvm::StringRef cpu,
+                    llvm::StringRef features);
+
+/// The kernel ISA the machine supports: "avx512vnni", "avx2" or "generic".
+std::string kernelISA(const llvm::TargetMachine &tm);
+
+/// Translates an LLVM-dialect module to LLVM IR, optimizes it at O3 for `tm`
+/// and writes an object file to `path`.
+llvm::Error emitObject(ModuleOp module, llvm::TargetMachine &tm,
+                       llvm::StringRef path);
+
+struct LinkOptions {
+  std::string objectPath, blobPath, outputPath;
+  bool embedWeights = true;
+  uint64_t blobSize = 0, blobChecksum = 0;
+};
+
+/// Links the model object with the runtime into an executable at
+/// `outputPath` (written to a temporary name, then renamed). Embedded
+/// weights go into a page-aligned read-only section; otherwise the blob is
+/// written to `outputPath.weights` with a validated header.
+llvm::Error linkExecutable(const LinkOptions &options,
+                           const llvm::TargetMachine &tm);
+
+} // namespace mlir::lowbit
+
+#endif // LOWBIT_TARGET_CPU_H

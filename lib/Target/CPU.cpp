@@ -1,0 +1,238 @@
+//===- CPU.cpp - CPU targets: machine, object emission, linking -----------===//
+
+#include "lowbit/Target/CPU.h"
+
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
+
+#include <fstream>
+
+using namespace mlir;
+using namespace mlir::lowbit;
+using llvm::Error;
+using llvm::StringRef;
+
+static Error err(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+mlir::lowbit::createTargetMachine(StringRef tripleStr, StringRef cpu,
+                                  StringRef features) {
+  std::string host = llvm::sys::getDefaultTargetTriple();
+  llvm::Triple triple(tripleStr.empty() ? host
+                                        : llvm::Triple::normalize(tripleStr));
+  std::string msg;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, msg);
+  if (!target)
+    return err("unknown target '" + tripleStr + "': " + msg);
+  bool isHost = triple.getArch() == llvm::Triple(host).getArch();
+  std::string cpuName = cpu.str();
+  llvm::SubtargetFeatures feats;
+  if (cpu.empty() || cpu == "native") {
+    if (!isHost && cpu == "native")
+      return err("--mcpu=native needs the host's architecture, not " +
+                 triple.str());
+    if (isHost) {
+      cpuName = llvm::sys::getHostCPUName().str();
+      for (auto &f : llvm::sys::getHostCPUFeatures())
+        feats.AddFeature(f.first(), f.second);
+    } else {
+      cpuName = "generic";
+    }
+  }
+  if (!features.empty())
+    for (StringRef f : llvm::split(features, ','))
+      if (!f.empty())
+        feats.AddFeature(f);
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(
+      target->createMCSubtargetInfo(triple, cpuName, ""));
+  if (!sti || (cpuName != "generic" && !sti->isCPUStringValid(cpuName)))
+    return err("unknown --mcpu='" + cpu + "' for target " + triple.str());
+  llvm::TargetOptions opts;
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      triple, cpuName, feats.getString(), opts, llvm::Reloc::PIC_,
+      std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  if (!tm)
+    return err("cannot create a target machine for " + triple.str());
+  return std::move(tm);
+}
+
+std::string mlir::lowbit::kernelISA(const llvm::TargetMachine &tm) {
+  if (tm.getTargetTriple().getArch() != llvm::Triple::x86_64)
+    return "generic";
+  const llvm::MCSubtargetInfo *sti = tm.getMCSubtargetInfo();
+  if (sti->checkFeatures("+avx512vnni,+avx512bw,+avx512f"))
+    return "avx512vnni";
+  if (sti->checkFeatures("+avx2"))
+    return "avx2";
+  return "generic";
+}
+
+Error mlir::lowbit::emitObject(ModuleOp module, llvm::TargetMachine &tm,
+                               StringRef path) {
+  registerBuiltinDialectTranslation(*module.getContext());
+  registerLLVMDialectTranslation(*module.getContext());
+  llvm::LLVMContext llvmCtx;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, llvmCtx, "lowbit-model");
+  if (!llvmModule)
+    return err("cannot translate the model to LLVM IR");
+  llvmModule->setTargetTriple(tm.getTargetTriple());
+  llvmModule->setDataLayout(tm.createDataLayout());
+  // Every function may use the machine's features (intrinsics need them).
+  for (llvm::Function &f : *llvmModule) {
+    if (f.isDeclaration())
+      continue;
+    f.addFnAttr("target-cpu", tm.getTargetCPU());
+    if (!tm.getTargetFeatureString().empty())
+      f.addFnAttr("target-features", tm.getTargetFeatureString());
+  }
+
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&tm);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3)
+      .run(*llvmModule, mam);
+
+  std::error_code ec;
+  auto out = std::make_unique<llvm::ToolOutputFile>(path, ec,
+                                                    llvm::sys::fs::OF_None);
+  if (ec)
+    return err(path + ": cannot write: " + ec.message());
+  llvm::legacy::PassManager codegen;
+  if (tm.addPassesToEmitFile(codegen, out->os(), nullptr,
+                             llvm::CodeGenFileType::ObjectFile))
+    return err("the target cannot emit object files");
+  codegen.run(*llvmModule);
+  out->keep();
+  return Error::success();
+}
+
+/// Runs `program args...`; an error names the command when it fails.
+static Error run(StringRef program, llvm::ArrayRef<std::string> args) {
+  auto path = llvm::sys::findProgramByName(program);
+  if (!path)
+    return err("cannot find '" + program + "' (run tools/setup.sh)");
+  std::vector<StringRef> argv{*path};
+  for (const std::string &a : args)
+    argv.push_back(a);
+  std::string msg;
+  std::optional<StringRef> redirects[] = {std::nullopt, std::nullopt,
+                                          std::nullopt};
+  int rc = llvm::sys::ExecuteAndWait(*path, argv, std::nullopt, redirects, 0,
+                                     0, &msg);
+  if (rc != 0)
+    return err("'" + program + "' failed" + (msg.empty() ? "" : ": " + msg));
+  return Error::success();
+}
+
+/// The tools directory of the LLVM the project was built with.
+static std::string toolPath(StringRef name) {
+  llvm::SmallString<256> p(LOWBIT_LLVM_TOOLS_DIR);
+  llvm::sys::path::append(p, name);
+  return llvm::sys::fs::exists(p) ? std::string(p) : name.str();
+}
+
+/// liblowbit_rt.a beside the compiler: <bin>/../lib.
+static std::string runtimeLibrary() {
+  std::string exe = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
+  llvm::SmallString<256> p(llvm::sys::path::parent_path(
+      llvm::sys::path::parent_path(exe)));
+  llvm::sys::path::append(p, "lib", "liblowbit_rt.a");
+  return std::string(p);
+}
+
+static const char *objcopyFormat(const llvm::Triple &t) {
+  switch (t.getArch()) {
+  case llvm::Triple::aarch64: return "elf64-littleaarch64";
+  default: return "elf64-x86-64";
+  }
+}
+
+Error mlir::lowbit::linkExecutable(const LinkOptions &o,
+                                   const llvm::TargetMachine &tm) {
+  std::string rt = runtimeLibrary();
+  if (!llvm::sys::fs::exists(rt))
+    return err("runtime library '" + rt + "' is missing (build the project)");
+  llvm::SmallString<256> dir(o.objectPath);
+  llvm::sys::path::remove_filename(dir);
+  std::vector<std::string> inputs{o.objectPath};
+
+  if (o.embedWeights) {
+    // A page-aligned read-only section the loader maps lazily.
+    llvm::SmallString<256> weightsObj(dir);
+    llvm::sys::path::append(weightsObj, "weights.o");
+    // llvm-objcopy names the symbols after the input path as given.
+    std::string sym = "_binary_";
+    for (char c : o.blobPath)
+      sym += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    if (Error e = run(toolPath("llvm-objcopy"),
+                      {"-I", "binary", "-O", objcopyFormat(tm.getTargetTriple()),
+                       "--rename-section=.data=.lowbit.weights,alloc,load,"
+                       "readonly,data,contents",
+                       "--set-section-alignment=.data=4096",
+                       "--redefine-sym=" + sym + "_start=lowbit_weights_start",
+                       "--redefine-sym=" + sym + "_end=lowbit_weights_end",
+                       "--strip-symbol=" + sym + "_size", o.blobPath,
+                       std::string(weightsObj)}))
+      return e;
+    inputs.push_back(std::string(weightsObj));
+  }
+
+  std::string tmpOut = o.outputPath + ".tmp-link";
+  std::vector<std::string> args{"--target=" + tm.getTargetTriple().str(),
+                                "-fuse-ld=lld", "-o", tmpOut};
+  args.insert(args.end(), inputs.begin(), inputs.end());
+  args.insert(args.end(), {rt, "-lm", "-lpthread"});
+  if (Error e = run(toolPath("clang"), args)) {
+    llvm::sys::fs::remove(tmpOut);
+    return e;
+  }
+
+  if (!o.embedWeights) {
+    // header (magic, version, sizes, checksum) + blob, to a temporary name.
+    std::string side = o.outputPath + ".weights", tmpSide = side + ".tmp";
+    std::ifstream in(o.blobPath, std::ios::binary);
+    std::ofstream out(tmpSide, std::ios::binary);
+    char header[4096] = {};
+    std::memcpy(header, "LOWBITW1", 8);
+    uint32_t version = 1, abi = 1;
+    std::memcpy(header + 8, &version, 4);
+    std::memcpy(header + 12, &abi, 4);
+    std::memcpy(header + 16, &o.blobSize, 8);
+    std::memcpy(header + 24, &o.blobChecksum, 8);
+    out.write(header, sizeof header);
+    out << in.rdbuf();
+    out.close();
+    if (!out || !in) {
+      llvm::sys::fs::remove(tmpSide);
+      llvm::sys::fs::remove(tmpOut);
+      return err(side + ": cannot write the weight file");
+    }
+    if (std::error_code ec = llvm::sys::fs::rename(tmpSide, side))
+      return err(side + ": " + ec.message());
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(tmpOut, o.outputPath))
+    return err(o.outputPath + ": " + ec.message());
+  return Error::success();
+}

@@ -1,0 +1,1090 @@
+//===- GenerateKernels.cpp - the model as vector kernels over memrefs -----===//
+//
+// Replaces the tensor-level @forward (after select, fuse and pack) with
+// @lowbit_forward over memrefs, calling one shape-specialised kernel per op:
+//
+//   embed       token rows of the embedding table (bf16 or f32) -> f32
+//   rmsquant    [RMSNorm +] per-token absmax/absmean quantizer -> i8 codes,
+//               scale d = 1/s, code sum (tasks over tokens)
+//   tmatmul     codes x rows2 ternary weights: vpdpbusd (VNNI) / vpmaddubsw
+//               (AVX2) / generic, y = (acc - sum q) * d * alpha (tasks over
+//               blocks of rows)
+//   rope        rotate-half, angles and cos/sin in f64
+//   attention   appends K/V rows to the cache, causal GQA softmax attention
+//               (tasks over heads)
+//   rmsnorm, relu2glu, add      row-wise / element-wise vector code
+//   lmhead      f32 x bf16/f32 rows -> logits (tasks over blocks of rows)
+//
+// Every dimension but the token count is a constant. Numerics follow
+// reference/bitnet_ref.py: round half to even, eps clamps, f64 sums for the
+// RMS and absmean statistics, integer accumulation of quantized products.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lowbit/Transforms/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+#include <cmath>
+
+namespace mlir::lowbit {
+#define GEN_PASS_DEF_GENERATEKERNELSPASS
+#include "lowbit/Transforms/Passes.h.inc"
+} // namespace mlir::lowbit
+
+using namespace mlir;
+using namespace mlir::lowbit;
+
+namespace {
+
+constexpr int64_t kDyn = ShapedType::kDynamic;
+/// ABI version of runtime/include/lowbit_abi.h.
+constexpr int64_t kAbiVersion = 1;
+/// Rows of a ternary matmul / lm_head task.
+constexpr int64_t kRowBlock = 8;
+
+int64_t padTo(int64_t v, int64_t m) { return llvm::divideCeil(v, m) * m; }
+
+/// Small builder helpers shared by every kernel body.
+struct Emit {
+  OpBuilder &b;
+  Location loc;
+
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value f32(float v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  }
+  Value f64(double v) {
+    return arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v));
+  }
+  Value i32(int32_t v) {
+    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+  }
+  Value splat(VectorType t, Value scalar) {
+    return vector::BroadcastOp::create(b, loc, t, scalar);
+  }
+  /// for (iv = lb; iv < ub; iv += step) body(iv)
+  void loop(Value lb, Value ub, int64_t step,
+            function_ref<void(Value)> body) {
+    scf::ForOp::create(b, loc, lb, ub, idx(step), ValueRange{},
+                       [&](OpBuilder &nb, Location, Value iv, ValueRange) {
+                         OpBuilder::InsertionGuard g(b);
+                         b.setInsertionPoint(nb.getInsertionBlock(),
+                                             nb.getInsertionPoint());
+                         body(iv);
+                         scf::YieldOp::create(b, loc);
+                       });
+  }
+  /// A loop carrying values: body(iv, carried) returns the next values.
+  SmallVector<Value> fold(Value lb, Value ub, int64_t step, ValueRange init,
+                          function_ref<SmallVector<Value>(Value, ValueRange)>
+                              body) {
+    auto op = scf::ForOp::create(
+        b, loc, lb, ub, idx(step), init,
+        [&](OpBuilder &nb, Location, Value iv, ValueRange args) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          SmallVector<Value> next = body(iv, args);
+          scf::YieldOp::create(b, loc, next);
+        });
+    return SmallVector<Value>(op.getResults());
+  }
+  Value add(Value a, Value c) {
+    return isa<FloatType>(getElementTypeOrSelf(a))
+               ? Value(arith::AddFOp::create(b, loc, a, c))
+               : Value(arith::AddIOp::create(b, loc, a, c));
+  }
+  Value mul(Value a, Value c) {
+    return isa<FloatType>(getElementTypeOrSelf(a))
+               ? Value(arith::MulFOp::create(b, loc, a, c))
+               : Value(arith::MulIOp::create(b, loc, a, c));
+  }
+  Value reduce(vector::CombiningKind kind, Value v) {
+    return vector::ReductionOp::create(b, loc, kind, v);
+  }
+};
+
+/// Builds @lowbit_forward and its kernels from the tensor-level @forward.
+class KernelGenerator {
+public:
+  KernelGenerator(ModuleOp module, StringRef isa, bool embedded)
+      : module(module), isaName(isa), embedded(embedded),
+        vw(isa == "avx512vnni" ? 16 : 8), b(module.getContext()) {}
+
+  LogicalResult run();
+
+private:
+  /// Creates (once) `name` with `args` + (begin, end) when `task`.
+  func::FuncOp kernel(StringRef name, TypeRange args, bool task,
+                      function_ref<void(Emit &, ValueRange)> body);
+  /// Calls a task kernel through the parallel marker over `n` tasks.
+  void callTasks(func::FuncOp k, ValueRange args, Value n);
+  void call(func::FuncOp k, ValueRange args) {
+    func::CallOp::create(b, loc, k, args);
+  }
+
+  /// A view of the blob entry for `p` as a memref of `shape` x `elt`.
+  FailureOr<Value> param(Operation *op, ParamAttr p, ArrayRef<int64_t> shape,
+                         Type *elt = nullptr);
+
+  Value alloc(ArrayRef<int64_t> shape, Type elt) {
+    auto ty = MemRefType::get(shape, elt);
+    SmallVector<Value> dyn;
+    for (int64_t d : shape)
+      if (d == kDyn)
+        dyn.push_back(tokens);
+    Value m = memref::AllocOp::create(b, loc, ty, dyn,
+                                      b.getI64IntegerAttr(64));
+    allocs.push_back(m);
+    return m;
+  }
+  MemRefType rows(int64_t n, Type elt) {
+    return MemRefType::get({kDyn, n}, elt);
+  }
+
+  // Per-op lowering; each returns failure after emitting an error.
+  LogicalResult lowerEmbedding(bitnet::EmbeddingOp op);
+  LogicalResult lowerQuantize(QuantizeOp op);
+  LogicalResult lowerMatmul(TernaryMatmulOp op);
+  LogicalResult lowerRoPE(bitnet::RoPEOp op);
+  LogicalResult lowerAttention(bitnet::AttentionOp op);
+  LogicalResult lowerRMSNorm(bitnet::RMSNormOp op);
+  LogicalResult lowerLMHead(bitnet::LMHeadOp op);
+  LogicalResult lowerElementwise(Operation *op);
+
+  /// Dot product of codes (row `n` of W, rows2) with i8 row `t` of q.
+  Value emitTernaryDot(Emit &e, Value w, Value n, Value q, Value t,
+                       int64_t kp);
+
+  ModuleOp module;
+  std::string isaName;
+  bool embedded;
+  int64_t vw;
+  OpBuilder b;
+  Location loc = UnknownLoc::get(module.getContext());
+  func::FuncOp oldFunc, newFunc;
+  DictionaryAttr blob;
+  Value tokens, startArg, logitsArg, kCacheArg, vCacheArg, blobArg, tokenIds;
+  DenseMap<Value, Value> buffers;        // f32 tensor -> memref<?xDxf32>
+  struct QBuf { Value codes, scale, sum; int64_t kp; };
+  DenseMap<Value, QBuf> qbufs;           // qact -> its buffers
+  DenseMap<Value, std::pair<Value, float>> weights; // ternary -> view, alpha
+  SmallVector<Value> allocs;
+  llvm::StringMap<func::FuncOp> kernels;
+  int64_t numLayers = 0, vocab = 0, hidden = 0, context = 0, kvWidth = 0;
+};
+
+func::FuncOp KernelGenerator::kernel(StringRef name, TypeRange args, bool task,
+                                     function_ref<void(Emit &, ValueRange)> body) {
+  auto it = kernels.find(name);
+  if (it != kernels.end())
+    return it->second;
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(newFunc);
+  SmallVector<Type> types(args);
+  if (task)
+    types.append({b.getIndexType(), b.getIndexType()});
+  auto f = func::FuncOp::create(b, loc, name, b.getFunctionType(types, {}));
+  f.setPrivate();
+  if (task)
+    f->setAttr("lowbit.task", b.getUnitAttr());
+  Block *entry = f.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  Emit e{b, loc};
+  body(e, entry->getArguments());
+  func::ReturnOp::create(b, loc);
+  kernels[name] = f;
+  return f;
+}
+
+void KernelGenerator::callTasks(func::FuncOp k, ValueRange args, Value n) {
+  std::string marker = ("__lowbit_par_" + k.getSymName()).str();
+  auto decl = module.lookupSymbol<func::FuncOp>(marker);
+  if (!decl) {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(newFunc);
+    SmallVector<Type> types(args.getTypes());
+    types.push_back(b.getIndexType());
+    decl = func::FuncOp::create(b, loc, marker, b.getFunctionType(types, {}));
+    decl.setPrivate();
+  }
+  SmallVector<Value> operands(args);
+  operands.push_back(n);
+  func::CallOp::create(b, loc, decl, operands);
+}
+
+FailureOr<Value> KernelGenerator::param(Operation *op, ParamAttr p,
+                                        ArrayRef<int64_t> shape, Type *elt) {
+  auto entry = blob ? dyn_cast_or_null<ArrayAttr>(blob.get(p.getName()))
+                    : ArrayAttr();
+  if (!entry || entry.size() != 2)
+    return op->emitError() << "tensor '" << p.getName()
+                           << "' is not in the packed blob (run the pack "
+                              "phase first)";
+  int64_t offset = cast<IntegerAttr>(entry[0]).getInt();
+  StringRef kind = cast<StringAttr>(entry[1]).getValue();
+  Type t = kind == "f32"   ? Type(b.getF32Type())
+           : kind == "bf16" ? Type(b.getI16Type())
+                            : Type(b.getI8Type());
+  if (elt)
+    *elt = t;
+  auto ty = MemRefType::get(shape, t);
+  return Value(memref::ViewOp::create(
+      b, loc, ty, blobArg, arith::ConstantIndexOp::create(b, loc, offset),
+      ValueRange{}));
+}
+
+//===----------------------------------------------------------------------===//
+// Embedding
+//===----------------------------------------------------------------------===//
+
+/// Loads `n` (= vw) elements of a bf16 (as i16) or f32 row as f32.
+static Value loadAsF32(Emit &e, Value m, ValueRange at, int64_t n) {
+  auto elt = cast<MemRefType>(m.getType()).getElementType();
+  auto f32v = VectorType::get({n}, e.b.getF32Type());
+  if (elt.isF32())
+    return vector::LoadOp::create(e.b, e.loc, f32v, m, at);
+  auto i16v = VectorType::get({n}, e.b.getI16Type());
+  auto i32v = VectorType::get({n}, e.b.getI32Type());
+  Value raw = vector::LoadOp::create(e.b, e.loc, i16v, m, at);
+  Value wide = arith::ExtUIOp::create(e.b, e.loc, i32v, raw);
+  Value sh = arith::ShLIOp::create(e.b, e.loc, wide,
+                                   e.splat(i32v, e.i32(16)));
+  return vector::BitCastOp::create(e.b, e.loc, f32v, sh);
+}
+
+static Value loadScalarAsF32(Emit &e, Value m, ValueRange at) {
+  auto elt = cast<MemRefType>(m.getType()).getElementType();
+  Value v = memref::LoadOp::create(e.b, e.loc, m, at);
+  if (elt.isF32())
+    return v;
+  Value wide = arith::ExtUIOp::create(e.b, e.loc, e.b.getI32Type(), v);
+  Value sh = arith::ShLIOp::create(e.b, e.loc, wide, e.i32(16));
+  return arith::BitcastOp::create(e.b, e.loc, e.b.getF32Type(), sh);
+}
+
+/// for k in [0, n): vector part of width vw, then a scalar tail.
+static void rowLoop(Emit &e, int64_t n, int64_t vw,
+                    function_ref<void(Value, int64_t)> body) {
+  int64_t main = n / vw * vw;
+  if (main > 0)
+    e.loop(e.idx(0), e.idx(main), vw, [&](Value k) { body(k, vw); });
+  if (main < n)
+    e.loop(e.idx(main), e.idx(n), 1, [&](Value k) { body(k, 1); });
+}
+
+static Value load(Emit &e, Value m, ValueRange at, int64_t width) {
+  if (width == 1)
+    return memref::LoadOp::create(e.b, e.loc, m, at);
+  auto elt = cast<MemRefType>(m.getType()).getElementType();
+  return vector::LoadOp::create(e.b, e.loc, VectorType::get({width}, elt), m,
+                                at);
+}
+
+static void store(Emit &e, Value v, Value m, ValueRange at) {
+  if (isa<VectorType>(v.getType()))
+    vector::StoreOp::create(e.b, e.loc, v, m, at);
+  else
+    memref::StoreOp::create(e.b, e.loc, v, m, at);
+}
+
+static Value loadF32(Emit &e, Value m, ValueRange at, int64_t width) {
+  return width == 1 ? loadScalarAsF32(e, m, at) : loadAsF32(e, m, at, width);
+}
+
+/// A constant of `width` lanes (scalar when width is 1).
+static Value lanes(Emit &e, Value scalar, int64_t width) {
+  if (width == 1)
+    return scalar;
+  return e.splat(VectorType::get({width}, scalar.getType()), scalar);
+}
+
+LogicalResult KernelGenerator::lowerEmbedding(bitnet::EmbeddingOp op) {
+  ArrayRef<int64_t> ts = op.getTable().getType().getShape();
+  int64_t v = ts[0], h = ts[1];
+  Type elt;
+  FailureOr<Value> table = param(op, op.getTable(), {v, h}, &elt);
+  if (failed(table))
+    return failure();
+  Value out = alloc({kDyn, h}, b.getF32Type());
+  std::string name = "embed_" + std::to_string(v) + "x" + std::to_string(h) +
+                     (elt.isF32() ? "_f32" : "_bf16");
+  auto k = kernel(
+      name, {tokenIds.getType(), table->getType(), out.getType()}, false,
+      [&](Emit &e, ValueRange a) {
+        Value n = memref::DimOp::create(b, loc, a[0], 0);
+        e.loop(e.idx(0), n, 1, [&](Value t) {
+          Value id = memref::LoadOp::create(b, loc, a[0], ValueRange{t});
+          Value row = arith::IndexCastOp::create(b, loc, b.getIndexType(), id);
+          rowLoop(e, h, vw, [&](Value c, int64_t w) {
+            store(e, loadF32(e, a[1], {row, c}, w), a[2], {t, c});
+          });
+        });
+      });
+  call(k, {tokenIds, *table, out});
+  buffers[op.getResult()] = out;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RMSNorm + quantizer
+//===----------------------------------------------------------------------===//
+
+/// sum over a row of f(x) in f64 (vector lanes, then a reduction).
+static Value sumRowF64(Emit &e, int64_t n, int64_t vw,
+                       function_ref<Value(Value, int64_t)> term) {
+  auto f64v = VectorType::get({vw}, e.b.getF64Type());
+  int64_t main = n / vw * vw;
+  Value total = e.f64(0.0);
+  if (main > 0) {
+    Value acc = arith::ConstantOp::create(
+        e.b, e.loc, DenseElementsAttr::get(f64v, e.b.getF64FloatAttr(0.0)));
+    acc = e.fold(e.idx(0), e.idx(main), vw, {acc},
+                 [&](Value k, ValueRange c) -> SmallVector<Value> {
+                   Value x = arith::ExtFOp::create(e.b, e.loc, f64v,
+                                                   term(k, vw));
+                   return {e.add(c[0], x)};
+                 })[0];
+    total = e.reduce(vector::CombiningKind::ADD, acc);
+  }
+  if (main < n)
+    total = e.fold(e.idx(main), e.idx(n), 1, {total},
+                   [&](Value k, ValueRange c) -> SmallVector<Value> {
+                     Value x = arith::ExtFOp::create(e.b, e.loc,
+                                                     e.b.getF64Type(),
+                                                     term(k, 1));
+                     return {e.add(c[0], x)};
+                   })[0];
+  return total;
+}
+
+LogicalResult KernelGenerator::lowerQuantize(QuantizeOp op) {
+  QActType qt = op.getType();
+  int64_t k = qt.getFeatures(), kp = padTo(k, 256);
+  bool absmean = op.getMethod() == QuantMethod::absmean;
+  int bits = qt.getBits();
+  float qmax = bits == 8 ? 127.0f : 7.0f, qlo = bits == 8 ? -128.0f : -8.0f;
+  Value x = buffers.lookup(op.getInput());
+  if (!x)
+    return op.emitError("quantizer input was not lowered");
+  std::optional<ParamAttr> normP = op.getNorm();
+  Value normW;
+  float eps = op.getEps() ? op.getEps()->convertToFloat() : 0.0f;
+  if (normP) {
+    FailureOr<Value> w = param(op, *normP, {k});
+    if (failed(w))
+      return failure();
+    normW = *w;
+  }
+  QBuf q{alloc({kDyn, kp}, b.getI8Type()), alloc({kDyn}, b.getF32Type()),
+         alloc({kDyn}, b.getI32Type()), kp};
+  std::string name = "rmsquant_" + std::to_string(k) +
+                     (absmean ? "_absmean" : "_absmax") +
+                     std::to_string(bits) + (normP ? "_norm" : "");
+  if (normP) {
+    // eps is a constant of the kernel: name it in.
+    name += "_eps" + std::to_string(llvm::bit_cast<uint32_t>(eps));
+  }
+  SmallVector<Type> types{x.getType(), q.codes.getType(), q.scale.getType(),
+                          q.sum.getType()};
+  if (normP)
+    types.push_back(normW.getType());
+  auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
+    Value xs = a[0], codes = a[1], scales = a[2], sums = a[3];
+    Value w = normP ? a[4] : Value();
+    Value begin = a[normP ? 5 : 4], end = a[normP ? 6 : 5];
+    auto f32 = b.getF32Type();
+    e.loop(begin, end, 1, [&](Value t) {
+      // r = 1 / sqrt(mean(x^2) + eps), mean summed in f64.
+      Value r;
+      if (normP) {
+        Value ss = sumRowF64(e, k, vw, [&](Value c, int64_t wd) {
+          Value v = load(e, xs, {t, c}, wd);
+          return e.mul(v, v);
+        });
+        Value ms = arith::TruncFOp::create(
+            b, loc, f32, arith::DivFOp::create(b, loc, ss, e.f64(double(k))));
+        Value den = math::SqrtOp::create(b, loc, e.add(ms, e.f32(eps)));
+        r = arith::DivFOp::create(b, loc, e.f32(1.0f), den);
+      }
+      auto y = [&](Value c, int64_t wd) -> Value {
+        Value v = load(e, xs, {t, c}, wd);
+        if (!normP)
+          return v;
+        return e.mul(e.mul(v, lanes(e, r, wd)), load(e, w, {c}, wd));
+      };
+      Value s;
+      if (absmean) {
+        Value sa = sumRowF64(e, k, vw, [&](Value c, int64_t wd) {
+          return math::AbsFOp::create(b, loc, y(c, wd));
+        });
+        Value beta = arith::TruncFOp::create(
+            b, loc, f32, arith::DivFOp::create(b, loc, sa, e.f64(double(k))));
+        beta = arith::MaximumFOp::create(b, loc, beta, e.f32(1e-5f));
+        s = arith::DivFOp::create(b, loc, e.f32(float(std::sqrt(7.0))), beta);
+      } else {
+        int64_t main = k / vw * vw;
+        Value gamma = e.f32(0.0f);
+        if (main > 0) {
+          auto v = VectorType::get({vw}, f32);
+          Value acc = e.splat(v, e.f32(0.0f));
+          acc = e.fold(e.idx(0), e.idx(main), vw, {acc},
+                       [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                         Value ab = math::AbsFOp::create(b, loc, y(c, vw));
+                         return {arith::MaximumFOp::create(b, loc, cur[0], ab)};
+                       })[0];
+          gamma = e.reduce(vector::CombiningKind::MAXIMUMF, acc);
+        }
+        if (main < k)
+          gamma = e.fold(e.idx(main), e.idx(k), 1, {gamma},
+                         [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                           Value ab = math::AbsFOp::create(b, loc, y(c, 1));
+                           return {arith::MaximumFOp::create(b, loc, cur[0], ab)};
+                         })[0];
+        gamma = arith::MaximumFOp::create(b, loc, gamma, e.f32(1e-5f));
+        s = arith::DivFOp::create(b, loc, e.f32(qmax), gamma);
+      }
+      // codes = clamp(roundeven(y * s)), and their sum.
+      auto quant = [&](Value c, int64_t wd) -> Value {
+        Value v = e.mul(y(c, wd), lanes(e, s, wd));
+        v = math::RoundEvenOp::create(b, loc, v);
+        v = arith::MaximumFOp::create(b, loc, v, lanes(e, e.f32(qlo), wd));
+        v = arith::MinimumFOp::create(b, loc, v, lanes(e, e.f32(qmax), wd));
+        Type i32 = wd == 1 ? Type(b.getI32Type())
+                           : Type(VectorType::get({wd}, b.getI32Type()));
+        Type i8 = wd == 1 ? Type(b.getI8Type())
+                          : Type(VectorType::get({wd}, b.getI8Type()));
+        Value iv = arith::FPToSIOp::create(b, loc, i32, v);
+        store(e, arith::TruncIOp::create(b, loc, i8, iv), codes, {t, c});
+        return iv;
+      };
+      int64_t main = k / vw * vw;
+      Value total = e.i32(0);
+      if (main > 0) {
+        auto v = VectorType::get({vw}, b.getI32Type());
+        Value acc = e.splat(v, e.i32(0));
+        acc = e.fold(e.idx(0), e.idx(main), vw, {acc},
+                     [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                       return {e.add(cur[0], quant(c, vw))};
+                     })[0];
+        total = e.reduce(vector::CombiningKind::ADD, acc);
+      }
+      if (main < k)
+        total = e.fold(e.idx(main), e.idx(k), 1, {total},
+                       [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                         return {e.add(cur[0], quant(c, 1))};
+                       })[0];
+      Value zero8 = arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0));
+      if (k < kp)
+        e.loop(e.idx(k), e.idx(kp), 1, [&](Value c) {
+          memref::StoreOp::create(b, loc, zero8, codes, ValueRange{t, c});
+        });
+      memref::StoreOp::create(
+          b, loc, arith::DivFOp::create(b, loc, e.f32(1.0f), s), scales,
+          ValueRange{t});
+      memref::StoreOp::create(b, loc, total, sums, ValueRange{t});
+    });
+  });
+  SmallVector<Value> args{x, q.codes, q.scale, q.sum};
+  if (normP)
+    args.push_back(normW);
+  callTasks(kern, args, tokens);
+  qbufs[op.getResult()] = q;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Ternary matmul
+//===----------------------------------------------------------------------===//
+
+Value KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n, Value q,
+                                      Value t, int64_t kp) {
+  int64_t blocks = kp / 256;
+  auto i32 = b.getI32Type(), i8 = b.getI8Type();
+  auto shifted = [&](Value packed32, int i, VectorType v32) {
+    Value s = packed32;
+    if (i)
+      s = arith::ShRUIOp::create(b, loc, s, e.splat(v32, e.i32(2 * i)));
+    return arith::AndIOp::create(b, loc, s, e.splat(v32, e.i32(0x03030303)));
+  };
+  if (isaName == "avx512vnni") {
+    auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
+    Value acc = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
+    acc = e.fold(e.idx(0), e.idx(blocks), 1, {acc},
+                 [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                   Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
+                   Value p8 = vector::LoadOp::create(b, loc, v64, w,
+                                                     ValueRange{n, off});
+                   Value p32 = vector::BitCastOp::create(b, loc, v16, p8);
+                   Value a = cur[0];
+                   Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
+                   for (int i = 0; i < 4; ++i) {
+                     Value codes = vector::BitCastOp::create(
+                         b, loc, v64, shifted(p32, i, v16));
+                     Value at = e.add(base, e.idx(64 * i));
+                     Value act = vector::LoadOp::create(b, loc, v64, q,
+                                                        ValueRange{t, at});
+                     a = LLVM::CallIntrinsicOp::create(
+                             b, loc, v16,
+                             b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                             ValueRange{a, codes, act})
+                             .getResult(0);
+                   }
+                   return {a};
+                 })[0];
+    return e.reduce(vector::CombiningKind::ADD, acc);
+  }
+  if (isaName == "avx2") {
+    auto v8 = VectorType::get({8}, i32), v32 = VectorType::get({32}, i8);
+    auto v16i16 = VectorType::get({16}, b.getI16Type());
+    Value ones = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(v16i16, b.getI16IntegerAttr(1)));
+    Value acc = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(v8, b.getI32IntegerAttr(0)));
+    acc = e.fold(e.idx(0), e.idx(2 * blocks), 1, {acc},
+                 [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                   // 32-byte half h of block c/2 holds codes j + 64 i for
+                   // j in [32 h, 32 h + 32).
+                   Value off = arith::MulIOp::create(b, loc, c, e.idx(32));
+                   Value p8 = vector::LoadOp::create(b, loc, v32, w,
+                                                     ValueRange{n, off});
+                   Value p32 = vector::BitCastOp::create(b, loc, v8, p8);
+                   Value blk = arith::DivUIOp::create(b, loc, c, e.idx(2));
+                   Value half = arith::RemUIOp::create(b, loc, c, e.idx(2));
+                   Value base = e.add(
+                       arith::MulIOp::create(b, loc, blk, e.idx(256)),
+                       arith::MulIOp::create(b, loc, half, e.idx(32)));
+                   Value a = cur[0];
+                   for (int i = 0; i < 4; ++i) {
+                     Value codes = vector::BitCastOp::create(
+                         b, loc, v32, shifted(p32, i, v8));
+                     Value at = e.add(base, e.idx(64 * i));
+                     Value act = vector::LoadOp::create(b, loc, v32, q,
+                                                        ValueRange{t, at});
+                     Value p16 = LLVM::CallIntrinsicOp::create(
+                                     b, loc, v16i16,
+                                     b.getStringAttr(
+                                         "llvm.x86.avx2.pmadd.ub.sw"),
+                                     ValueRange{codes, act})
+                                     .getResult(0);
+                     Value p = LLVM::CallIntrinsicOp::create(
+                                   b, loc, v8,
+                                   b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
+                                   ValueRange{p16, ones})
+                                   .getResult(0);
+                     a = e.add(a, p);
+                   }
+                   return {a};
+                 })[0];
+    return e.reduce(vector::CombiningKind::ADD, acc);
+  }
+  // Generic vector code for other targets.
+  auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
+  auto v64i32 = VectorType::get({64}, i32);
+  Value acc = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(v64i32, b.getI32IntegerAttr(0)));
+  acc = e.fold(e.idx(0), e.idx(blocks), 1, {acc},
+               [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                 Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
+                 Value p8 = vector::LoadOp::create(b, loc, v64, w,
+                                                   ValueRange{n, off});
+                 Value p32 = vector::BitCastOp::create(b, loc, v16, p8);
+                 Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
+                 Value a = cur[0];
+                 for (int i = 0; i < 4; ++i) {
+                   Value codes = vector::BitCastOp::create(
+                       b, loc, v64, shifted(p32, i, v16));
+                   Value act = vector::LoadOp::create(
+                       b, loc, v64, q, ValueRange{t, e.add(base, e.idx(64 * i))});
+                   a = e.add(a, e.mul(arith::ExtUIOp::create(b, loc, v64i32, codes),
+                                      arith::ExtSIOp::create(b, loc, v64i32, act)));
+                 }
+                 return {a};
+               })[0];
+  return e.reduce(vector::CombiningKind::ADD, acc);
+}
+
+LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
+  auto it = qbufs.find(op.getInput());
+  auto wt = weights.find(op.getWeight());
+  if (it == qbufs.end() || wt == weights.end())
+    return op.emitError("matmul operands were not lowered");
+  QBuf q = it->second;
+  TernaryType ty = op.getWeight().getType();
+  int64_t n = ty.getRows(), k = ty.getCols();
+  Value out = alloc({kDyn, n}, b.getF32Type());
+  std::string name = "tmatmul_" + std::to_string(n) + "x" +
+                     std::to_string(k) + "_" + isaName;
+  Value w = wt->second.first;
+  Value alpha = arith::ConstantOp::create(b, loc,
+                                          b.getF32FloatAttr(wt->second.second));
+  auto kern = kernel(
+      name,
+      {q.codes.getType(), q.scale.getType(), q.sum.getType(), w.getType(),
+       b.getF32Type(), out.getType()},
+      true, [&](Emit &e, ValueRange a) {
+        Value codes = a[0], scales = a[1], sums = a[2], wm = a[3], al = a[4],
+              o = a[5], begin = a[6], end = a[7];
+        Value nt = memref::DimOp::create(b, loc, codes, 0);
+        e.loop(begin, end, 1, [&](Value blk) {
+          Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
+          Value r1 = arith::MinUIOp::create(
+              b, loc, e.add(r0, e.idx(kRowBlock)), e.idx(n));
+          e.loop(r0, r1, 1, [&](Value row) {
+            e.loop(e.idx(0), nt, 1, [&](Value t) {
+              Value dot = emitTernaryDot(e, wm, row, codes, t, q.kp);
+              Value s = memref::LoadOp::create(b, loc, sums, ValueRange{t});
+              Value acc = arith::SubIOp::create(b, loc, dot, s);
+              Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
+              Value scale = e.mul(d, al);
+              Value y = e.mul(
+                  arith::SIToFPOp::create(b, loc, b.getF32Type(), acc), scale);
+              memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
+            });
+          });
+        });
+      });
+  callTasks(kern, {q.codes, q.scale, q.sum, w, alpha, out},
+            arith::ConstantIndexOp::create(b, loc,
+                                           llvm::divideCeil(n, kRowBlock)));
+  buffers[op.getResult()] = out;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RoPE
+//===----------------------------------------------------------------------===//
+
+LogicalResult KernelGenerator::lowerRoPE(bitnet::RoPEOp op) {
+  Value x = buffers.lookup(op.getInput());
+  if (!x)
+    return op.emitError("rope input was not lowered");
+  auto gen = op.getPositions().getDefiningOp<tensor::GenerateOp>();
+  if (!gen)
+    return op.emitError("rope positions must be the importer's start + index");
+  int64_t d = op.getInput().getType().getShape()[1], hd = op.getHeadDim();
+  int64_t half = hd / 2, heads = d / hd;
+  double theta = op.getTheta().convertToFloat();
+  // The angle of pair i at position p is p * theta^(-2i/hd), in f64.
+  std::string name = "rope_" + std::to_string(d) + "_" + std::to_string(hd) +
+                     "_" + std::to_string(llvm::bit_cast<uint32_t>(float(theta)));
+  auto kern = kernel(name, {x.getType(), b.getIndexType()}, false,
+                     [&](Emit &e, ValueRange a) {
+    Value xs = a[0], start = a[1];
+    Value n = memref::DimOp::create(b, loc, xs, 0);
+    auto f64 = b.getF64Type(), f32 = b.getF32Type();
+    e.loop(e.idx(0), n, 1, [&](Value t) {
+      Value p = arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                           e.add(start, t));
+      Value pf = arith::SIToFPOp::create(b, loc, f64, p);
+      e.loop(e.idx(0), e.idx(half), 1, [&](Value i) {
+        Value ii = arith::SIToFPOp::create(
+            b, loc, f64, arith::IndexCastOp::create(b, loc, b.getI64Type(), i));
+        Value ex = arith::DivFOp::create(
+            b, loc, arith::MulFOp::create(b, loc, ii, e.f64(-2.0)),
+            e.f64(double(hd)));
+        Value inv = math::PowFOp::create(b, loc, e.f64(theta), ex);
+        Value ang = arith::MulFOp::create(b, loc, pf, inv);
+        Value c = arith::TruncFOp::create(b, loc, f32,
+                                          math::CosOp::create(b, loc, ang));
+        Value s = arith::TruncFOp::create(b, loc, f32,
+                                          math::SinOp::create(b, loc, ang));
+        e.loop(e.idx(0), e.idx(heads), 1, [&](Value h) {
+          Value i0 = e.add(arith::MulIOp::create(b, loc, h, e.idx(hd)), i);
+          Value i1 = e.add(i0, e.idx(half));
+          Value x0 = memref::LoadOp::create(b, loc, xs, ValueRange{t, i0});
+          Value x1 = memref::LoadOp::create(b, loc, xs, ValueRange{t, i1});
+          Value y0 = arith::SubFOp::create(b, loc, e.mul(x0, c), e.mul(x1, s));
+          Value y1 = e.add(e.mul(x1, c), e.mul(x0, s));
+          memref::StoreOp::create(b, loc, y0, xs, ValueRange{t, i0});
+          memref::StoreOp::create(b, loc, y1, xs, ValueRange{t, i1});
+        });
+      });
+    });
+  });
+  // In place: the un-rotated value has no other user in imported models.
+  if (!op.getInput().hasOneUse())
+    return op.emitError("rope input must have one use");
+  call(kern, {x, startArg});
+  buffers[op.getResult()] = x;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
+  Value q = buffers.lookup(op.getQ()), k = buffers.lookup(op.getK()),
+        v = buffers.lookup(op.getV());
+  if (!q || !k || !v)
+    return op.emitError("attention operands were not lowered");
+  if (op.getKvBits() != 16)
+    return op.emitError("KV caches of fewer than 16 bits are not supported by "
+                        "the CPU code generator yet");
+  auto kArg = dyn_cast<BlockArgument>(op.getKCache());
+  auto vArg = dyn_cast<BlockArgument>(op.getVCache());
+  if (!kArg || !vArg || kArg.getArgNumber() < 2 ||
+      vArg.getArgNumber() != kArg.getArgNumber() + 1 ||
+      (kArg.getArgNumber() - 2) % 2 != 0)
+    return op.emitError("attention caches must be the forward function's "
+                        "per-layer cache arguments");
+  int64_t layer = (kArg.getArgNumber() - 2) / 2;
+  int64_t nh = op.getNumHeads(), nkv = op.getNumKvHeads(), hd = op.getHeadDim();
+  int64_t group = nh / nkv, w = nkv * hd, qw = nh * hd;
+  int64_t hv = hd % 16 == 0 ? 16 : hd % 8 == 0 ? 8 : hd % 4 == 0 ? 4 : 1;
+  float scale = float(1.0 / std::sqrt(double(hd)));
+  Value out = alloc({kDyn, qw}, b.getF32Type());
+  auto cacheTy = kCacheArg.getType();
+
+  // Appends the new K/V rows at positions start + t.
+  auto kvStore = kernel("kvstore_" + std::to_string(w),
+                      {k.getType(), v.getType(), cacheTy, cacheTy,
+                       b.getIndexType(), b.getIndexType()},
+                      false, [&](Emit &e, ValueRange a) {
+    Value n = memref::DimOp::create(b, loc, a[0], 0);
+    e.loop(e.idx(0), n, 1, [&](Value t) {
+      Value p = e.add(a[5], t);
+      rowLoop(e, w, vw, [&](Value c, int64_t wd) {
+        ::store(e, load(e, a[0], {t, c}, wd), a[2], {a[4], p, c});
+        ::store(e, load(e, a[1], {t, c}, wd), a[3], {a[4], p, c});
+      });
+    });
+  });
+  call(kvStore, {k, v, kCacheArg, vCacheArg, arith::ConstantIndexOp::create(b, loc, layer), startArg});
+
+  std::string name = "attention_" + std::to_string(nh) + "x" +
+                     std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
+                     std::to_string(context);
+  auto kern = kernel(name,
+                     {q.getType(), cacheTy, cacheTy, b.getIndexType(),
+                      b.getIndexType(), out.getType()},
+                     true, [&](Emit &e, ValueRange a) {
+    Value qs = a[0], kc = a[1], vc = a[2], lay = a[3], start = a[4], o = a[5],
+          begin = a[6], end = a[7];
+    auto f32 = b.getF32Type();
+    Value scores = memref::AllocaOp::create(
+        b, loc, MemRefType::get({context}, f32));
+    Value nt = memref::DimOp::create(b, loc, qs, 0);
+    e.loop(begin, end, 1, [&](Value j) {
+      Value kvh = arith::DivUIOp::create(b, loc, j, e.idx(group));
+      Value qo = arith::MulIOp::create(b, loc, j, e.idx(hd));
+      Value ko = arith::MulIOp::create(b, loc, kvh, e.idx(hd));
+      e.loop(e.idx(0), nt, 1, [&](Value t) {
+        Value len = e.add(e.add(start, t), e.idx(1));
+        // scores and their max
+        Value mx = e.fold(e.idx(0), len, 1, {e.f32(-INFINITY)},
+            [&](Value p, ValueRange cur) -> SmallVector<Value> {
+              auto vt = VectorType::get({hv}, f32);
+              Value acc = hv == 1 ? e.f32(0.0f) : e.splat(vt, e.f32(0.0f));
+              acc = e.fold(e.idx(0), e.idx(hd), hv, {acc},
+                  [&](Value c, ValueRange cc) -> SmallVector<Value> {
+                    Value x = load(e, qs, {t, e.add(qo, c)}, hv);
+                    Value y = load(e, kc, {lay, p, e.add(ko, c)}, hv);
+                    return {e.add(cc[0], e.mul(x, y))};
+                  })[0];
+              Value sc = hv == 1 ? acc : e.reduce(vector::CombiningKind::ADD, acc);
+              sc = e.mul(sc, e.f32(scale));
+              memref::StoreOp::create(b, loc, sc, scores, ValueRange{p});
+              return {arith::MaximumFOp::create(b, loc, cur[0], sc)};
+            })[0];
+        Value sum = e.fold(e.idx(0), len, 1, {e.f32(0.0f)},
+            [&](Value p, ValueRange cur) -> SmallVector<Value> {
+              Value s = memref::LoadOp::create(b, loc, scores, ValueRange{p});
+              Value ex = math::ExpOp::create(
+                  b, loc, arith::SubFOp::create(b, loc, s, mx));
+              memref::StoreOp::create(b, loc, ex, scores, ValueRange{p});
+              return {e.add(cur[0], ex)};
+            })[0];
+        Value inv = arith::DivFOp::create(b, loc, e.f32(1.0f), sum);
+        // out = sum_p (e_p / sum) V_p
+        e.loop(e.idx(0), e.idx(hd), hv, [&](Value c) {
+          auto vt = VectorType::get({hv}, f32);
+          Value acc = hv == 1 ? e.f32(0.0f) : e.splat(vt, e.f32(0.0f));
+          acc = e.fold(e.idx(0), len, 1, {acc},
+              [&](Value p, ValueRange cc) -> SmallVector<Value> {
+                Value pr = e.mul(memref::LoadOp::create(b, loc, scores,
+                                                        ValueRange{p}), inv);
+                Value y = load(e, vc, {lay, p, e.add(ko, c)}, hv);
+                return {e.add(cc[0], e.mul(lanes(e, pr, hv), y))};
+              })[0];
+          ::store(e, acc, o, {t, e.add(qo, c)});
+        });
+      });
+    });
+  });
+  callTasks(kern, {q, kCacheArg, vCacheArg,
+                   arith::ConstantIndexOp::create(b, loc, layer), startArg, out},
+            arith::ConstantIndexOp::create(b, loc, nh));
+  buffers[op.getResult()] = out;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RMSNorm (unfused), element-wise ops, lm_head
+//===----------------------------------------------------------------------===//
+
+LogicalResult KernelGenerator::lowerRMSNorm(bitnet::RMSNormOp op) {
+  Value x = buffers.lookup(op.getInput());
+  if (!x)
+    return op.emitError("norm input was not lowered");
+  int64_t k = op.getInput().getType().getShape()[1];
+  FailureOr<Value> w = param(op, op.getWeight(), {k});
+  if (failed(w))
+    return failure();
+  float eps = op.getEps().convertToFloat();
+  Value out = alloc({kDyn, k}, b.getF32Type());
+  std::string name = "rmsnorm_" + std::to_string(k) + "_eps" +
+                     std::to_string(llvm::bit_cast<uint32_t>(eps));
+  auto kern = kernel(name, {x.getType(), w->getType(), out.getType()}, false,
+                     [&](Emit &e, ValueRange a) {
+    Value n = memref::DimOp::create(b, loc, a[0], 0);
+    e.loop(e.idx(0), n, 1, [&](Value t) {
+      Value ss = sumRowF64(e, k, vw, [&](Value c, int64_t wd) {
+        Value v = load(e, a[0], {t, c}, wd);
+        return e.mul(v, v);
+      });
+      Value ms = arith::TruncFOp::create(
+          b, loc, b.getF32Type(),
+          arith::DivFOp::create(b, loc, ss, e.f64(double(k))));
+      Value r = arith::DivFOp::create(
+          b, loc, e.f32(1.0f),
+          math::SqrtOp::create(b, loc, e.add(ms, e.f32(eps))));
+      rowLoop(e, k, vw, [&](Value c, int64_t wd) {
+        Value v = e.mul(e.mul(load(e, a[0], {t, c}, wd), lanes(e, r, wd)),
+                        load(e, a[1], {c}, wd));
+        ::store(e, v, a[2], {t, c});
+      });
+    });
+  });
+  call(kern, {x, *w, out});
+  buffers[op.getResult()] = out;
+  return success();
+}
+
+LogicalResult KernelGenerator::lowerElementwise(Operation *op) {
+  Value a = buffers.lookup(op->getOperand(0)),
+        c = buffers.lookup(op->getOperand(1));
+  if (!a || !c)
+    return op->emitError("operands were not lowered");
+  int64_t n = cast<RankedTensorType>(op->getResult(0).getType()).getShape()[1];
+  bool glu = isa<bitnet::ReLU2GLUOp>(op);
+  Value out = alloc({kDyn, n}, b.getF32Type());
+  std::string name = (glu ? "relu2glu_" : "add_") + std::to_string(n);
+  auto kern = kernel(name, {a.getType(), c.getType(), out.getType()}, false,
+                     [&](Emit &e, ValueRange m) {
+    Value nt = memref::DimOp::create(b, loc, m[0], 0);
+    e.loop(e.idx(0), nt, 1, [&](Value t) {
+      rowLoop(e, n, vw, [&](Value k, int64_t wd) {
+        Value x = load(e, m[0], {t, k}, wd), y = load(e, m[1], {t, k}, wd);
+        Value r;
+        if (glu) {
+          Value g = arith::MaximumFOp::create(b, loc, x,
+                                              lanes(e, e.f32(0.0f), wd));
+          r = e.mul(e.mul(g, g), y);
+        } else {
+          r = e.add(x, y);
+        }
+        ::store(e, r, m[2], {t, k});
+      });
+    });
+  });
+  call(kern, {a, c, out});
+  buffers[op->getResult(0)] = out;
+  return success();
+}
+
+LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
+  Value x = buffers.lookup(op.getInput());
+  if (!x)
+    return op.emitError("lm_head input was not lowered");
+  ArrayRef<int64_t> ws = op.getWeight().getType().getShape();
+  int64_t v = ws[0], h = ws[1];
+  Type elt;
+  FailureOr<Value> w = param(op, op.getWeight(), {v, h}, &elt);
+  if (failed(w))
+    return failure();
+  std::string name = "lmhead_" + std::to_string(v) + "x" + std::to_string(h) +
+                     (elt.isF32() ? "_f32" : "_bf16");
+  auto kern = kernel(name, {x.getType(), w->getType(), logitsArg.getType()},
+                     true, [&](Emit &e, ValueRange a) {
+    Value xs = a[0], wm = a[1], o = a[2], begin = a[3], end = a[4];
+    Value nt = memref::DimOp::create(b, loc, xs, 0);
+    auto f32 = b.getF32Type();
+    e.loop(begin, end, 1, [&](Value blk) {
+      Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
+      Value r1 = arith::MinUIOp::create(b, loc, e.add(r0, e.idx(kRowBlock)),
+                                        e.idx(v));
+      e.loop(r0, r1, 1, [&](Value row) {
+        e.loop(e.idx(0), nt, 1, [&](Value t) {
+          int64_t main = h / vw * vw;
+          Value total = e.f32(0.0f);
+          if (main > 0) {
+            auto vt = VectorType::get({vw}, f32);
+            Value acc = e.fold(e.idx(0), e.idx(main), vw,
+                {e.splat(vt, e.f32(0.0f))},
+                [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                  Value p = e.mul(load(e, xs, {t, c}, vw),
+                                  loadF32(e, wm, {row, c}, vw));
+                  return {e.add(cur[0], p)};
+                })[0];
+            total = e.reduce(vector::CombiningKind::ADD, acc);
+          }
+          if (main < h)
+            total = e.fold(e.idx(main), e.idx(h), 1, {total},
+                [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                  return {e.add(cur[0], e.mul(load(e, xs, {t, c}, 1),
+                                             loadF32(e, wm, {row, c}, 1)))};
+                })[0];
+          memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
+        });
+      });
+    });
+  });
+  callTasks(kern, {x, *w, logitsArg},
+            arith::ConstantIndexOp::create(b, loc, llvm::divideCeil(v, kRowBlock)));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Driver
+//===----------------------------------------------------------------------===//
+
+LogicalResult KernelGenerator::run() {
+  oldFunc = module.lookupSymbol<func::FuncOp>("forward");
+  if (!oldFunc)
+    return module.emitError("lowbit-generate-kernels: no func.func @forward "
+                            "(import a model first)");
+  blob = module->getAttrOfType<DictionaryAttr>("lowbit.blob");
+  auto blobSize = module->getAttrOfType<IntegerAttr>("lowbit.blob_size");
+  auto checksum = module->getAttrOfType<IntegerAttr>("lowbit.blob_checksum");
+  auto info = module->getAttrOfType<DictionaryAttr>("lowbit.model");
+  if (!blob || !blobSize || !checksum || !info)
+    return module.emitError("lowbit-generate-kernels: run the pack phase "
+                            "first (no lowbit.blob)");
+  auto get = [&](StringRef key, int64_t dflt) {
+    auto a = info.getAs<IntegerAttr>(key);
+    return a ? a.getInt() : dflt;
+  };
+  vocab = get("vocab_size", 0);
+  hidden = get("hidden_size", 0);
+  numLayers = get("num_layers", 0);
+  context = get("context", 0);
+  auto args = oldFunc.getArgumentTypes();
+  if (args.size() != size_t(2 + 2 * numLayers))
+    return oldFunc.emitError("@forward does not have the importer's signature");
+  if (numLayers > 0)
+    kvWidth = cast<RankedTensorType>(args[2]).getShape()[1];
+
+  // @lowbit_forward(tokens, start, logits, k_cache, v_cache, blob)
+  auto f32 = b.getF32Type();
+  SmallVector<Type> types{
+      MemRefType::get({kDyn}, b.getI32Type()), b.getIndexType(),
+      MemRefType::get({kDyn, vocab}, f32),
+      MemRefType::get({std::max<int64_t>(numLayers, 1), context,
+                       std::max<int64_t>(kvWidth, 1)}, f32),
+      MemRefType::get({std::max<int64_t>(numLayers, 1), context,
+                       std::max<int64_t>(kvWidth, 1)}, f32),
+      MemRefType::get({kDyn}, b.getI8Type())};
+  b.setInsertionPoint(oldFunc);
+  newFunc = func::FuncOp::create(b, loc, "lowbit_forward",
+                                 b.getFunctionType(types, {}));
+  newFunc->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  Block *entry = newFunc.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  tokenIds = entry->getArgument(0);
+  startArg = entry->getArgument(1);
+  logitsArg = entry->getArgument(2);
+  kCacheArg = entry->getArgument(3);
+  vCacheArg = entry->getArgument(4);
+  blobArg = entry->getArgument(5);
+  tokens = memref::DimOp::create(b, loc, tokenIds, 0);
+
+  for (Operation &opRef : oldFunc.getBody().front()) {
+    Operation *op = &opRef;
+    loc = op->getLoc();
+    LogicalResult r =
+        llvm::TypeSwitch<Operation *, LogicalResult>(op)
+            .Case([&](bitnet::EmbeddingOp o) { return lowerEmbedding(o); })
+            .Case([&](QuantizeOp o) { return lowerQuantize(o); })
+            .Case([&](WeightOp o) -> LogicalResult {
+              if (o.getType().getLayout() != TernaryLayout::rows2 ||
+                  !o.getAlpha())
+                return o.emitError("weight is not packed for the CPU kernels "
+                                   "(run the pack phase first)");
+              TernaryType t = o.getType();
+              FailureOr<Value> view = param(
+                  o, o.getSource(), {t.getRows(), padTo(t.getCols(), 256) / 4});
+              if (failed(view))
+                return failure();
+              weights[o.getResult()] = {*view, o.getAlpha()->convertToFloat()};
+              return success();
+            })
+            .Case([&](TernaryMatmulOp o) { return lowerMatmul(o); })
+            .Case([&](bitnet::RoPEOp o) { return lowerRoPE(o); })
+            .Case([&](bitnet::AttentionOp o) { return lowerAttention(o); })
+            .Case([&](bitnet::RMSNormOp o) { return lowerRMSNorm(o); })
+            .Case<bitnet::ReLU2GLUOp, arith::AddFOp>(
+                [&](Operation *o) { return lowerElementwise(o); })
+            .Case([&](bitnet::LMHeadOp o) { return lowerLMHead(o); })
+            .Case<tensor::DimOp, tensor::GenerateOp, arith::ConstantOp,
+                  func::ReturnOp>([](Operation *) { return success(); })
+            .Default([&](Operation *o) {
+              return o->emitError()
+                     << "'" << o->getName()
+                     << "' is not supported by the CPU code generator yet";
+            });
+    if (failed(r))
+      return failure();
+  }
+  loc = UnknownLoc::get(module.getContext());
+  for (Value m : allocs)
+    memref::DeallocOp::create(b, loc, m);
+  func::ReturnOp::create(b, loc);
+  oldFunc.erase();
+
+  // Model constants for the runtime (lowbit_abi.h, LOWBIT_META_*).
+  auto getOpt = [&](StringRef key) { return get(key, -1); };
+  SmallVector<int64_t> meta(16, 0);
+  meta[0] = kAbiVersion;
+  meta[1] = vocab;
+  meta[2] = hidden;
+  meta[3] = numLayers;
+  meta[4] = context;
+  meta[5] = kvWidth;
+  meta[6] = getOpt("bos_token_id");
+  meta[7] = getOpt("eos_token_id");
+  meta[8] = blobSize.getInt();
+  meta[9] = checksum.getInt();
+  meta[10] = embedded ? 1 : 0;
+  b.setInsertionPointToEnd(module.getBody());
+  auto arrTy = LLVM::LLVMArrayType::get(b.getI64Type(), 16);
+  LLVM::GlobalOp::create(
+      b, loc, arrTy, /*isConstant=*/true, LLVM::Linkage::External,
+      "lowbit_model_meta",
+      DenseElementsAttr::get(RankedTensorType::get({16}, b.getI64Type()),
+                             ArrayRef<int64_t>(meta)));
+  return success();
+}
+
+struct GenerateKernelsPass
+    : lowbit::impl::GenerateKernelsPassBase<GenerateKernelsPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    if (isa != "avx512vnni" && isa != "avx2" && isa != "generic") {
+      getOperation().emitError() << "lowbit-generate-kernels: unknown isa '"
+                                 << isa << "'; expected avx512vnni, avx2 or "
+                                            "generic";
+      return signalPassFailure();
+    }
+    if (failed(KernelGenerator(getOperation(), isa, embeddedWeights).run()))
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,275 @@
+//===- PackTernaryWeights.cpp - checkpoint tensors -> one packed blob -----===//
+
+#include "lowbit/Transforms/Passes.h"
+
+#include "lowbit/Importer/Safetensors.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/Endian.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+namespace mlir::lowbit {
+#define GEN_PASS_DEF_PACKTERNARYWEIGHTSPASS
+#include "lowbit/Transforms/Passes.h.inc"
+} // namespace mlir::lowbit
+
+using namespace mlir;
+using namespace mlir::lowbit;
+
+namespace {
+
+/// Codes per rows2 block, and its bytes.
+constexpr int64_t kBlockCodes = 256, kBlockBytes = 64, kAlign = 64;
+
+float bf16ToF32(uint16_t v) {
+  uint32_t u = uint32_t(v) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+float f16ToF32(uint16_t h) {
+  uint32_t sign = uint32_t(h >> 15) << 31, exp = (h >> 10) & 0x1f,
+           man = h & 0x3ff, u;
+  if (exp == 0) {
+    float f = std::ldexp(float(man), -24);
+    return sign ? -f : f;
+  }
+  if (exp == 31)
+    u = sign | 0x7f800000u | (man << 13);
+  else
+    u = sign | ((exp + 112) << 23) | (man << 13);
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+/// Element i of a float tensor as f32.
+float floatAt(const TensorInfo &t, int64_t i) {
+  const uint8_t *p = t.bytes.data();
+  switch (t.dtype) {
+  case DType::BF16:
+    return bf16ToF32(llvm::support::endian::read16le(p + 2 * i));
+  case DType::F16:
+    return f16ToF32(llvm::support::endian::read16le(p + 2 * i));
+  case DType::F32: {
+    uint32_t u = llvm::support::endian::read32le(p + 4 * i);
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  default:
+    llvm_unreachable("not a float tensor");
+  }
+}
+
+/// Writes the blob, keeping the checksum of lowbit_abi.h (FNV-1a over 8-byte
+/// little-endian words, tail bytewise) as it goes.
+class BlobWriter {
+public:
+  explicit BlobWriter(llvm::raw_ostream &os) : os(os) {}
+  void write(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      word |= uint64_t(p[i]) << (8 * (offset % 8));
+      if (++offset % 8 == 0) {
+        hash = (hash ^ word) * 1099511628211ull;
+        word = 0;
+      }
+    }
+    os.write(reinterpret_cast<const char *>(p), n);
+  }
+  void align() {
+    static const uint8_t zeros[kAlign] = {};
+    write(zeros, (kAlign - offset % kAlign) % kAlign);
+  }
+  uint64_t size() const { return offset; }
+  uint64_t checksum() const {
+    uint64_t h = hash;
+    for (uint64_t i = 0; i < offset % 8; ++i)
+      h = (h ^ ((word >> (8 * i)) & 0xff)) * 1099511628211ull;
+    return h;
+  }
+
+private:
+  llvm::raw_ostream &os;
+  uint64_t offset = 0, word = 0, hash = 1469598103934665603ull;
+};
+
+struct PackTernaryWeightsPass
+    : lowbit::impl::PackTernaryWeightsPassBase<PackTernaryWeightsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (module->hasAttr("lowbit.blob"))
+      return; // already packed (IR resumed after the pack phase)
+    auto dirAttr = module->getAttrOfType<StringAttr>("lowbit.model_dir");
+    if (!dirAttr) {
+      module.emitError("lowbit-pack-ternary-weights: the module has no "
+                       "'lowbit.model_dir' (import a model directory first)");
+      return signalPassFailure();
+    }
+    if (blobPath.empty()) {
+      module.emitError("lowbit-pack-ternary-weights: the blob-path option is "
+                       "required");
+      return signalPassFailure();
+    }
+    auto source = WeightSource::openDirectory(dirAttr.getValue());
+    if (!source) {
+      module.emitError(llvm::toString(source.takeError()));
+      return signalPassFailure();
+    }
+    std::error_code ec;
+    llvm::raw_fd_ostream os(blobPath, ec, llvm::sys::fs::OF_None);
+    if (ec) {
+      module.emitError() << blobPath << ": cannot write: " << ec.message();
+      return signalPassFailure();
+    }
+    BlobWriter blob(os);
+    Builder b(module.getContext());
+    llvm::StringMap<Attribute> entries;
+    bool failedAny = false;
+
+    auto lookup = [&](Operation *op, ParamAttr p) -> const TensorInfo * {
+      const TensorInfo *t = (*source)->lookup(p.getName());
+      if (!t)
+        op->emitError() << "tensor '" << p.getName() << "' is not in "
+                        << dirAttr.getValue();
+      else if (t->numElements() != p.getNumElements())
+        op->emitError() << "tensor '" << p.getName()
+                        << "' changed since import";
+      else
+        return t;
+      failedAny = true;
+      return nullptr;
+    };
+    auto record = [&](StringRef name, uint64_t offset, StringRef kind) {
+      entries[name] = b.getArrayAttr(
+          {b.getI64IntegerAttr(offset), b.getStringAttr(kind)});
+    };
+
+    // Ternary weights first, in program order.
+    module.walk([&](WeightOp op) {
+      ParamAttr src = op.getSource();
+      if (entries.count(src.getName()))
+        return;
+      const TensorInfo *t = lookup(op, src);
+      if (!t)
+        return;
+      TernaryType ty = op.getType();
+      int64_t n = ty.getRows(), k = ty.getCols();
+      std::vector<int8_t> codes(size_t(n * k));
+      float alpha;
+      if (t->dtype == DType::U8) {
+        int64_t r = n / 4;
+        for (int64_t i = 0; i < 4; ++i)
+          for (int64_t row = 0; row < r; ++row)
+            for (int64_t c = 0; c < k; ++c)
+              codes[(i * r + row) * k + c] =
+                  int8_t((t->bytes[row * k + c] >> (2 * i)) & 3) - 1;
+        const TensorInfo *s = lookup(op, *op.getScale());
+        if (!s)
+          return;
+        alpha = floatAt(*s, 0);
+      } else if (t->dtype == DType::I8) {
+        for (int64_t i = 0; i < n * k; ++i)
+          codes[i] = std::clamp<int8_t>(int8_t(t->bytes[i]), -1, 1);
+        const TensorInfo *s = lookup(op, *op.getScale());
+        if (!s)
+          return;
+        alpha = floatAt(*s, 0);
+      } else {
+        // Per-tensor absmean, summed in double and kept in float32.
+        double sum = 0.0;
+        for (int64_t i = 0; i < n * k; ++i)
+          sum += std::fabs(double(floatAt(*t, i)));
+        alpha = std::max(float(sum / double(n * k)), 1e-5f);
+        for (int64_t i = 0; i < n * k; ++i) {
+          double q = std::nearbyint(double(floatAt(*t, i)) / double(alpha));
+          codes[i] = int8_t(std::clamp(q, -1.0, 1.0));
+        }
+      }
+      blob.align();
+      uint64_t offset = blob.size();
+      int64_t blocks = llvm::divideCeil(k, kBlockCodes);
+      std::vector<uint8_t> row(size_t(blocks * kBlockBytes));
+      for (int64_t r = 0; r < n; ++r) {
+        std::fill(row.begin(), row.end(), 0);
+        for (int64_t bl = 0; bl < blocks; ++bl)
+          for (int64_t j = 0; j < kBlockBytes; ++j) {
+            uint8_t byte = 0;
+            for (int64_t i = 0; i < 4; ++i) {
+              int64_t c = bl * kBlockCodes + i * kBlockBytes + j;
+              int code = c < k ? codes[r * k + c] : 0;
+              byte |= uint8_t(code + 1) << (2 * i);
+            }
+            row[bl * kBlockBytes + j] = byte;
+          }
+        blob.write(row.data(), row.size());
+      }
+      record(src.getName(), offset, "rows2");
+      op.setAlphaAttr(b.getF32FloatAttr(alpha));
+      op.getResult().setType(
+          TernaryType::get(op.getContext(), n, k, TernaryLayout::rows2));
+    });
+
+    // Then every float tensor another op reads.
+    module.walk([&](Operation *op) {
+      if (isa<WeightOp>(op))
+        return;
+      for (NamedAttribute attr : op->getAttrs()) {
+        auto p = dyn_cast<ParamAttr>(attr.getValue());
+        if (!p || entries.count(p.getName()))
+          continue;
+        const TensorInfo *t = lookup(op, p);
+        if (!t)
+          continue;
+        if (t->dtype != DType::BF16 && t->dtype != DType::F16 &&
+            t->dtype != DType::F32) {
+          op->emitError() << "tensor '" << p.getName()
+                          << "' must be a float tensor";
+          failedAny = true;
+          continue;
+        }
+        blob.align();
+        uint64_t offset = blob.size();
+        bool keepBF16 = t->dtype == DType::BF16 && t->shape.size() == 2;
+        if (keepBF16) {
+          blob.write(t->bytes.data(), t->bytes.size());
+        } else {
+          for (int64_t i = 0, e = t->numElements(); i < e; ++i) {
+            uint8_t le[4];
+            float f = floatAt(*t, i);
+            uint32_t u;
+            std::memcpy(&u, &f, 4);
+            llvm::support::endian::write32le(le, u);
+            blob.write(le, 4);
+          }
+        }
+        record(p.getName(), offset, keepBF16 ? "bf16" : "f32");
+      }
+    });
+    blob.align();
+    os.close();
+    if (failedAny || os.has_error()) {
+      if (os.has_error())
+        module.emitError() << blobPath << ": write failed";
+      os.clear_error();
+      llvm::sys::fs::remove(blobPath);
+      return signalPassFailure();
+    }
+    SmallVector<NamedAttribute> dict;
+    for (auto &e : entries)
+      dict.push_back(b.getNamedAttr(e.getKey(), e.getValue()));
+    module->setAttr("lowbit.blob", b.getDictionaryAttr(dict));
+    module->setAttr("lowbit.blob_size", b.getI64IntegerAttr(blob.size()));
+    module->setAttr("lowbit.blob_path", b.getStringAttr(blobPath));
+    module->setAttr("lowbit.blob_checksum",
+                    b.getI64IntegerAttr(int64_t(blob.checksum())));
+  }
+};
+
+} // namespace
