@@ -22,11 +22,13 @@ typedef struct {
   uint64_t size;
   void *mapping; /* non-NULL when mmapped from a side file */
   size_t mapping_size;
+  void *copy;    /* non-NULL when copied into anonymous memory */
 } lowbit_weights;
 lowbit_status lowbit_rt_weights_open(lowbit_weights *w, const char *sidecar);
 void lowbit_rt_weights_close(lowbit_weights *w);
-/* Reads one byte per page so timing starts with the weights resident. */
-uint64_t lowbit_rt_weights_touch(const lowbit_weights *w);
+/* Copies the weights into anonymous memory (like llama.cpp's --no-mmap), so
+ * they stay resident: file-backed pages of these VMs come and go. */
+lowbit_status lowbit_rt_weights_copy(lowbit_weights *w);
 
 /* Sampling: temperature 0 is greedy (lowest index wins ties). */
 typedef struct {

@@ -2,6 +2,7 @@
  *
  *   ./model --tokens 128000,791,4062 [-n N] [--logits-out F] [-t THREADS]
  *           [--temp T] [--top-k K] [--top-p P] [--seed S] [--weights FILE]
+ *           [--no-mmap]   (copy the weights into memory instead of mapping)
  *   ./model --bench [--tokens ...|-P PROMPT_LEN] [-n N] [-t THREADS]
  *
  * Every user error is one line on stderr and exit status 1.
@@ -134,7 +135,7 @@ int main(int argc, char **argv) {
   prog = argv[0];
   const char *tokens_arg = NULL, *logits_out = NULL, *weights_path = NULL;
   int64_t n_gen = 128, threads = 2, prompt_len = 128;
-  int bench = 0;
+  int bench = 0, no_mmap = 0;
   lowbit_sampler sampler = {0.0f, 0.95f, 40, 1};
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
@@ -181,6 +182,8 @@ int main(int argc, char **argv) {
         sampler.top_p = fv;
     } else if (!strcmp(a, "--bench")) {
       bench = 1;
+    } else if (!strcmp(a, "--no-mmap")) {
+      no_mmap = 1;
     } else if (!strcmp(a, "-p") || !strcmp(a, "--chat") || !strcmp(a, "--ppl") ||
                !strcmp(a, "--tokenize") || !strcmp(a, "--detokenize")) {
       return die("%s needs the tokenizer, which this build does not embed yet; "
@@ -188,6 +191,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       printf("usage: %s --tokens ID,ID,... [-n N] [--logits-out FILE] [-t THREADS]\n"
              "          [--temp T] [--top-k K] [--top-p P] [--seed S] [--weights FILE]\n"
+             "          [--no-mmap]\n"
              "       %s --bench [--tokens ...|-P PROMPT_LEN] [-n N] [-t THREADS]\n",
              prog, prog);
       return 0;
@@ -237,8 +241,8 @@ int main(int argc, char **argv) {
   if (lowbit_rt_threads_start((int)threads))
     return die("cannot start %lld threads", (long long)threads);
 
-  if (bench)
-    lowbit_rt_weights_touch(&m.weights);
+  if ((bench || no_mmap) && lowbit_rt_weights_copy(&m.weights))
+    return die("%s", lowbit_rt_error());
   double t0 = now_s();
   forward(&m, prompt, n_prompt, 0);
   double t1 = now_s();

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -79,12 +80,24 @@ lowbit_status lowbit_rt_weights_open(lowbit_weights *w, const char *sidecar) {
 void lowbit_rt_weights_close(lowbit_weights *w) {
   if (w->mapping)
     munmap(w->mapping, w->mapping_size);
+  free(w->copy);
   memset(w, 0, sizeof *w);
 }
 
-uint64_t lowbit_rt_weights_touch(const lowbit_weights *w) {
-  uint64_t sum = 0;
-  for (uint64_t i = 0; i < w->size; i += 4096)
-    sum += w->data[i];
-  return sum;
+lowbit_status lowbit_rt_weights_copy(lowbit_weights *w) {
+  void *p = NULL;
+  size_t size = (size_t)((w->size + 4095) / 4096 * 4096);
+  if (posix_memalign(&p, 4096, size ? size : 4096) != 0)
+    return lowbit_rt_fail("out of memory copying %llu bytes of weights",
+                          (unsigned long long)w->size);
+#ifdef MADV_HUGEPAGE
+  madvise(p, size, MADV_HUGEPAGE);
+#endif
+  memcpy(p, w->data, (size_t)w->size);
+  if (w->mapping)
+    munmap(w->mapping, w->mapping_size);
+  w->mapping = NULL;
+  w->copy = p;
+  w->data = p;
+  return 0;
 }
