@@ -211,6 +211,7 @@ struct PackTernaryWeightsPass
         blob.write(row.data(), row.size());
       }
       record(src.getName(), offset, "rows2");
+      (*source)->release(*t);
       op.setAlphaAttr(b.getF32FloatAttr(alpha));
       op.getResult().setType(
           TernaryType::get(op.getContext(), n, k, TernaryLayout::rows2));
@@ -250,6 +251,7 @@ struct PackTernaryWeightsPass
           }
         }
         record(p.getName(), offset, keepBF16 ? "bf16" : "f32");
+        (*source)->release(*t);
       }
     });
     blob.align();

@@ -21,4 +21,5 @@ config.substitutions.append(
     ("%reference", os.path.join(config.lowbit_src_root, "reference")))
 
 tools = ["lowbit-opt", "lowbit-translate", "lowbitc"]
+llvm_config.add_tool_substitutions(["llvm-objdump"], [config.llvm_tools_dir])
 llvm_config.add_tool_substitutions(tools, [config.lowbit_tools_dir])

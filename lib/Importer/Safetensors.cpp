@@ -11,6 +11,11 @@
 
 #include <algorithm>
 
+#if defined(__unix__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 using namespace mlir::lowbit;
 using llvm::Error;
 using llvm::Expected;
@@ -252,6 +257,19 @@ WeightSource::openDirectory(StringRef dir) {
 const TensorInfo *WeightSource::lookup(StringRef name) const {
   auto it = byName.find(name);
   return it == byName.end() ? nullptr : it->second;
+}
+
+void WeightSource::release(const TensorInfo &t) const {
+#if defined(__unix__)
+  uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  uintptr_t begin = uintptr_t(t.bytes.data()), end = begin + t.bytes.size();
+  begin = (begin + page - 1) / page * page; // whole pages inside the tensor
+  end = end / page * page;
+  if (end > begin)
+    madvise(reinterpret_cast<void *>(begin), end - begin, MADV_DONTNEED);
+#else
+  (void)t;
+#endif
 }
 
 StringRef WeightSource::filePath(const TensorInfo &t) const {

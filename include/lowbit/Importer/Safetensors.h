@@ -78,6 +78,10 @@ public:
   llvm::StringRef filePath(const TensorInfo &t) const;
   /// Number of tensors over all files.
   size_t size() const { return byName.size(); }
+  /// Drops the mapped pages of `t` from memory (they are re-read from the
+  /// file if touched again): streaming a 5 GB checkpoint then keeps the
+  /// resident set at one tensor's worth.
+  void release(const TensorInfo &t) const;
 
 private:
   std::vector<std::unique_ptr<SafetensorsFile>> files;

@@ -1,0 +1,51 @@
+#!/usr/bin/python3
+"""Checks a packed blob against reference/bitnet_ref.py's view of the model:
+check_blob.py MODEL_DIR PACKED_IR BLOB. Every ternary weight must unpack (rows2
+layout) to the reference's codes with the reference's alpha; every float
+tensor must hold the checkpoint's values. Prints one summary line."""
+import os
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "..", "reference"))
+import bitnet_ref  # noqa: E402
+from safetensors_io import to_f32  # noqa: E402
+
+model_dir, ir_path, blob_path = sys.argv[1:4]
+ir = open(ir_path).read()
+blob = np.fromfile(blob_path, dtype=np.uint8)
+entries = dict((m.group(1), (int(m.group(2)), m.group(3))) for m in re.finditer(
+    r'"?([\w.]+)"? = \[(\d+)(?: : i64)?, "(\w+)"\]', ir))
+alphas = dict((m.group(1), float(m.group(2))) for m in re.finditer(
+    r'lowbit\.weight\(#lowbit\.param<"([\w.]+)"[^{]*\{alpha = ([-0-9.e+]+) : f32\}', ir))
+ref = bitnet_ref.Model(model_dir)
+checked = 0
+for name, (offset, kind) in entries.items():
+    if offset % 64:
+        sys.exit("FAIL: %s at offset %d is not 64-byte aligned" % (name, offset))
+    if kind == "rows2":
+        codes, alpha = ref.ternary(name[: -len(".weight")])
+        n, k = codes.shape
+        kp = -(-k // 256) * 256
+        raw = blob[offset: offset + n * kp // 4].reshape(n, kp // 256, 64)
+        got = np.empty((n, kp // 256, 4, 64), np.int8)
+        for i in range(4):
+            got[:, :, i, :] = ((raw >> (2 * i)) & 3).astype(np.int8) - 1
+        got = got.reshape(n, kp)
+        if not np.array_equal(got[:, :k], codes) or np.any(got[:, k:] != 0):
+            sys.exit("FAIL: %s codes differ from the reference" % name)
+        if abs(alphas[name] - float(alpha)) > 1e-6 * abs(float(alpha)):
+            sys.exit("FAIL: %s alpha %g != reference %g" % (name, alphas[name], alpha))
+    else:
+        want = to_f32(ref.t[name]).reshape(-1)
+        if kind == "f32":
+            got = blob[offset: offset + 4 * want.size].view(np.float32)
+        else:
+            got = to_f32(("BF16", blob[offset: offset + 2 * want.size].view(np.uint16)))
+        if not np.array_equal(got, want):
+            sys.exit("FAIL: %s values differ" % name)
+    checked += 1
+print("blob OK: %d tensors, %d ternary" % (checked, len(alphas)))
