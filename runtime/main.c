@@ -18,18 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-static char error_buf[1024];
-
-lowbit_status lowbit_rt_fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(error_buf, sizeof error_buf, fmt, ap);
-  va_end(ap);
-  return 1;
-}
-
-const char *lowbit_rt_error(void) { return error_buf; }
-
 static const char *prog = "model";
 
 static int die(const char *fmt, ...) {
@@ -78,18 +66,9 @@ typedef struct {
 /* Runs tokens[0..n) at positions start..; logits of every position land in
  * m->logits (n rows). */
 static void forward(model_t *m, const int32_t *tokens, int64_t n, int64_t start) {
-  lowbit_memref_1d_i32 t = {tokens, tokens, 0, {n}, {1}};
-  lowbit_memref_2d_f32 l = {m->logits, m->logits, 0, {n, m->vocab}, {m->vocab, 1}};
-  int64_t lc = m->context * m->kv_width;
-  lowbit_memref_3d_f32 kc = {m->k_cache, m->k_cache, 0,
-                             {m->layers, m->context, m->kv_width},
-                             {lc, m->kv_width, 1}};
-  lowbit_memref_3d_f32 vc = {m->v_cache, m->v_cache, 0,
-                             {m->layers, m->context, m->kv_width},
-                             {lc, m->kv_width, 1}};
-  lowbit_memref_1d_u8 w = {m->weights.data, m->weights.data, 0,
-                           {(int64_t)m->weights.size}, {1}};
-  _mlir_ciface_lowbit_forward(&t, start, &l, &kc, &vc, &w);
+  lowbit_rt_forward(m->weights.data, m->weights.size, m->k_cache, m->v_cache,
+                    m->layers, m->context, m->kv_width, m->vocab, tokens, n,
+                    start, m->logits);
 }
 
 static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab) {

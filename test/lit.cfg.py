@@ -20,6 +20,10 @@ config.substitutions.append(("%pyref", "/usr/bin/python3"))
 config.substitutions.append(
     ("%reference", os.path.join(config.lowbit_src_root, "reference")))
 
+config.substitutions.append(("%clang", os.path.join(config.llvm_tools_dir, "clang")))
+config.substitutions.append(
+    ("%lowbit_include", os.path.join(config.lowbit_src_root, "runtime", "include")))
+
 tools = ["lowbit-opt", "lowbit-translate", "lowbitc"]
 llvm_config.add_tool_substitutions(["llvm-objdump"], [config.llvm_tools_dir])
 llvm_config.add_tool_substitutions(tools, [config.lowbit_tools_dir])

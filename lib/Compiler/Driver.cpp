@@ -163,14 +163,8 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     return fail("input '" + input +
                 "' is neither a model directory nor a .mlir file");
 
-  for (int p = 0; p <= static_cast<int>(*phase); ++p)
-    if (!isPhaseImplemented(static_cast<Phase>(p)))
-      return fail("--emit=" + emit + ": the '" +
-                  phaseName(static_cast<Phase>(p)) +
-                  "' phase is not implemented yet");
-
-  // Output names: IR phases print to stdout, obj/exe default to the model's
-  // name in the current directory.
+  // Output names: IR phases print to stdout, obj/exe/shared default to the
+  // model's name in the current directory.
   std::string stem = llvm::sys::path::stem(
                          llvm::sys::path::filename(
                              StringRef(input).rtrim('/')))
@@ -179,9 +173,10 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     stem = "model";
   std::string outPath = output;
   if (outPath.empty())
-    outPath = *phase == Phase::Obj   ? stem + ".o"
-              : *phase == Phase::Exe ? stem
-                                     : "-";
+    outPath = *phase == Phase::Obj      ? stem + ".o"
+              : *phase == Phase::Exe    ? stem
+              : *phase == Phase::Shared ? "lib" + stem + ".so"
+                                        : "-";
 
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -265,6 +260,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   link.blobPath = pipelineOptions.blobPath;
   link.outputPath = outPath;
   link.embedWeights = weightsMode == "embedded";
+  link.shared = *phase == Phase::Shared;
   if (auto size = (*module)->getAttrOfType<IntegerAttr>("lowbit.blob_size"))
     link.blobSize = size.getInt();
   if (auto sum = (*module)->getAttrOfType<IntegerAttr>("lowbit.blob_checksum"))

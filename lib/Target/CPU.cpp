@@ -153,12 +153,12 @@ static std::string toolPath(StringRef name) {
   return llvm::sys::fs::exists(p) ? std::string(p) : name.str();
 }
 
-/// liblowbit_rt.a beside the compiler: <bin>/../lib.
-static std::string runtimeLibrary() {
+/// A runtime archive beside the compiler: <bin>/../lib/<name>.
+static std::string runtimeLibrary(StringRef name) {
   std::string exe = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
   llvm::SmallString<256> p(llvm::sys::path::parent_path(
       llvm::sys::path::parent_path(exe)));
-  llvm::sys::path::append(p, "lib", "liblowbit_rt.a");
+  llvm::sys::path::append(p, "lib", name);
   return std::string(p);
 }
 
@@ -171,9 +171,11 @@ static const char *objcopyFormat(const llvm::Triple &t) {
 
 Error mlir::lowbit::linkExecutable(const LinkOptions &o,
                                    const llvm::TargetMachine &tm) {
-  std::string rt = runtimeLibrary();
-  if (!llvm::sys::fs::exists(rt))
-    return err("runtime library '" + rt + "' is missing (build the project)");
+  std::string rt = runtimeLibrary("liblowbit_rt.a"),
+              rtMain = runtimeLibrary("liblowbit_main.a");
+  for (const std::string &lib : {rt, rtMain})
+    if (!llvm::sys::fs::exists(lib))
+      return err("runtime library '" + lib + "' is missing (build the project)");
   llvm::SmallString<256> dir(o.objectPath);
   llvm::sys::path::remove_filename(dir);
   std::vector<std::string> inputs{o.objectPath};
@@ -203,7 +205,13 @@ Error mlir::lowbit::linkExecutable(const LinkOptions &o,
   std::vector<std::string> args{"--target=" + tm.getTargetTriple().str(),
                                 "-fuse-ld=lld", "-o", tmpOut};
   args.insert(args.end(), inputs.begin(), inputs.end());
-  args.insert(args.end(), {rt, "-lm", "-lpthread"});
+  if (o.shared)
+    // Every lowbit_* entry point, referenced or not.
+    args.insert(args.end(), {"-shared", "-Wl,--whole-archive", rt,
+                             "-Wl,--no-whole-archive"});
+  else
+    args.insert(args.end(), {rtMain, rt});
+  args.insert(args.end(), {"-lm", "-lpthread"});
   if (Error e = run(toolPath("clang"), args)) {
     llvm::sys::fs::remove(tmpOut);
     return e;

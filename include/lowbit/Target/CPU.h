@@ -29,11 +29,14 @@ llvm::Error emitObject(ModuleOp module, llvm::TargetMachine &tm,
 struct LinkOptions {
   std::string objectPath, blobPath, outputPath;
   bool embedWeights = true;
+  /// A shared library exporting the C API of runtime/include/lowbit.h
+  /// instead of an executable.
+  bool shared = false;
   uint64_t blobSize = 0, blobChecksum = 0;
 };
 
-/// Links the model object with the runtime into an executable at
-/// `outputPath` (written to a temporary name, then renamed). Embedded
+/// Links the model object with the runtime into an executable (or a shared
+/// library) at `outputPath` (written to a temporary name, then renamed). Embedded
 /// weights go into a page-aligned read-only section; otherwise the blob is
 /// written to `outputPath.weights` with a validated header.
 llvm::Error linkExecutable(const LinkOptions &options,

@@ -34,9 +34,6 @@ llvm::StringRef phaseName(Phase phase);
 /// All phase names, in order, comma-separated (for messages).
 std::string allPhaseNames();
 
-/// True when the passes of `phase` exist in this build.
-bool isPhaseImplemented(Phase phase);
-
 /// What the phases need to know beyond the IR.
 struct PipelineOptions : public PassPipelineOptions<PipelineOptions> {
   Option<std::string> blobPath{*this, "blob-path",
