@@ -131,6 +131,15 @@ private:
   FailureOr<Value> param(Operation *op, ParamAttr p, ArrayRef<int64_t> shape,
                          Type *elt = nullptr);
 
+  /// The buffer `v` was lowered to; emits an error on `op` if there is none.
+  FailureOr<Value> lowered(Operation *op, Value v) {
+    if (Value m = buffers.lookup(v))
+      return m;
+    return op->emitError("an operand of this op was not lowered (its "
+                         "producer is not supported by the CPU code "
+                         "generator)");
+  }
+
   Value alloc(ArrayRef<int64_t> shape, Type elt) {
     auto ty = MemRefType::get(shape, elt);
     SmallVector<Value> dyn;
@@ -334,32 +343,42 @@ LogicalResult KernelGenerator::lowerEmbedding(bitnet::EmbeddingOp op) {
 // RMSNorm + quantizer
 //===----------------------------------------------------------------------===//
 
-/// sum over a row of f(x) in f64 (vector lanes, then a reduction).
-static Value sumRowF64(Emit &e, int64_t n, int64_t vw,
-                       function_ref<Value(Value, int64_t)> term) {
-  auto f64v = VectorType::get({vw}, e.b.getF64Type());
+/// Reduces term(k, width) over k in [0, n): lanes of width vw, then a scalar
+/// tail. `zero` is the scalar identity; `combine` merges accumulators and
+/// terms of the same shape; `kind` reduces the lanes at the end.
+static Value reduceRow(Emit &e, int64_t n, int64_t vw, TypedAttr zero,
+                       vector::CombiningKind kind,
+                       function_ref<Value(Value, int64_t)> term,
+                       function_ref<Value(Value, Value)> combine) {
+  Value total = arith::ConstantOp::create(e.b, e.loc, zero);
   int64_t main = n / vw * vw;
-  Value total = e.f64(0.0);
   if (main > 0) {
-    Value acc = arith::ConstantOp::create(
-        e.b, e.loc, DenseElementsAttr::get(f64v, e.b.getF64FloatAttr(0.0)));
-    acc = e.fold(e.idx(0), e.idx(main), vw, {acc},
-                 [&](Value k, ValueRange c) -> SmallVector<Value> {
-                   Value x = arith::ExtFOp::create(e.b, e.loc, f64v,
-                                                   term(k, vw));
-                   return {e.add(c[0], x)};
-                 })[0];
-    total = e.reduce(vector::CombiningKind::ADD, acc);
+    auto vt = VectorType::get({vw}, zero.getType());
+    Value acc = e.fold(e.idx(0), e.idx(main), vw, {e.splat(vt, total)},
+                       [&](Value k, ValueRange cur) -> SmallVector<Value> {
+                         return {combine(cur[0], term(k, vw))};
+                       })[0];
+    total = e.reduce(kind, acc);
   }
   if (main < n)
     total = e.fold(e.idx(main), e.idx(n), 1, {total},
-                   [&](Value k, ValueRange c) -> SmallVector<Value> {
-                     Value x = arith::ExtFOp::create(e.b, e.loc,
-                                                     e.b.getF64Type(),
-                                                     term(k, 1));
-                     return {e.add(c[0], x)};
+                   [&](Value k, ValueRange cur) -> SmallVector<Value> {
+                     return {combine(cur[0], term(k, 1))};
                    })[0];
   return total;
+}
+
+/// sum over a row of f32 terms, accumulated in f64.
+static Value sumRowF64(Emit &e, int64_t n, int64_t vw,
+                       function_ref<Value(Value, int64_t)> term) {
+  return reduceRow(
+      e, n, vw, e.b.getF64FloatAttr(0.0), vector::CombiningKind::ADD,
+      [&](Value k, int64_t w) -> Value {
+        Type t = w == 1 ? Type(e.b.getF64Type())
+                        : Type(VectorType::get({w}, e.b.getF64Type()));
+        return arith::ExtFOp::create(e.b, e.loc, t, term(k, w));
+      },
+      [&](Value a, Value c) { return e.add(a, c); });
 }
 
 LogicalResult KernelGenerator::lowerQuantize(QuantizeOp op) {
@@ -368,9 +387,10 @@ LogicalResult KernelGenerator::lowerQuantize(QuantizeOp op) {
   bool absmean = op.getMethod() == QuantMethod::absmean;
   int bits = qt.getBits();
   float qmax = bits == 8 ? 127.0f : 7.0f, qlo = bits == 8 ? -128.0f : -8.0f;
-  Value x = buffers.lookup(op.getInput());
-  if (!x)
-    return op.emitError("quantizer input was not lowered");
+  FailureOr<Value> xOr = lowered(op, op.getInput());
+  if (failed(xOr))
+    return failure();
+  Value x = *xOr;
   std::optional<ParamAttr> normP = op.getNorm();
   Value normW;
   float eps = op.getEps() ? op.getEps()->convertToFloat() : 0.0f;
@@ -427,24 +447,14 @@ LogicalResult KernelGenerator::lowerQuantize(QuantizeOp op) {
         beta = arith::MaximumFOp::create(b, loc, beta, e.f32(1e-5f));
         s = arith::DivFOp::create(b, loc, e.f32(float(std::sqrt(7.0))), beta);
       } else {
-        int64_t main = k / vw * vw;
-        Value gamma = e.f32(0.0f);
-        if (main > 0) {
-          auto v = VectorType::get({vw}, f32);
-          Value acc = e.splat(v, e.f32(0.0f));
-          acc = e.fold(e.idx(0), e.idx(main), vw, {acc},
-                       [&](Value c, ValueRange cur) -> SmallVector<Value> {
-                         Value ab = math::AbsFOp::create(b, loc, y(c, vw));
-                         return {arith::MaximumFOp::create(b, loc, cur[0], ab)};
-                       })[0];
-          gamma = e.reduce(vector::CombiningKind::MAXIMUMF, acc);
-        }
-        if (main < k)
-          gamma = e.fold(e.idx(main), e.idx(k), 1, {gamma},
-                         [&](Value c, ValueRange cur) -> SmallVector<Value> {
-                           Value ab = math::AbsFOp::create(b, loc, y(c, 1));
-                           return {arith::MaximumFOp::create(b, loc, cur[0], ab)};
-                         })[0];
+        Value gamma = reduceRow(
+            e, k, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::MAXIMUMF,
+            [&](Value c, int64_t wd) -> Value {
+              return math::AbsFOp::create(b, loc, y(c, wd));
+            },
+            [&](Value a, Value c) -> Value {
+              return arith::MaximumFOp::create(b, loc, a, c);
+            });
         gamma = arith::MaximumFOp::create(b, loc, gamma, e.f32(1e-5f));
         s = arith::DivFOp::create(b, loc, e.f32(qmax), gamma);
       }
@@ -462,22 +472,9 @@ LogicalResult KernelGenerator::lowerQuantize(QuantizeOp op) {
         store(e, arith::TruncIOp::create(b, loc, i8, iv), codes, {t, c});
         return iv;
       };
-      int64_t main = k / vw * vw;
-      Value total = e.i32(0);
-      if (main > 0) {
-        auto v = VectorType::get({vw}, b.getI32Type());
-        Value acc = e.splat(v, e.i32(0));
-        acc = e.fold(e.idx(0), e.idx(main), vw, {acc},
-                     [&](Value c, ValueRange cur) -> SmallVector<Value> {
-                       return {e.add(cur[0], quant(c, vw))};
-                     })[0];
-        total = e.reduce(vector::CombiningKind::ADD, acc);
-      }
-      if (main < k)
-        total = e.fold(e.idx(main), e.idx(k), 1, {total},
-                       [&](Value c, ValueRange cur) -> SmallVector<Value> {
-                         return {e.add(cur[0], quant(c, 1))};
-                       })[0];
+      Value total = reduceRow(e, k, vw, b.getI32IntegerAttr(0),
+                              vector::CombiningKind::ADD, quant,
+                              [&](Value a, Value c) { return e.add(a, c); });
       Value zero8 = arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0));
       if (k < kp)
         e.loop(e.idx(k), e.idx(kp), 1, [&](Value c) {
@@ -661,9 +658,10 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult KernelGenerator::lowerRoPE(bitnet::RoPEOp op) {
-  Value x = buffers.lookup(op.getInput());
-  if (!x)
-    return op.emitError("rope input was not lowered");
+  FailureOr<Value> xOr = lowered(op, op.getInput());
+  if (failed(xOr))
+    return failure();
+  Value x = *xOr;
   auto gen = op.getPositions().getDefiningOp<tensor::GenerateOp>();
   if (!gen)
     return op.emitError("rope positions must be the importer's start + index");
@@ -720,10 +718,11 @@ LogicalResult KernelGenerator::lowerRoPE(bitnet::RoPEOp op) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
-  Value q = buffers.lookup(op.getQ()), k = buffers.lookup(op.getK()),
-        v = buffers.lookup(op.getV());
-  if (!q || !k || !v)
-    return op.emitError("attention operands were not lowered");
+  FailureOr<Value> qOr = lowered(op, op.getQ()), kOr = lowered(op, op.getK()),
+                   vOr = lowered(op, op.getV());
+  if (failed(qOr) || failed(kOr) || failed(vOr))
+    return failure();
+  Value q = *qOr, k = *kOr, v = *vOr;
   if (op.getKvBits() != 16)
     return op.emitError("KV caches of fewer than 16 bits are not supported by "
                         "the CPU code generator yet");
@@ -830,9 +829,10 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult KernelGenerator::lowerRMSNorm(bitnet::RMSNormOp op) {
-  Value x = buffers.lookup(op.getInput());
-  if (!x)
-    return op.emitError("norm input was not lowered");
+  FailureOr<Value> xOr = lowered(op, op.getInput());
+  if (failed(xOr))
+    return failure();
+  Value x = *xOr;
   int64_t k = op.getInput().getType().getShape()[1];
   FailureOr<Value> w = param(op, op.getWeight(), {k});
   if (failed(w))
@@ -868,10 +868,11 @@ LogicalResult KernelGenerator::lowerRMSNorm(bitnet::RMSNormOp op) {
 }
 
 LogicalResult KernelGenerator::lowerElementwise(Operation *op) {
-  Value a = buffers.lookup(op->getOperand(0)),
-        c = buffers.lookup(op->getOperand(1));
-  if (!a || !c)
-    return op->emitError("operands were not lowered");
+  FailureOr<Value> aOr = lowered(op, op->getOperand(0)),
+                   cOr = lowered(op, op->getOperand(1));
+  if (failed(aOr) || failed(cOr))
+    return failure();
+  Value a = *aOr, c = *cOr;
   int64_t n = cast<RankedTensorType>(op->getResult(0).getType()).getShape()[1];
   bool glu = isa<bitnet::ReLU2GLUOp>(op);
   Value out = alloc({kDyn, n}, b.getF32Type());
@@ -900,9 +901,10 @@ LogicalResult KernelGenerator::lowerElementwise(Operation *op) {
 }
 
 LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
-  Value x = buffers.lookup(op.getInput());
-  if (!x)
-    return op.emitError("lm_head input was not lowered");
+  FailureOr<Value> xOr = lowered(op, op.getInput());
+  if (failed(xOr))
+    return failure();
+  Value x = *xOr;
   ArrayRef<int64_t> ws = op.getWeight().getType().getShape();
   int64_t v = ws[0], h = ws[1];
   Type elt;
@@ -915,32 +917,19 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
                      true, [&](Emit &e, ValueRange a) {
     Value xs = a[0], wm = a[1], o = a[2], begin = a[3], end = a[4];
     Value nt = memref::DimOp::create(b, loc, xs, 0);
-    auto f32 = b.getF32Type();
     e.loop(begin, end, 1, [&](Value blk) {
       Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
       Value r1 = arith::MinUIOp::create(b, loc, e.add(r0, e.idx(kRowBlock)),
                                         e.idx(v));
       e.loop(r0, r1, 1, [&](Value row) {
         e.loop(e.idx(0), nt, 1, [&](Value t) {
-          int64_t main = h / vw * vw;
-          Value total = e.f32(0.0f);
-          if (main > 0) {
-            auto vt = VectorType::get({vw}, f32);
-            Value acc = e.fold(e.idx(0), e.idx(main), vw,
-                {e.splat(vt, e.f32(0.0f))},
-                [&](Value c, ValueRange cur) -> SmallVector<Value> {
-                  Value p = e.mul(load(e, xs, {t, c}, vw),
-                                  loadF32(e, wm, {row, c}, vw));
-                  return {e.add(cur[0], p)};
-                })[0];
-            total = e.reduce(vector::CombiningKind::ADD, acc);
-          }
-          if (main < h)
-            total = e.fold(e.idx(main), e.idx(h), 1, {total},
-                [&](Value c, ValueRange cur) -> SmallVector<Value> {
-                  return {e.add(cur[0], e.mul(load(e, xs, {t, c}, 1),
-                                             loadF32(e, wm, {row, c}, 1)))};
-                })[0];
+          Value total = reduceRow(
+              e, h, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::ADD,
+              [&](Value c, int64_t wd) {
+                return e.mul(load(e, xs, {t, c}, wd),
+                             loadF32(e, wm, {row, c}, wd));
+              },
+              [&](Value a, Value c) { return e.add(a, c); });
           memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
         });
       });
