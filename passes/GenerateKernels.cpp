@@ -164,6 +164,7 @@ private:
   LogicalResult lowerRMSNorm(bitnet::RMSNormOp op);
   LogicalResult lowerLMHead(bitnet::LMHeadOp op);
   LogicalResult lowerElementwise(Operation *op);
+  LogicalResult lowerTopK(TopKMaskOp op);
 
   /// Dot product of codes (row `n` of W, rows2) with i8 row `t` of q.
   Value emitTernaryDot(Emit &e, Value w, Value n, Value q, Value t,
@@ -941,6 +942,83 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
 }
 
 //===----------------------------------------------------------------------===//
+// TopK mask
+//===----------------------------------------------------------------------===//
+
+/// Keeps exactly k entries of largest magnitude per row; among equal
+/// magnitudes the lower index wins. The k-th largest magnitude is found by a
+/// bitwise binary search on the f32 bit patterns of |x| (monotonic for
+/// non-negative floats): 31 counting passes of vector compares, then one
+/// in-order pass keeps the entries above it and the first ties.
+LogicalResult KernelGenerator::lowerTopK(TopKMaskOp op) {
+  FailureOr<Value> xOr = lowered(op, op.getInput());
+  if (failed(xOr))
+    return failure();
+  Value x = *xOr;
+  int64_t d = op.getInput().getType().getShape().back(), k = op.getK();
+  Value out = alloc({kDyn, d}, b.getF32Type());
+  std::string name = "topk_" + std::to_string(d) + "_" + std::to_string(k);
+  auto kern = kernel(name, {x.getType(), out.getType()}, true,
+                     [&](Emit &e, ValueRange a) {
+    Value xs = a[0], o = a[1], begin = a[2], end = a[3];
+    auto i32 = b.getI32Type();
+    // bits(|x|) at column c, `w` lanes.
+    auto absBits = [&](Value t, Value c, int64_t w) -> Value {
+      Value v = math::AbsFOp::create(b, loc, load(e, xs, {t, c}, w));
+      Type it = w == 1 ? Type(i32) : Type(VectorType::get({w}, i32));
+      return arith::BitcastOp::create(b, loc, it, v);
+    };
+    // Number of columns whose bits compare `pred` against `bound`.
+    auto count = [&](Value t, Value bound, arith::CmpIPredicate pred) {
+      return reduceRow(
+          e, d, vw, b.getI32IntegerAttr(0), vector::CombiningKind::ADD,
+          [&](Value c, int64_t w) -> Value {
+            Value bits = absBits(t, c, w);
+            Value cmp = arith::CmpIOp::create(b, loc, pred, bits,
+                                              lanes(e, bound, w));
+            Type it = w == 1 ? Type(i32) : Type(VectorType::get({w}, i32));
+            return arith::ExtUIOp::create(b, loc, it, cmp);
+          },
+          [&](Value p, Value q) { return e.add(p, q); });
+    };
+    e.loop(begin, end, 1, [&](Value t) {
+      Value kk = e.i32(int32_t(k));
+      Value thr = e.i32(0);
+      for (int bit = 30; bit >= 0; --bit) {
+        Value cand = arith::OrIOp::create(b, loc, thr, e.i32(1 << bit));
+        Value n = count(t, cand, arith::CmpIPredicate::sge);
+        Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, n,
+                                         kk);
+        thr = arith::SelectOp::create(b, loc, ok, cand, thr);
+      }
+      Value above = count(t, thr, arith::CmpIPredicate::sgt);
+      Value ties = arith::SubIOp::create(b, loc, kk, above);
+      e.fold(e.idx(0), e.idx(d), 1, {e.i32(0)},
+             [&](Value c, ValueRange cur) -> SmallVector<Value> {
+               Value bits = absBits(t, c, 1);
+               Value gt = arith::CmpIOp::create(
+                   b, loc, arith::CmpIPredicate::sgt, bits, thr);
+               Value eq = arith::CmpIOp::create(
+                   b, loc, arith::CmpIPredicate::eq, bits, thr);
+               Value room = arith::CmpIOp::create(
+                   b, loc, arith::CmpIPredicate::slt, cur[0], ties);
+               Value tie = arith::AndIOp::create(b, loc, eq, room);
+               Value keep = arith::OrIOp::create(b, loc, gt, tie);
+               Value v = memref::LoadOp::create(b, loc, xs, ValueRange{t, c});
+               memref::StoreOp::create(
+                   b, loc, arith::SelectOp::create(b, loc, keep, v, e.f32(0.0f)),
+                   o, ValueRange{t, c});
+               Value used = arith::ExtUIOp::create(b, loc, i32, tie);
+               return {e.add(cur[0], used)};
+             });
+    });
+  });
+  callTasks(kern, {x, out}, tokens);
+  buffers[op.getResult()] = out;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Driver
 //===----------------------------------------------------------------------===//
 
@@ -1021,6 +1099,7 @@ LogicalResult KernelGenerator::run() {
             .Case<bitnet::ReLU2GLUOp, arith::AddFOp>(
                 [&](Operation *o) { return lowerElementwise(o); })
             .Case([&](bitnet::LMHeadOp o) { return lowerLMHead(o); })
+            .Case([&](TopKMaskOp o) { return lowerTopK(o); })
             .Case<tensor::DimOp, tensor::GenerateOp, arith::ConstantOp,
                   func::ReturnOp>([](Operation *) { return success(); })
             .Default([&](Operation *o) {

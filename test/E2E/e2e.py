@@ -50,6 +50,7 @@ def main():
     ap.add_argument("--lowbitc-arg", action="append", default=[])
     ap.add_argument("--threads-check", action="store_true")
     ap.add_argument("--weights", default="embedded")
+    ap.add_argument("--ref-scheme", help="the reference's --scheme (default: config.json)")
     ap.add_argument("ckpt", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     ckpt_args = [x for x in a.ckpt if x != "--"]
@@ -59,7 +60,7 @@ def main():
     exe = os.path.join(a.work, "model.bin")
     run([a.lowbitc, model_dir, "-o", exe, "--weights=" + a.weights] + a.lowbitc_arg)
 
-    ref = bitnet_ref.Model(model_dir)
+    ref = bitnet_ref.Model(model_dir, a.ref_scheme)
     vocab = ref.V
     prompt = [t % vocab for t in PROMPT]
     want = ref.forward(prompt)
