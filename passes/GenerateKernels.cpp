@@ -23,6 +23,8 @@
 
 #include "lowbit/Transforms/Passes.h"
 
+#include "lowbit_abi.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringMap.h"
@@ -42,8 +44,6 @@ using namespace mlir::lowbit;
 namespace {
 
 constexpr int64_t kDyn = ShapedType::kDynamic;
-/// ABI version of runtime/include/lowbit_abi.h.
-constexpr int64_t kAbiVersion = 1;
 /// Rows of a ternary matmul / lm_head task.
 constexpr int64_t kRowBlock = 8;
 
@@ -179,6 +179,13 @@ private:
   func::FuncOp oldFunc, newFunc;
   DictionaryAttr blob;
   Value tokens, startArg, logitsArg, kCacheArg, vCacheArg, blobArg, tokenIds;
+  /// Views of the cache buffers: f32 [L, C, W] at 16 bits; otherwise i8 codes
+  /// [L, C, W] and f32 steps [L, C, kv_heads].
+  Value kCache, vCache, kSteps, vSteps;
+  int64_t kvBits = 16, kvHeads = 1, cacheBytes = 0;
+  DenseMap<Value, Value> accs;           // matmul result -> its i32 sums
+  /// matmul result -> (per-token scale d buffer, alpha) of its sums.
+  DenseMap<Value, std::pair<Value, Value>> accScales;
   DenseMap<Value, Value> buffers;        // f32 tensor -> memref<?xDxf32>
   struct QBuf { Value codes, scale, sum; int64_t kp; };
   DenseMap<Value, QBuf> qbufs;           // qact -> its buffers
@@ -616,18 +623,41 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   TernaryType ty = op.getWeight().getType();
   int64_t n = ty.getRows(), k = ty.getCols();
   Value out = alloc({kDyn, n}, b.getF32Type());
+  // K and V feeding a quantized KV cache also keep their integer sums: the
+  // cache codes are computed from them exactly (spec, "Project decisions").
+  auto feedsCache = [&](Value v, bool viaRope) {
+    for (Operation *user : v.getUsers()) {
+      if (auto rope = dyn_cast<bitnet::RoPEOp>(user);
+          rope && !viaRope) {
+        for (Operation *u : rope.getResult().getUsers())
+          if (auto att = dyn_cast<bitnet::AttentionOp>(u))
+            if (att.getK() == rope.getResult())
+              return true;
+      }
+      if (auto att = dyn_cast<bitnet::AttentionOp>(user))
+        if (att.getV() == v)
+          return true;
+    }
+    return false;
+  };
+  bool withAcc = kvBits != 16 && feedsCache(op.getResult(), false);
+  Value accOut = withAcc ? alloc({kDyn, n}, b.getI32Type()) : Value();
   std::string name = "tmatmul_" + std::to_string(n) + "x" +
-                     std::to_string(k) + "_" + isaName;
+                     std::to_string(k) + "_" + isaName + (withAcc ? "_acc" : "");
   Value w = wt->second.first;
   Value alpha = arith::ConstantOp::create(b, loc,
                                           b.getF32FloatAttr(wt->second.second));
+  SmallVector<Type> types{q.codes.getType(), q.scale.getType(),
+                          q.sum.getType(),   w.getType(),
+                          b.getF32Type(),    out.getType()};
+  if (withAcc)
+    types.push_back(accOut.getType());
   auto kern = kernel(
-      name,
-      {q.codes.getType(), q.scale.getType(), q.sum.getType(), w.getType(),
-       b.getF32Type(), out.getType()},
-      true, [&](Emit &e, ValueRange a) {
+      name, types, true, [&](Emit &e, ValueRange a) {
         Value codes = a[0], scales = a[1], sums = a[2], wm = a[3], al = a[4],
-              o = a[5], begin = a[6], end = a[7];
+              o = a[5];
+        Value accs = withAcc ? a[6] : Value();
+        Value begin = a[withAcc ? 7 : 6], end = a[withAcc ? 8 : 7];
         Value nt = memref::DimOp::create(b, loc, codes, 0);
         e.loop(begin, end, 1, [&](Value blk) {
           Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
@@ -643,11 +673,19 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
               Value y = e.mul(
                   arith::SIToFPOp::create(b, loc, b.getF32Type(), acc), scale);
               memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
+              if (accs)
+                memref::StoreOp::create(b, loc, acc, accs, ValueRange{t, row});
             });
           });
         });
       });
-  callTasks(kern, {q.codes, q.scale, q.sum, w, alpha, out},
+  SmallVector<Value> args{q.codes, q.scale, q.sum, w, alpha, out};
+  if (withAcc) {
+    args.push_back(accOut);
+    accs[op.getResult()] = accOut;
+    accScales[op.getResult()] = {q.scale, alpha};
+  }
+  callTasks(kern, args,
             arith::ConstantIndexOp::create(b, loc,
                                            llvm::divideCeil(n, kRowBlock)));
   buffers[op.getResult()] = out;
@@ -711,6 +749,11 @@ LogicalResult KernelGenerator::lowerRoPE(bitnet::RoPEOp op) {
     return op.emitError("rope input must have one use");
   call(kern, {x, startArg});
   buffers[op.getResult()] = x;
+  // At position 0 the rotation is the identity: the sums still describe K.
+  if (Value acc = accs.lookup(op.getInput())) {
+    accs[op.getResult()] = acc;
+    accScales[op.getResult()] = accScales.lookup(op.getInput());
+  }
   return success();
 }
 
@@ -724,9 +767,6 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   if (failed(qOr) || failed(kOr) || failed(vOr))
     return failure();
   Value q = *qOr, k = *kOr, v = *vOr;
-  if (op.getKvBits() != 16)
-    return op.emitError("KV caches of fewer than 16 bits are not supported by "
-                        "the CPU code generator yet");
   auto kArg = dyn_cast<BlockArgument>(op.getKCache());
   auto vArg = dyn_cast<BlockArgument>(op.getVCache());
   if (!kArg || !vArg || kArg.getArgNumber() < 2 ||
@@ -734,50 +774,164 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       (kArg.getArgNumber() - 2) % 2 != 0)
     return op.emitError("attention caches must be the forward function's "
                         "per-layer cache arguments");
+  if (int64_t(op.getKvBits()) != kvBits)
+    return op.emitError("all layers must use one KV-cache precision");
   int64_t layer = (kArg.getArgNumber() - 2) / 2;
   int64_t nh = op.getNumHeads(), nkv = op.getNumKvHeads(), hd = op.getHeadDim();
   int64_t group = nh / nkv, w = nkv * hd, qw = nh * hd;
   int64_t hv = hd % 16 == 0 ? 16 : hd % 8 == 0 ? 8 : hd % 4 == 0 ? 4 : 1;
   float scale = float(1.0 / std::sqrt(double(hd)));
+  bool quantized = kvBits != 16;
   Value out = alloc({kDyn, qw}, b.getF32Type());
-  auto cacheTy = kCacheArg.getType();
+  Value layerIdx = arith::ConstantIndexOp::create(b, loc, layer);
+  Type f32 = b.getF32Type(), f64 = b.getF64Type(), i32 = b.getI32Type();
 
-  // Appends the new K/V rows at positions start + t.
-  auto kvStore = kernel("kvstore_" + std::to_string(w),
-                      {k.getType(), v.getType(), cacheTy, cacheTy,
-                       b.getIndexType(), b.getIndexType()},
-                      false, [&](Emit &e, ValueRange a) {
-    Value n = memref::DimOp::create(b, loc, a[0], 0);
-    e.loop(e.idx(0), n, 1, [&](Value t) {
-      Value p = e.add(a[5], t);
-      rowLoop(e, w, vw, [&](Value c, int64_t wd) {
-        ::store(e, load(e, a[0], {t, c}, wd), a[2], {a[4], p, c});
-        ::store(e, load(e, a[1], {t, c}, wd), a[3], {a[4], p, c});
+  if (!quantized) {
+    // Appends the new K/V rows at positions start + t.
+    auto kvStore = kernel("kvstore_" + std::to_string(w),
+                          {k.getType(), v.getType(), kCache.getType(),
+                           vCache.getType(), b.getIndexType(),
+                           b.getIndexType()},
+                          false, [&](Emit &e, ValueRange a) {
+      Value n = memref::DimOp::create(b, loc, a[0], 0);
+      e.loop(e.idx(0), n, 1, [&](Value t) {
+        Value p = e.add(a[5], t);
+        rowLoop(e, w, vw, [&](Value c, int64_t wd) {
+          ::store(e, load(e, a[0], {t, c}, wd), a[2], {a[4], p, c});
+          ::store(e, load(e, a[1], {t, c}, wd), a[3], {a[4], p, c});
+        });
       });
     });
-  });
-  call(kvStore, {k, v, kCacheArg, vCacheArg, arith::ConstantIndexOp::create(b, loc, layer), startArg});
+    call(kvStore, {k, v, kCache, vCache, layerIdx, startArg});
+  } else {
+    // Option A per token and KV head (spec §7.3); position 0 keeps 8 bits.
+    // Codes of V, and of K at position 0 (RoPE is the identity there), come
+    // from the exact integer sums, so ties round half to even exactly.
+    Value kAcc = accs.lookup(op.getK()), vAcc = accs.lookup(op.getV());
+    auto kScale = accScales.find(op.getK()), vScale = accScales.find(op.getV());
+    if (!kAcc || !vAcc || kScale == accScales.end() ||
+        vScale == accScales.end())
+      return op.emitError("quantized KV caches need K and V straight from "
+                          "ternary matmuls");
+    auto kvStore = kernel(
+        "kvquant_" + std::to_string(nkv) + "x" + std::to_string(hd) + "_b" +
+            std::to_string(kvBits),
+        {k.getType(), v.getType(), kAcc.getType(), vAcc.getType(),
+         kScale->second.first.getType(), vScale->second.first.getType(), f32,
+         f32, kCache.getType(), kSteps.getType(), vCache.getType(),
+         vSteps.getType(), b.getIndexType(), b.getIndexType()},
+        false, [&](Emit &e, ValueRange a) {
+      Value n = memref::DimOp::create(b, loc, a[0], 0);
+      Value lay = a[12], start = a[13];
+      e.loop(e.idx(0), n, 1, [&](Value t) {
+        Value p = e.add(start, t);
+        Value atBos = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                            p, e.idx(0));
+        int64_t nq = (int64_t(1) << (kvBits - 1)) - 1;
+        Value levels = arith::SelectOp::create(b, loc, atBos, e.i32(127),
+                                               e.i32(int32_t(nq)));
+        Value nf32 = arith::SIToFPOp::create(b, loc, f32, levels);
+        Value nf64 = arith::SIToFPOp::create(b, loc, f64, levels);
+        Value lo = arith::SubIOp::create(
+            b, loc, arith::SubIOp::create(b, loc, e.i32(0), levels), e.i32(1));
+        // One head of K (which = 0) or V (which = 1).
+        auto quantHead = [&](int which, Value h) {
+          Value rows = a[which], acc = a[2 + which], ds = a[4 + which],
+                alpha = a[6 + which], codes = a[8 + 2 * which],
+                steps = a[9 + 2 * which];
+          Value c0 = arith::MulIOp::create(b, loc, h, e.idx(hd));
+          // gamma = max(max |z|, 1e-5) and m = max |acc| over the head.
+          auto red = e.fold(
+              e.idx(0), e.idx(hd), 1, {e.f32(0.0f), e.i32(0)},
+              [&](Value i, ValueRange cur) -> SmallVector<Value> {
+                Value c = e.add(c0, i);
+                Value z = memref::LoadOp::create(b, loc, rows, ValueRange{t, c});
+                Value s = memref::LoadOp::create(b, loc, acc, ValueRange{t, c});
+                Value as = math::AbsIOp::create(b, loc, s);
+                return {arith::MaximumFOp::create(
+                            b, loc, cur[0], math::AbsFOp::create(b, loc, z)),
+                        arith::MaxSIOp::create(b, loc, cur[1], as)};
+              });
+          Value gamma = arith::MaximumFOp::create(b, loc, red[0], e.f32(1e-5f));
+          Value m = red[1];
+          // The integer path: V always, K only at position 0.
+          Value tokScale = e.mul(
+              memref::LoadOp::create(b, loc, ds, ValueRange{t}), alpha);
+          Value mScaled = e.mul(arith::SIToFPOp::create(b, loc, f64, m),
+                                arith::ExtFOp::create(b, loc, f64, tokScale));
+          Value useAcc = arith::CmpFOp::create(
+              b, loc, arith::CmpFPredicate::OGE, mScaled,
+              e.f64(double(1e-5f)));
+          if (which == 0)
+            useAcc = arith::AndIOp::create(b, loc, useAcc, atBos);
+          Value gamma64 = arith::ExtFOp::create(b, loc, f64, gamma);
+          Value m64 = arith::SIToFPOp::create(b, loc, f64, m);
+          e.loop(e.idx(0), e.idx(hd), 1, [&](Value i) {
+            Value c = e.add(c0, i);
+            Value z = memref::LoadOp::create(b, loc, rows, ValueRange{t, c});
+            Value s = memref::LoadOp::create(b, loc, acc, ValueRange{t, c});
+            Value viaAcc = arith::DivFOp::create(
+                b, loc,
+                e.mul(arith::SIToFPOp::create(b, loc, f64, s), nf64), m64);
+            Value viaZ = arith::DivFOp::create(
+                b, loc, e.mul(arith::ExtFOp::create(b, loc, f64, z), nf64),
+                gamma64);
+            Value r = math::RoundEvenOp::create(
+                b, loc, arith::SelectOp::create(b, loc, useAcc, viaAcc, viaZ));
+            Value code = arith::FPToSIOp::create(b, loc, i32, r);
+            code = arith::MaxSIOp::create(b, loc, code, lo);
+            code = arith::MinSIOp::create(b, loc, code, levels);
+            memref::StoreOp::create(
+                b, loc, arith::TruncIOp::create(b, loc, b.getI8Type(), code),
+                codes, ValueRange{lay, p, c});
+          });
+          Value step = arith::DivFOp::create(b, loc, gamma, nf32);
+          memref::StoreOp::create(b, loc, step, steps, ValueRange{lay, p, h});
+        };
+        e.loop(e.idx(0), e.idx(nkv), 1, [&](Value h) {
+          quantHead(0, h);
+          quantHead(1, h);
+        });
+      });
+    });
+    call(kvStore, {k, v, kAcc, vAcc, kScale->second.first,
+                   vScale->second.first, kScale->second.second,
+                   vScale->second.second, kCache, kSteps, vCache, vSteps,
+                   layerIdx, startArg});
+  }
 
   std::string name = "attention_" + std::to_string(nh) + "x" +
                      std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
-                     std::to_string(context);
-  auto kern = kernel(name,
-                     {q.getType(), cacheTy, cacheTy, b.getIndexType(),
-                      b.getIndexType(), out.getType()},
-                     true, [&](Emit &e, ValueRange a) {
-    Value qs = a[0], kc = a[1], vc = a[2], lay = a[3], start = a[4], o = a[5],
-          begin = a[6], end = a[7];
-    auto f32 = b.getF32Type();
+                     std::to_string(context) + "_b" + std::to_string(kvBits);
+  SmallVector<Type> types{q.getType(), kCache.getType(), vCache.getType()};
+  if (quantized)
+    types.append({kSteps.getType(), vSteps.getType()});
+  types.append({b.getIndexType(), b.getIndexType(), out.getType()});
+  auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
+    Value qs = a[0], kc = a[1], vc = a[2];
+    Value ks = quantized ? a[3] : Value(), vs = quantized ? a[4] : Value();
+    size_t base = quantized ? 5 : 3;
+    Value lay = a[base], start = a[base + 1], o = a[base + 2],
+          begin = a[base + 3], end = a[base + 4];
     Value scores = memref::AllocaOp::create(
         b, loc, MemRefType::get({context}, f32));
     Value nt = memref::DimOp::create(b, loc, qs, 0);
+    // A cache row at (p, column c): float, or code x step.
+    auto cacheRow = [&](Value cache, Value steps, Value p, Value kvh, Value c) {
+      Value raw = load(e, cache, {lay, p, c}, hv);
+      if (!quantized)
+        return raw;
+      Type ft = hv == 1 ? Type(f32) : Type(VectorType::get({hv}, f32));
+      Value f = arith::SIToFPOp::create(b, loc, ft, raw);
+      Value step = memref::LoadOp::create(b, loc, steps, ValueRange{lay, p, kvh});
+      return e.mul(f, lanes(e, step, hv));
+    };
     e.loop(begin, end, 1, [&](Value j) {
       Value kvh = arith::DivUIOp::create(b, loc, j, e.idx(group));
       Value qo = arith::MulIOp::create(b, loc, j, e.idx(hd));
       Value ko = arith::MulIOp::create(b, loc, kvh, e.idx(hd));
       e.loop(e.idx(0), nt, 1, [&](Value t) {
         Value len = e.add(e.add(start, t), e.idx(1));
-        // scores and their max
         Value mx = e.fold(e.idx(0), len, 1, {e.f32(-INFINITY)},
             [&](Value p, ValueRange cur) -> SmallVector<Value> {
               auto vt = VectorType::get({hv}, f32);
@@ -785,7 +939,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               acc = e.fold(e.idx(0), e.idx(hd), hv, {acc},
                   [&](Value c, ValueRange cc) -> SmallVector<Value> {
                     Value x = load(e, qs, {t, e.add(qo, c)}, hv);
-                    Value y = load(e, kc, {lay, p, e.add(ko, c)}, hv);
+                    Value y = cacheRow(kc, ks, p, kvh, e.add(ko, c));
                     return {e.add(cc[0], e.mul(x, y))};
                   })[0];
               Value sc = hv == 1 ? acc : e.reduce(vector::CombiningKind::ADD, acc);
@@ -810,7 +964,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               [&](Value p, ValueRange cc) -> SmallVector<Value> {
                 Value pr = e.mul(memref::LoadOp::create(b, loc, scores,
                                                         ValueRange{p}), inv);
-                Value y = load(e, vc, {lay, p, e.add(ko, c)}, hv);
+                Value y = cacheRow(vc, vs, p, kvh, e.add(ko, c));
                 return {e.add(cc[0], e.mul(lanes(e, pr, hv), y))};
               })[0];
           ::store(e, acc, o, {t, e.add(qo, c)});
@@ -818,9 +972,11 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       });
     });
   });
-  callTasks(kern, {q, kCacheArg, vCacheArg,
-                   arith::ConstantIndexOp::create(b, loc, layer), startArg, out},
-            arith::ConstantIndexOp::create(b, loc, nh));
+  SmallVector<Value> args{q, kCache, vCache};
+  if (quantized)
+    args.append({kSteps, vSteps});
+  args.append({layerIdx, startArg, out});
+  callTasks(kern, args, arith::ConstantIndexOp::create(b, loc, nh));
   buffers[op.getResult()] = out;
   return success();
 }
@@ -1047,16 +1203,24 @@ LogicalResult KernelGenerator::run() {
     return oldFunc.emitError("@forward does not have the importer's signature");
   if (numLayers > 0)
     kvWidth = cast<RankedTensorType>(args[2]).getShape()[1];
+  oldFunc.walk([&](bitnet::AttentionOp a) {
+    kvBits = a.getKvBits();
+    kvHeads = a.getNumKvHeads();
+  });
+  int64_t cells = std::max<int64_t>(numLayers, 1) * context *
+                  std::max<int64_t>(kvWidth, 1);
+  int64_t stepsOffset = padTo(cells, 64);
+  cacheBytes = kvBits == 16 ? 4 * cells
+                            : stepsOffset + 4 * std::max<int64_t>(numLayers, 1) *
+                                                context * kvHeads;
 
   // @lowbit_forward(tokens, start, logits, k_cache, v_cache, blob)
   auto f32 = b.getF32Type();
   SmallVector<Type> types{
       MemRefType::get({kDyn}, b.getI32Type()), b.getIndexType(),
       MemRefType::get({kDyn, vocab}, f32),
-      MemRefType::get({std::max<int64_t>(numLayers, 1), context,
-                       std::max<int64_t>(kvWidth, 1)}, f32),
-      MemRefType::get({std::max<int64_t>(numLayers, 1), context,
-                       std::max<int64_t>(kvWidth, 1)}, f32),
+      MemRefType::get({kDyn}, b.getI8Type()),
+      MemRefType::get({kDyn}, b.getI8Type()),
       MemRefType::get({kDyn}, b.getI8Type())};
   b.setInsertionPoint(oldFunc);
   newFunc = func::FuncOp::create(b, loc, "lowbit_forward",
@@ -1071,6 +1235,22 @@ LogicalResult KernelGenerator::run() {
   vCacheArg = entry->getArgument(4);
   blobArg = entry->getArgument(5);
   tokens = memref::DimOp::create(b, loc, tokenIds, 0);
+  {
+    int64_t l = std::max<int64_t>(numLayers, 1), w = std::max<int64_t>(kvWidth, 1);
+    auto view = [&](Value buf, int64_t offset, ArrayRef<int64_t> shape,
+                    Type elt) -> Value {
+      return memref::ViewOp::create(
+          b, loc, MemRefType::get(shape, elt), buf,
+          arith::ConstantIndexOp::create(b, loc, offset), ValueRange{});
+    };
+    Type elt = kvBits == 16 ? Type(f32) : Type(b.getI8Type());
+    kCache = view(kCacheArg, 0, {l, context, w}, elt);
+    vCache = view(vCacheArg, 0, {l, context, w}, elt);
+    if (kvBits != 16) {
+      kSteps = view(kCacheArg, stepsOffset, {l, context, kvHeads}, f32);
+      vSteps = view(vCacheArg, stepsOffset, {l, context, kvHeads}, f32);
+    }
+  }
 
   for (Operation &opRef : oldFunc.getBody().front()) {
     Operation *op = &opRef;
@@ -1118,24 +1298,27 @@ LogicalResult KernelGenerator::run() {
 
   // Model constants for the runtime (lowbit_abi.h, LOWBIT_META_*).
   auto getOpt = [&](StringRef key) { return get(key, -1); };
-  SmallVector<int64_t> meta(16, 0);
-  meta[0] = kAbiVersion;
-  meta[1] = vocab;
-  meta[2] = hidden;
-  meta[3] = numLayers;
-  meta[4] = context;
-  meta[5] = kvWidth;
-  meta[6] = getOpt("bos_token_id");
-  meta[7] = getOpt("eos_token_id");
-  meta[8] = blobSize.getInt();
-  meta[9] = checksum.getInt();
-  meta[10] = embedded ? 1 : 0;
+  SmallVector<int64_t> meta(LOWBIT_META_COUNT, 0);
+  meta[LOWBIT_META_ABI_VERSION] = LOWBIT_ABI_VERSION;
+  meta[LOWBIT_META_VOCAB] = vocab;
+  meta[LOWBIT_META_HIDDEN] = hidden;
+  meta[LOWBIT_META_LAYERS] = numLayers;
+  meta[LOWBIT_META_CONTEXT] = context;
+  meta[LOWBIT_META_KV_WIDTH] = kvWidth;
+  meta[LOWBIT_META_BOS] = getOpt("bos_token_id");
+  meta[LOWBIT_META_EOS] = getOpt("eos_token_id");
+  meta[LOWBIT_META_WEIGHT_BYTES] = blobSize.getInt();
+  meta[LOWBIT_META_WEIGHT_CHECKSUM] = checksum.getInt();
+  meta[LOWBIT_META_EMBEDDED] = embedded ? 1 : 0;
+  meta[LOWBIT_META_KV_BITS] = kvBits;
+  meta[LOWBIT_META_KV_BYTES] = cacheBytes;
   b.setInsertionPointToEnd(module.getBody());
-  auto arrTy = LLVM::LLVMArrayType::get(b.getI64Type(), 16);
+  auto arrTy = LLVM::LLVMArrayType::get(b.getI64Type(), LOWBIT_META_COUNT);
   LLVM::GlobalOp::create(
       b, loc, arrTy, /*isConstant=*/true, LLVM::Linkage::External,
       "lowbit_model_meta",
-      DenseElementsAttr::get(RankedTensorType::get({16}, b.getI64Type()),
+      DenseElementsAttr::get(RankedTensorType::get({LOWBIT_META_COUNT},
+                                                   b.getI64Type()),
                              ArrayRef<int64_t>(meta)));
   return success();
 }

@@ -148,7 +148,11 @@ class Cache:
 # --------------------------------------------------------------------------
 
 class Model:
-    def __init__(self, model_dir, scheme=None, kv_bits=16):
+    def __init__(self, model_dir, scheme=None, kv_bits=16, perturb_ulps=0):
+        """perturb_ulps scales every ternary weight scale by (1 + k 2^-23):
+        a model whose outputs move under it sits on a rounding tie, and tests
+        should not compare against it (see shared/bitnet-spec.md)."""
+        self.perturb = F32(1.0 + perturb_ulps * 2.0 ** -23)
         with open(os.path.join(model_dir, "config.json")) as f:
             c = json.load(f)
         self.c = c
@@ -191,12 +195,12 @@ class Model:
             for i in range(4):
                 codes[i * r:(i + 1) * r] = ((w >> (2 * i)) & 3).astype(np.int8) - 1
             alpha = to_f32(self.t[prefix + ".weight_scale"]).reshape(-1)[0]
-            return codes, F32(alpha)
+            return codes, F32(F32(alpha) * self.perturb)
         wf = to_f32((dtype, w))
         alpha = F32(np.sum(np.abs(wf.astype(np.float64))) / wf.size)
         alpha = max(alpha, EPS_Q)
         codes = np.clip(np.rint(wf.astype(np.float64) / np.float64(alpha)), -1, 1)
-        return codes.astype(np.int8), F32(alpha)
+        return codes.astype(np.int8), F32(alpha * self.perturb)
 
     def reset(self):
         self.cache = Cache(self.L, self.ctx, self.nkv * self.hd, self.kv_bits,
@@ -272,8 +276,10 @@ def main(argv=None):
     ap.add_argument("--generate", type=int, default=0, help="greedy tokens")
     ap.add_argument("--scheme", choices=["b1.58", "a4.8"])
     ap.add_argument("--kv-bits", type=int, choices=[16, 8, 4, 3], default=16)
+    ap.add_argument("--perturb-ulps", type=int, default=0,
+                    help="scale weight scales by (1 + k ulp), to screen ties")
     a = ap.parse_args(argv)
-    m = Model(a.model_dir, a.scheme, a.kv_bits)
+    m = Model(a.model_dir, a.scheme, a.kv_bits, a.perturb_ulps)
     toks = [int(t) for t in a.tokens.split(",") if t.strip()]
     if a.logits_out:
         logits = m.forward(toks)

@@ -7,8 +7,8 @@
 #include <string.h>
 
 struct lowbit_model {
-  int64_t vocab, layers, context, kv_width, pos;
-  float *k_cache, *v_cache;
+  int64_t vocab, context, pos;
+  uint8_t *k_cache, *v_cache;
   lowbit_weights weights;
 };
 
@@ -28,16 +28,14 @@ lowbit_model *lowbit_open(const char *weights_path, int threads, char *err,
     why = "thread count must be in [1, 256]";
   if (!why) {
     m->vocab = lowbit_model_meta[LOWBIT_META_VOCAB];
-    m->layers = lowbit_model_meta[LOWBIT_META_LAYERS];
     m->context = lowbit_model_meta[LOWBIT_META_CONTEXT];
-    m->kv_width = lowbit_model_meta[LOWBIT_META_KV_WIDTH];
     if (lowbit_rt_weights_open(&m->weights, weights_path))
       why = lowbit_rt_error();
   }
   if (!why) {
-    size_t n = (size_t)(m->layers * m->context * m->kv_width);
-    m->k_cache = calloc(n, sizeof(float));
-    m->v_cache = calloc(n, sizeof(float));
+    size_t n = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
+    m->k_cache = calloc(n, 1);
+    m->v_cache = calloc(n, 1);
     if (!m->k_cache || !m->v_cache)
       why = "out of memory for the KV cache";
     else if (lowbit_rt_threads_start(threads))
@@ -72,8 +70,7 @@ int lowbit_eval(lowbit_model *m, const int32_t *tokens, int64_t n,
                             "range [0, %lld)",
                             tokens[i], (long long)i, (long long)m->vocab);
   lowbit_rt_forward(m->weights.data, m->weights.size, m->k_cache, m->v_cache,
-                    m->layers, m->context, m->kv_width, m->vocab, tokens, n,
-                    m->pos, logits);
+                    m->vocab, tokens, n, m->pos, logits);
   m->pos += n;
   return 0;
 }

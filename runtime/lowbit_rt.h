@@ -32,8 +32,7 @@ lowbit_status lowbit_rt_weights_copy(lowbit_weights *w);
 
 /* Builds the memref descriptors and runs the generated forward step. */
 void lowbit_rt_forward(const uint8_t *weights, uint64_t weight_bytes,
-                       float *k_cache, float *v_cache, int64_t layers,
-                       int64_t context, int64_t kv_width, int64_t vocab,
+                       uint8_t *k_cache, uint8_t *v_cache, int64_t vocab,
                        const int32_t *tokens, int64_t n, int64_t start,
                        float *logits);
 

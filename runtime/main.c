@@ -57,8 +57,9 @@ static double now_s(void) {
 }
 
 typedef struct {
-  int64_t vocab, layers, context, kv_width;
-  float *k_cache, *v_cache, *logits;
+  int64_t vocab, context;
+  uint8_t *k_cache, *v_cache;
+  float *logits;
   int64_t logits_rows;
   lowbit_weights weights;
 } model_t;
@@ -67,8 +68,7 @@ typedef struct {
  * m->logits (n rows). */
 static void forward(model_t *m, const int32_t *tokens, int64_t n, int64_t start) {
   lowbit_rt_forward(m->weights.data, m->weights.size, m->k_cache, m->v_cache,
-                    m->layers, m->context, m->kv_width, m->vocab, tokens, n,
-                    start, m->logits);
+                    m->vocab, tokens, n, start, m->logits);
 }
 
 static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab) {
@@ -186,9 +186,7 @@ int main(int argc, char **argv) {
 
   model_t m = {0};
   m.vocab = lowbit_model_meta[LOWBIT_META_VOCAB];
-  m.layers = lowbit_model_meta[LOWBIT_META_LAYERS];
   m.context = lowbit_model_meta[LOWBIT_META_CONTEXT];
-  m.kv_width = lowbit_model_meta[LOWBIT_META_KV_WIDTH];
 
   int32_t *prompt = NULL;
   int64_t n_prompt = 0;
@@ -211,12 +209,12 @@ int main(int argc, char **argv) {
 
   if (lowbit_rt_weights_open(&m.weights, weights_path))
     return die("%s", lowbit_rt_error());
-  size_t cache_elems = (size_t)(m.layers * m.context * m.kv_width);
-  m.k_cache = calloc(cache_elems, sizeof(float));
-  m.v_cache = calloc(cache_elems, sizeof(float));
+  size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
+  m.k_cache = calloc(cache_bytes, 1);
+  m.v_cache = calloc(cache_bytes, 1);
   m.logits = malloc(sizeof(float) * (size_t)(n_prompt * m.vocab));
   if (!m.k_cache || !m.v_cache || !m.logits)
-    return die("out of memory for the KV cache (%lld floats)", (long long)cache_elems);
+    return die("out of memory for the KV cache (2 x %lld bytes)", (long long)cache_bytes);
   if (lowbit_rt_threads_start((int)threads))
     return die("cannot start %lld threads", (long long)threads);
 

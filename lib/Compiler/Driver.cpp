@@ -125,6 +125,10 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
                             cl::init(""), cl::cat(cat));
   cl::opt<std::string> mattr("mattr", cl::desc("target features (+a,-b)"),
                              cl::init(""), cl::cat(cat));
+  cl::opt<int> kvBits(
+      "kv-bits",
+      cl::desc("KV-cache precision: 16 (float32, default), 8, 4 or 3 bits"),
+      cl::init(16), cl::cat(cat));
   cl::opt<std::string> weightsMode(
       "weights",
       cl::desc("embedded (default): weights inside the executable; sidecar: "
@@ -148,6 +152,9 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     if (!schemeOverride)
       return fail("unknown --scheme='" + scheme + "'; expected b1.58 or a4.8");
   }
+  if (kvBits != 16 && kvBits != 8 && kvBits != 4 && kvBits != 3)
+    return fail("--kv-bits=" + llvm::Twine(int(kvBits)) +
+                ": expected 16, 8, 4 or 3");
   if (weightsMode != "embedded" && weightsMode != "sidecar")
     return fail("unknown --weights='" + weightsMode +
                 "'; expected embedded or sidecar");
@@ -198,6 +205,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   } else {
     ImportOptions opts;
     opts.scheme = schemeOverride;
+    opts.kvBits = kvBits;
     llvm::Expected<OwningOpRef<ModuleOp>> imported =
         importHFModel(input, ctx, opts);
     if (!imported)

@@ -32,8 +32,9 @@ std::string shapeStr(llvm::ArrayRef<int64_t> s) {
 class Importer {
 public:
   Importer(MLIRContext &ctx, StringRef dir, const ModelConfig &cfg,
-           const WeightSource &weights)
-      : ctx(ctx), b(&ctx), dir(dir), cfg(cfg), weights(weights) {}
+           const WeightSource &weights, int64_t kvBits)
+      : ctx(ctx), b(&ctx), dir(dir), cfg(cfg), weights(weights),
+        kvBits(kvBits) {}
 
   Expected<OwningOpRef<ModuleOp>> run();
 
@@ -157,6 +158,7 @@ private:
   std::string dir;
   const ModelConfig &cfg;
   const WeightSource &weights;
+  int64_t kvBits;
 };
 
 Expected<OwningOpRef<ModuleOp>> Importer::run() {
@@ -251,7 +253,7 @@ Expected<OwningOpRef<ModuleOp>> Importer::run() {
     Value qr = rope(*q, "q_rope"), kr = rope(*k, "k_rope");
     auto attn = bitnet::AttentionOp::create(
         b, loc(at), qr, kr, *v, body->getArgument(2 + 2 * i),
-        body->getArgument(3 + 2 * i), start, nh, nkv, hd, /*kvBits=*/16);
+        body->getArgument(3 + 2 * i), start, nh, nkv, hd, kvBits);
     newCaches.push_back(attn.getNewKCache());
     newCaches.push_back(attn.getNewVCache());
     Expected<Value> o = rmsNorm(attn.getResult(),
@@ -337,5 +339,5 @@ mlir::lowbit::importHFModel(StringRef dir, MLIRContext &ctx,
   ctx.loadDialect<bitnet::BitNetDialect, LowBitDialect,
                   func::FuncDialect, arith::ArithDialect,
                   tensor::TensorDialect>();
-  return Importer(ctx, dir, *cfg, **weights).run();
+  return Importer(ctx, dir, *cfg, **weights, options.kvBits).run();
 }

@@ -2,6 +2,8 @@
 
 #include "lowbit/Target/CPU.h"
 
+#include "lowbit_abi.h"
+
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -222,13 +224,14 @@ Error mlir::lowbit::linkExecutable(const LinkOptions &o,
     std::string side = o.outputPath + ".weights", tmpSide = side + ".tmp";
     std::ifstream in(o.blobPath, std::ios::binary);
     std::ofstream out(tmpSide, std::ios::binary);
-    char header[4096] = {};
-    std::memcpy(header, "LOWBITW1", 8);
-    uint32_t version = 1, abi = 1;
-    std::memcpy(header + 8, &version, 4);
-    std::memcpy(header + 12, &abi, 4);
-    std::memcpy(header + 16, &o.blobSize, 8);
-    std::memcpy(header + 24, &o.blobChecksum, 8);
+    char header[LOWBIT_SIDECAR_HEADER] = {};
+    lowbit_sidecar_header h = {};
+    std::memcpy(h.magic, LOWBIT_SIDECAR_MAGIC, sizeof h.magic);
+    h.version = LOWBIT_SIDECAR_VERSION;
+    h.abi_version = LOWBIT_ABI_VERSION;
+    h.weight_bytes = o.blobSize;
+    h.checksum = o.blobChecksum;
+    std::memcpy(header, &h, sizeof h);
     out.write(header, sizeof header);
     out << in.rdbuf();
     out.close();

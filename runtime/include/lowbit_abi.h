@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define LOWBIT_ABI_VERSION 1
+#define LOWBIT_ABI_VERSION 2
 
 /* Indices into lowbit_model_meta (int64_t). */
 enum {
@@ -30,6 +30,8 @@ enum {
   LOWBIT_META_WEIGHT_BYTES = 8,
   LOWBIT_META_WEIGHT_CHECKSUM = 9,
   LOWBIT_META_EMBEDDED = 10,  /* 1: weights in the executable, 0: sidecar */
+  LOWBIT_META_KV_BITS = 11,   /* 16 (float32), 8, 4 or 3 */
+  LOWBIT_META_KV_BYTES = 12,  /* bytes of one cache (K or V), zero-filled */
   LOWBIT_META_COUNT = 16
 };
 
@@ -37,14 +39,15 @@ enum {
 typedef struct { const int32_t *alloc, *data; int64_t offset, sizes[1], strides[1]; } lowbit_memref_1d_i32;
 typedef struct { const uint8_t *alloc, *data; int64_t offset, sizes[1], strides[1]; } lowbit_memref_1d_u8;
 typedef struct { float *alloc, *data; int64_t offset, sizes[2], strides[2]; } lowbit_memref_2d_f32;
-typedef struct { float *alloc, *data; int64_t offset, sizes[3], strides[3]; } lowbit_memref_3d_f32;
+typedef struct { uint8_t *alloc, *data; int64_t offset, sizes[1], strides[1]; } lowbit_memref_1d_mut_u8;
 
 /* One forward step: tokens at positions start .. start+n-1; writes logits
- * [n, vocab]; reads and appends to the KV caches [layers, context, kv_width]. */
+ * [n, vocab]; reads and appends to the KV caches, opaque buffers of
+ * LOWBIT_META_KV_BYTES bytes each (the layout is the generated code's). */
 void _mlir_ciface_lowbit_forward(lowbit_memref_1d_i32 *tokens, int64_t start,
                                  lowbit_memref_2d_f32 *logits,
-                                 lowbit_memref_3d_f32 *k_cache,
-                                 lowbit_memref_3d_f32 *v_cache,
+                                 lowbit_memref_1d_mut_u8 *k_cache,
+                                 lowbit_memref_1d_mut_u8 *v_cache,
                                  lowbit_memref_1d_u8 *weights);
 
 extern const int64_t lowbit_model_meta[LOWBIT_META_COUNT];
