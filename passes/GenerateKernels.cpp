@@ -159,6 +159,7 @@ private:
   LogicalResult lowerEmbedding(bitnet::EmbeddingOp op);
   LogicalResult lowerQuantize(QuantizeOp op);
   LogicalResult lowerMatmul(TernaryMatmulOp op);
+  LogicalResult lowerSparseMatmul(TernaryMatmulSparseOp op);
   LogicalResult lowerRoPE(bitnet::RoPEOp op);
   LogicalResult lowerAttention(bitnet::AttentionOp op);
   LogicalResult lowerRMSNorm(bitnet::RMSNormOp op);
@@ -688,6 +689,110 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   callTasks(kern, args,
             arith::ConstantIndexOp::create(b, loc,
                                            llvm::divideCeil(n, kRowBlock)));
+  buffers[op.getResult()] = out;
+  return success();
+}
+
+/// Zero-skipping matmul over cols2 weights: tasks over blocks of 256 output
+/// rows; for each input column k and token t with a non-zero code, the 64
+/// bytes of that column's block are read, widened to i32 lanes and
+/// multiply-added; a zero code reads nothing. The integer sums equal the
+/// dense kernel's, so the results are bit-identical.
+LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
+  auto it = qbufs.find(op.getInput());
+  auto wt = weights.find(op.getWeight());
+  if (it == qbufs.end() || wt == weights.end())
+    return op.emitError("matmul operands were not lowered");
+  QBuf q = it->second;
+  TernaryType ty = op.getWeight().getType();
+  int64_t n = ty.getRows(), k = ty.getCols();
+  Value out = alloc({kDyn, n}, b.getF32Type());
+  Value w = wt->second.first;
+  Value alpha = arith::ConstantOp::create(b, loc,
+                                          b.getF32FloatAttr(wt->second.second));
+  std::string name = "tmatmul_sparse_" + std::to_string(n) + "x" +
+                     std::to_string(k);
+  auto kern = kernel(
+      name,
+      {q.codes.getType(), q.scale.getType(), q.sum.getType(), w.getType(),
+       b.getF32Type(), out.getType()},
+      true, [&](Emit &e, ValueRange a) {
+        Value codes = a[0], scales = a[1], sums = a[2], wm = a[3], al = a[4],
+              o = a[5], begin = a[6], end = a[7];
+        auto i8 = b.getI8Type(), i32 = b.getI32Type();
+        auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
+        auto v64i32 = VectorType::get({64}, i32);
+        Value nt = memref::DimOp::create(b, loc, codes, 0);
+        Value acc = memref::AllocOp::create(
+            b, loc, MemRefType::get({kDyn, 256}, i32), ValueRange{nt},
+            b.getI64IntegerAttr(64));
+        Value zero = e.splat(v64i32, e.i32(0));
+        e.loop(begin, end, 1, [&](Value blk) {
+          e.loop(e.idx(0), nt, 1, [&](Value t) {
+            for (int i = 0; i < 4; ++i)
+              vector::StoreOp::create(b, loc, zero, acc,
+                                      ValueRange{t, e.idx(64 * i)});
+          });
+          Value off = arith::MulIOp::create(b, loc, blk, e.idx(64));
+          e.loop(e.idx(0), e.idx(k), 1, [&](Value col) {
+            e.loop(e.idx(0), nt, 1, [&](Value t) {
+              Value qv = memref::LoadOp::create(b, loc, codes,
+                                                ValueRange{t, col});
+              Value nz = arith::CmpIOp::create(
+                  b, loc, arith::CmpIPredicate::ne, qv,
+                  arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0)));
+              scf::IfOp::create(b, loc, nz, [&](OpBuilder &nb, Location) {
+                OpBuilder::InsertionGuard g(b);
+                b.setInsertionPoint(nb.getInsertionBlock(),
+                                    nb.getInsertionPoint());
+                Value p8 = vector::LoadOp::create(b, loc, v64, wm,
+                                                  ValueRange{col, off});
+                Value p32 = vector::BitCastOp::create(b, loc, v16, p8);
+                Value qs = e.splat(v64i32,
+                                   arith::ExtSIOp::create(b, loc, i32, qv));
+                for (int i = 0; i < 4; ++i) {
+                  Value sh = p32;
+                  if (i)
+                    sh = arith::ShRUIOp::create(b, loc, sh,
+                                                e.splat(v16, e.i32(2 * i)));
+                  sh = arith::AndIOp::create(b, loc, sh,
+                                             e.splat(v16, e.i32(0x03030303)));
+                  Value c8 = vector::BitCastOp::create(b, loc, v64, sh);
+                  Value c32 = arith::ExtUIOp::create(b, loc, v64i32, c8);
+                  Value at = e.idx(64 * i);
+                  Value cur = vector::LoadOp::create(b, loc, v64i32, acc,
+                                                     ValueRange{t, at});
+                  vector::StoreOp::create(b, loc, e.add(cur, e.mul(c32, qs)),
+                                          acc, ValueRange{t, at});
+                }
+                scf::YieldOp::create(b, loc);
+              });
+            });
+          });
+          // y = (acc - sum q) * d * alpha for the block's real rows.
+          Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(256));
+          Value r1 = arith::MinUIOp::create(b, loc, e.add(r0, e.idx(256)),
+                                            e.idx(n));
+          e.loop(e.idx(0), nt, 1, [&](Value t) {
+            Value s = memref::LoadOp::create(b, loc, sums, ValueRange{t});
+            Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
+            Value scale = e.mul(d, al);
+            e.loop(r0, r1, 1, [&](Value row) {
+              Value local = arith::SubIOp::create(b, loc, row, r0);
+              Value av = memref::LoadOp::create(b, loc, acc,
+                                                ValueRange{t, local});
+              Value y = e.mul(arith::SIToFPOp::create(
+                                  b, loc, b.getF32Type(),
+                                  arith::SubIOp::create(b, loc, av, s)),
+                              scale);
+              memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
+            });
+          });
+        });
+        memref::DeallocOp::create(b, loc, acc);
+      });
+  callTasks(kern, {q.codes, q.scale, q.sum, w, alpha, out},
+            arith::ConstantIndexOp::create(b, loc, llvm::divideCeil(n, 256)));
   buffers[op.getResult()] = out;
   return success();
 }
@@ -1260,19 +1365,24 @@ LogicalResult KernelGenerator::run() {
             .Case([&](bitnet::EmbeddingOp o) { return lowerEmbedding(o); })
             .Case([&](QuantizeOp o) { return lowerQuantize(o); })
             .Case([&](WeightOp o) -> LogicalResult {
-              if (o.getType().getLayout() != TernaryLayout::rows2 ||
+              TernaryType t = o.getType();
+              bool cols = t.getLayout() == TernaryLayout::cols2;
+              if ((!cols && t.getLayout() != TernaryLayout::rows2) ||
                   !o.getAlpha())
                 return o.emitError("weight is not packed for the CPU kernels "
                                    "(run the pack phase first)");
-              TernaryType t = o.getType();
-              FailureOr<Value> view = param(
-                  o, o.getSource(), {t.getRows(), padTo(t.getCols(), 256) / 4});
+              FailureOr<Value> view =
+                  cols ? param(o, o.getSource(),
+                               {t.getCols(), padTo(t.getRows(), 256) / 4})
+                       : param(o, o.getSource(),
+                               {t.getRows(), padTo(t.getCols(), 256) / 4});
               if (failed(view))
                 return failure();
               weights[o.getResult()] = {*view, o.getAlpha()->convertToFloat()};
               return success();
             })
             .Case([&](TernaryMatmulOp o) { return lowerMatmul(o); })
+            .Case([&](TernaryMatmulSparseOp o) { return lowerSparseMatmul(o); })
             .Case([&](bitnet::RoPEOp o) { return lowerRoPE(o); })
             .Case([&](bitnet::AttentionOp o) { return lowerAttention(o); })
             .Case([&](bitnet::RMSNormOp o) { return lowerRMSNorm(o); })

@@ -194,27 +194,34 @@ struct PackTernaryWeightsPass
       }
       blob.align();
       uint64_t offset = blob.size();
-      int64_t blocks = llvm::divideCeil(k, kBlockCodes);
-      std::vector<uint8_t> row(size_t(blocks * kBlockBytes));
-      for (int64_t r = 0; r < n; ++r) {
-        std::fill(row.begin(), row.end(), 0);
+      // rows2: per row, blocks of 256 codes along K; cols2: per column,
+      // blocks of 256 codes along N. Byte j of a block holds codes j, j+64,
+      // j+128, j+192 in its bit pairs, as code + 1 (0 = -1, 1 = 0, 2 = +1).
+      bool cols = ty.getLayout() == TernaryLayout::cols2;
+      int64_t lines = cols ? k : n, along = cols ? n : k;
+      int64_t blocks = llvm::divideCeil(along, kBlockCodes);
+      std::vector<uint8_t> line(size_t(blocks * kBlockBytes));
+      for (int64_t l = 0; l < lines; ++l) {
         for (int64_t bl = 0; bl < blocks; ++bl)
           for (int64_t j = 0; j < kBlockBytes; ++j) {
             uint8_t byte = 0;
             for (int64_t i = 0; i < 4; ++i) {
               int64_t c = bl * kBlockCodes + i * kBlockBytes + j;
-              int code = c < k ? codes[r * k + c] : 0;
+              int code = c >= along ? 0
+                         : cols     ? codes[c * k + l]
+                                    : codes[l * k + c];
               byte |= uint8_t(code + 1) << (2 * i);
             }
-            row[bl * kBlockBytes + j] = byte;
+            line[bl * kBlockBytes + j] = byte;
           }
-        blob.write(row.data(), row.size());
+        blob.write(line.data(), line.size());
       }
-      record(src.getName(), offset, "rows2");
+      record(src.getName(), offset, cols ? "cols2" : "rows2");
       (*source)->release(*t);
       op.setAlphaAttr(b.getF32FloatAttr(alpha));
-      op.getResult().setType(
-          TernaryType::get(op.getContext(), n, k, TernaryLayout::rows2));
+      op.getResult().setType(TernaryType::get(
+          op.getContext(), n, k,
+          cols ? TernaryLayout::cols2 : TernaryLayout::rows2));
     });
 
     // Then every float tensor another op reads.

@@ -43,7 +43,8 @@ void mlir::lowbit::buildPhasePipeline(OpPassManager &pm, Phase phase,
   case Phase::Select:
     // Decides each linear layer's activation path and leaves the bitnet
     // level for lowbit quantize/matmul ops.
-    pm.addPass(createSelectActivationPathPass());
+    pm.addPass(createSelectActivationPathPass(SelectActivationPathPassOptions{
+        options.isa, options.statsFile, /*bandwidthGBs=*/30.0}));
     // Folds each RMSNorm into the quantizers that read it and merges the
     // quantizers q/k/v (and gate/up) share.
     pm.addPass(createFuseQuantizationPass());

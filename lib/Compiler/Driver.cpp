@@ -94,6 +94,26 @@ private:
   MLIRContext &ctx;
 };
 
+/// One line per linear layer, from the attributes the select pass records.
+void printPaths(ModuleOp module, llvm::raw_ostream &os) {
+  module.walk([&](Operation *op) {
+    auto path = op->getAttrOfType<ActPathAttr>("path");
+    auto why = op->getAttrOfType<StringAttr>("lowbit.why");
+    if (!path || !why)
+      return;
+    auto weight = op->getOperand(1).getDefiningOp<WeightOp>();
+    std::string name = weight ? weight.getSource().getName().str()
+                              : formatLocation(op->getLoc());
+    auto density = op->getAttrOfType<FloatAttr>("lowbit.density");
+    auto bytes = op->getAttrOfType<IntegerAttr>("lowbit.bytes");
+    auto macs = op->getAttrOfType<IntegerAttr>("lowbit.macs");
+    os << name << ": " << stringifyActPath(path.getValue())
+       << llvm::format(" density %.3f", density ? density.getValueAsDouble() : 1.0)
+       << " bytes " << (bytes ? bytes.getInt() : 0) << " macs "
+       << (macs ? macs.getInt() : 0) << " (" << why.getValue() << ")\n";
+  });
+}
+
 } // namespace
 
 int mlir::lowbit::compilerMain(int argc, char **argv) {
@@ -129,6 +149,16 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
       "kv-bits",
       cl::desc("KV-cache precision: 16 (float32, default), 8, 4 or 3 bits"),
       cl::init(16), cl::cat(cat));
+  cl::opt<bool> explainPaths(
+      "explain-paths",
+      cl::desc("print one line per linear layer: chosen activation path, "
+               "expected density, bytes and operations per token, and why"),
+      cl::init(false), cl::cat(cat));
+  cl::opt<std::string> calibrationStats(
+      "calibration-stats",
+      cl::desc("JSON {weight tensor name: zero fraction at its input} for "
+               "the path selection"),
+      cl::init(""), cl::cat(cat));
   cl::opt<std::string> weightsMode(
       "weights",
       cl::desc("embedded (default): weights inside the executable; sidecar: "
@@ -234,6 +264,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   else
     pipelineOptions.blobPath = (outPath == "-" ? stem : outPath) + ".blob";
   pipelineOptions.isa = kernelISA(**tm);
+  pipelineOptions.statsFile = calibrationStats.getValue();
   pipelineOptions.embeddedWeights = weightsMode == "embedded";
 
   PassManager pm(&ctx);
@@ -244,6 +275,9 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     buildPhasePipeline(pm, static_cast<Phase>(p), pipelineOptions);
   if (failed(pm.run(*module)))
     return 1; // the failing pass has emitted its error
+
+  if (explainPaths)
+    printPaths(*module, llvm::outs());
 
   if (!binary) {
     std::string msg;

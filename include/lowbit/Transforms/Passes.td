@@ -15,27 +15,35 @@ include "mlir/Pass/PassBase.td"
 
 def SelectActivationPathPass
     : Pass<"lowbit-select-activation-path", "::mlir::ModuleOp"> {
-  let summary = "lowers each bitnet.bitlinear to lowbit ops on a chosen "
-                "activation path";
+  let summary = "chooses each linear layer's activation path and lowers it "
+                "to lowbit ops";
   let description = [{
-    Replaces every `bitnet.bitlinear` by `lowbit.weight` (the ternary matrix,
-    in the layout its checkpoint stores), an optional `lowbit.topk_mask`, a
-    `lowbit.quantize` and a `lowbit.ternary_matmul` whose `path` attribute
-    records the choice: `int4_dense` for INT4 absmean inputs, `int8_topk` for
-    INT8 inputs with a TopK mask, `int8_dense` otherwise.
+    Replaces every `bitnet.bitlinear` by `lowbit.weight`, an optional
+    `lowbit.topk_mask`, a `lowbit.quantize` and a `lowbit.ternary_matmul`
+    (dense) or `lowbit.ternary_matmul_sparse` (zero-skipping), and records
+    the choice and its reasons on the matmul:
 
-    Before:
-    ```mlir
-    %y = bitnet.bitlinear %x weight(#lowbit.param<"w" : tensor<8x16xbf16>>)
-           act int8_absmax : tensor<?x16xf32> -> tensor<?x8xf32>
-    ```
-    After:
-    ```mlir
-    %w = lowbit.weight(#lowbit.param<"w" : tensor<8x16xbf16>>) : !lowbit.ternary<8x16, int8>
-    %q = lowbit.quantize %x absmax : tensor<?x16xf32> -> !lowbit.qact<?x16, i8>
-    %y = lowbit.ternary_matmul %q, %w {path = #lowbit.path<int8_dense>} : ...
-    ```
+    - INT4 absmean inputs take `int4_dense`.
+    - INT8 inputs take `int8_dense` (`int8_topk` with a Top-K mask) or
+      `int8_sparse` when the cost model predicts the zero-skipping kernel is
+      faster for one decoded token: it reads only the weight columns of
+      non-zero activations (density x bytes) but does more work per weight
+      than the dense VNNI/AVX2 kernel. The density comes from `stats-file`
+      (calibration: zero fraction at each weight's input, by tensor name),
+      else from the scheme: exactly k/K after a Top-K mask, 0.5 after
+      ReLU^2-GLU, 0.94 for other INT8 inputs.
+
+    Attributes on each matmul: `path`, `lowbit.density`, `lowbit.bytes`,
+    `lowbit.macs` (per token, on the chosen path) and `lowbit.why`.
   }];
+  let options = [
+    Option<"isa", "isa", "std::string", /*default=*/"\"avx2\"",
+           "kernel ISA the cost model assumes: avx512vnni, avx2, generic">,
+    Option<"statsFile", "stats-file", "std::string", /*default=*/"\"\"",
+           "calibration statistics: JSON {tensor name: zero fraction}">,
+    Option<"bandwidthGBs", "bandwidth-gbs", "double", /*default=*/"30.0",
+           "memory read bandwidth of the target, GB/s">,
+  ];
   let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
 }
 
@@ -64,7 +72,9 @@ def PackTernaryWeightsPass
     ternary weights are ternarized (per-tensor absmean of master weights, or
     unpacked from the published layout) and packed in the kernel layout
     (`rows2`: per row, blocks of 256 codes in 64 bytes, byte j holding codes
-    j, j+64, j+128, j+192 in its bit pairs, as code+1); 1-D float tensors are
+    j, j+64, j+128, j+192 in its bit pairs, as code+1; `cols2`, for weights
+    the select pass put on the zero-skipping path: the same per column, so a
+    zero input skips its column's bytes); 1-D float tensors are
     stored as f32, 2-D float tensors keep bf16 or become f32. Every entry is
     64-byte aligned. The module gets `lowbit.blob` (name -> [offset, kind]),
     `lowbit.blob_size` and `lowbit.blob_checksum`; each `lowbit.weight` gets
