@@ -166,6 +166,8 @@ private:
   LogicalResult lowerLMHead(bitnet::LMHeadOp op);
   LogicalResult lowerElementwise(Operation *op);
   LogicalResult lowerTopK(TopKMaskOp op);
+  /// Adds a quantizer's zero counts to its stats slot (when stats are on).
+  void recordStats(QuantizeOp op, Value zeros, int64_t k);
 
   /// Dot product of codes (row `n` of W, rows2) with i8 row `t` of q.
   Value emitTernaryDot(Emit &e, Value w, Value n, Value q, Value t,
@@ -180,6 +182,11 @@ private:
   func::FuncOp oldFunc, newFunc;
   DictionaryAttr blob;
   Value tokens, startArg, logitsArg, kCacheArg, vCacheArg, blobArg, tokenIds;
+  /// i64 [2 * slots]: zero codes and all codes seen by each quantizer, when
+  /// the runtime passes a non-empty buffer (--stats); `statNames` lists the
+  /// weights each slot feeds.
+  Value statsArg;
+  SmallVector<std::string> statNames;
   /// Views of the cache buffers: f32 [L, C, W] at 16 bits; otherwise i8 codes
   /// [L, C, W] and f32 steps [L, C, kv_heads].
   Value kCache, vCache, kSteps, vSteps;
@@ -188,7 +195,7 @@ private:
   /// matmul result -> (per-token scale d buffer, alpha) of its sums.
   DenseMap<Value, std::pair<Value, Value>> accScales;
   DenseMap<Value, Value> buffers;        // f32 tensor -> memref<?xDxf32>
-  struct QBuf { Value codes, scale, sum; int64_t kp; };
+  struct QBuf { Value codes, scale, sum, zeros; int64_t kp; };
   DenseMap<Value, QBuf> qbufs;           // qact -> its buffers
   DenseMap<Value, std::pair<Value, float>> weights; // ternary -> view, alpha
   SmallVector<Value> allocs;
@@ -410,7 +417,7 @@ LogicalResult KernelGenerator::lowerQuantize(QuantizeOp op) {
     normW = *w;
   }
   QBuf q{alloc({kDyn, kp}, b.getI8Type()), alloc({kDyn}, b.getF32Type()),
-         alloc({kDyn}, b.getI32Type()), kp};
+         alloc({kDyn}, b.getI32Type()), alloc({kDyn}, b.getI32Type()), kp};
   std::string name = "rmsquant_" + std::to_string(k) +
                      (absmean ? "_absmean" : "_absmax") +
                      std::to_string(bits) + (normP ? "_norm" : "");
@@ -419,13 +426,13 @@ LogicalResult KernelGenerator::lowerQuantize(QuantizeOp op) {
     name += "_eps" + std::to_string(llvm::bit_cast<uint32_t>(eps));
   }
   SmallVector<Type> types{x.getType(), q.codes.getType(), q.scale.getType(),
-                          q.sum.getType()};
+                          q.sum.getType(), q.zeros.getType()};
   if (normP)
     types.push_back(normW.getType());
   auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
-    Value xs = a[0], codes = a[1], scales = a[2], sums = a[3];
-    Value w = normP ? a[4] : Value();
-    Value begin = a[normP ? 5 : 4], end = a[normP ? 6 : 5];
+    Value xs = a[0], codes = a[1], scales = a[2], sums = a[3], zeros = a[4];
+    Value w = normP ? a[5] : Value();
+    Value begin = a[normP ? 6 : 5], end = a[normP ? 7 : 6];
     auto f32 = b.getF32Type();
     e.loop(begin, end, 1, [&](Value t) {
       // r = 1 / sqrt(mean(x^2) + eps), mean summed in f64.
@@ -493,14 +500,66 @@ LogicalResult KernelGenerator::lowerQuantize(QuantizeOp op) {
           b, loc, arith::DivFOp::create(b, loc, e.f32(1.0f), s), scales,
           ValueRange{t});
       memref::StoreOp::create(b, loc, total, sums, ValueRange{t});
+      // Zero codes of the row: what a zero-skipping kernel would skip.
+      Value nz = reduceRow(
+          e, k, vw, b.getI32IntegerAttr(0), vector::CombiningKind::ADD,
+          [&](Value c, int64_t wd) -> Value {
+            Value v = load(e, codes, {t, c}, wd);
+            Value zero = lanes(
+                e, arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0)), wd);
+            Value eq = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                             v, zero);
+            Type it = wd == 1 ? Type(b.getI32Type())
+                              : Type(VectorType::get({wd}, b.getI32Type()));
+            return arith::ExtUIOp::create(b, loc, it, eq);
+          },
+          [&](Value p, Value r) { return e.add(p, r); });
+      memref::StoreOp::create(b, loc, nz, zeros, ValueRange{t});
     });
   });
-  SmallVector<Value> args{x, q.codes, q.scale, q.sum};
+  SmallVector<Value> args{x, q.codes, q.scale, q.sum, q.zeros};
   if (normP)
     args.push_back(normW);
   callTasks(kern, args, tokens);
   qbufs[op.getResult()] = q;
+  recordStats(op, q.zeros, k);
   return success();
+}
+
+void KernelGenerator::recordStats(QuantizeOp op, Value zeros, int64_t k) {
+  std::string names;
+  for (Operation *user : op.getResult().getUsers())
+    if (auto w = user->getOperand(1).getDefiningOp<WeightOp>())
+      names += (names.empty() ? "" : ",") + w.getSource().getName().str();
+  int64_t slot = statNames.size();
+  statNames.push_back(names.empty() ? "quantizer" + std::to_string(slot)
+                                    : names);
+  Emit e{b, loc};
+  Value on = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::sgt,
+      memref::DimOp::create(b, loc, statsArg, 0), e.idx(0));
+  scf::IfOp::create(b, loc, on, [&](OpBuilder &nb, Location) {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+    auto i64 = b.getI64Type();
+    Value z = e.fold(e.idx(0), tokens, 1,
+                     {arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0))},
+                     [&](Value t, ValueRange cur) -> SmallVector<Value> {
+                       Value c = memref::LoadOp::create(b, loc, zeros,
+                                                        ValueRange{t});
+                       return {e.add(cur[0],
+                                     arith::ExtUIOp::create(b, loc, i64, c))};
+                     })[0];
+    Value all = arith::MulIOp::create(
+        b, loc, arith::IndexCastOp::create(b, loc, i64, tokens),
+        arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(k)));
+    for (auto [i, v] : llvm::enumerate(SmallVector<Value>{z, all})) {
+      Value at = e.idx(2 * slot + int64_t(i));
+      Value old = memref::LoadOp::create(b, loc, statsArg, ValueRange{at});
+      memref::StoreOp::create(b, loc, e.add(old, v), statsArg, ValueRange{at});
+    }
+    scf::YieldOp::create(b, loc);
+  });
 }
 
 //===----------------------------------------------------------------------===//
@@ -1326,7 +1385,8 @@ LogicalResult KernelGenerator::run() {
       MemRefType::get({kDyn, vocab}, f32),
       MemRefType::get({kDyn}, b.getI8Type()),
       MemRefType::get({kDyn}, b.getI8Type()),
-      MemRefType::get({kDyn}, b.getI8Type())};
+      MemRefType::get({kDyn}, b.getI8Type()),
+      MemRefType::get({kDyn}, b.getI64Type())};
   b.setInsertionPoint(oldFunc);
   newFunc = func::FuncOp::create(b, loc, "lowbit_forward",
                                  b.getFunctionType(types, {}));
@@ -1339,6 +1399,7 @@ LogicalResult KernelGenerator::run() {
   kCacheArg = entry->getArgument(3);
   vCacheArg = entry->getArgument(4);
   blobArg = entry->getArgument(5);
+  statsArg = entry->getArgument(6);
   tokens = memref::DimOp::create(b, loc, tokenIds, 0);
   {
     int64_t l = std::max<int64_t>(numLayers, 1), w = std::max<int64_t>(kvWidth, 1);
@@ -1422,6 +1483,7 @@ LogicalResult KernelGenerator::run() {
   meta[LOWBIT_META_EMBEDDED] = embedded ? 1 : 0;
   meta[LOWBIT_META_KV_BITS] = kvBits;
   meta[LOWBIT_META_KV_BYTES] = cacheBytes;
+  meta[LOWBIT_META_STAT_SLOTS] = int64_t(statNames.size());
   b.setInsertionPointToEnd(module.getBody());
   auto arrTy = LLVM::LLVMArrayType::get(b.getI64Type(), LOWBIT_META_COUNT);
   LLVM::GlobalOp::create(
@@ -1430,6 +1492,13 @@ LogicalResult KernelGenerator::run() {
       DenseElementsAttr::get(RankedTensorType::get({LOWBIT_META_COUNT},
                                                    b.getI64Type()),
                              ArrayRef<int64_t>(meta)));
+  // The weights each stats slot feeds, one line per slot.
+  std::string names = llvm::join(statNames, "\n");
+  names.push_back('\0');
+  LLVM::GlobalOp::create(
+      b, loc, LLVM::LLVMArrayType::get(b.getI8Type(), names.size()),
+      /*isConstant=*/true, LLVM::Linkage::External, "lowbit_stat_names",
+      b.getStringAttr(names));
   return success();
 }
 

@@ -23,6 +23,7 @@ float32, so the result does not depend on summation order.
 Usage:
   bitnet_ref.py MODEL_DIR --tokens 1,2,3 [--logits-out F] [--generate N]
                 [--scheme b1.58|a4.8] [--kv-bits 16|8|4|3]
+  bitnet_ref.py MODEL_DIR --tokens-file F --stats   (zero fractions, JSON)
 """
 import argparse
 import json
@@ -71,12 +72,17 @@ def topk_mask(x, k):
     return np.where(mask, x, F32(0.0)).astype(F32)
 
 
-def bitlinear(x, w, quant, topk=None, return_acc=False):
-    """y = (quant(x) @ T^T) * (d * alpha). `w` = (codes [N, K] int8, alpha)."""
-    codes, alpha = w
+def bitlinear(x, w, quant, topk=None, return_acc=False, stats=None):
+    """y = (quant(x) @ T^T) * (d * alpha). `w` = (codes [N, K] int8, alpha,
+    name); `stats`, a dict, accumulates [zero codes, codes] per weight name."""
+    codes, alpha = w[0], w[1]
     if topk is not None:
         x = topk_mask(x, topk)
     q, d = quant(x)
+    if stats is not None:
+        c = stats.setdefault(w[2], [0, 0])
+        c[0] += int(np.count_nonzero(q == 0))
+        c[1] += int(q.size)
     acc = q @ codes.T.astype(np.float64)          # exact integer sums
     scale = (d * alpha).astype(F32)
     y = (acc.astype(F32) * scale).astype(F32)
@@ -181,10 +187,13 @@ class Model:
                    ["input_layernorm", "post_attention_layernorm",
                     "self_attn.attn_sub_norm", "mlp.ffn_sub_norm"]}
             for proj in ["q_proj", "k_proj", "v_proj", "o_proj"]:
-                lay[proj] = self.ternary(p + "self_attn." + proj)
+                lay[proj] = self.ternary(p + "self_attn." + proj) + (
+                    p + "self_attn." + proj + ".weight",)
             for proj in ["gate_proj", "up_proj", "down_proj"]:
-                lay[proj] = self.ternary(p + "mlp." + proj)
+                lay[proj] = self.ternary(p + "mlp." + proj) + (
+                    p + "mlp." + proj + ".weight",)
             self.layers.append(lay)
+        self.stats = None  # a dict to count zeros at each projection input
         self.reset()
 
     def ternary(self, prefix):
@@ -220,9 +229,10 @@ class Model:
         group = self.nh // self.nkv
         for li, lay in enumerate(self.layers):
             x = rmsnorm(h, lay["input_layernorm"], self.eps)
-            q = bitlinear(x, lay["q_proj"], q4)
-            k, k_acc, k_scale = bitlinear(x, lay["k_proj"], q4, return_acc=True)
-            v, v_acc, v_scale = bitlinear(x, lay["v_proj"], q4, return_acc=True)
+            st = self.stats
+            q = bitlinear(x, lay["q_proj"], q4, stats=st)
+            k, k_acc, k_scale = bitlinear(x, lay["k_proj"], q4, return_acc=True, stats=st)
+            v, v_acc, v_scale = bitlinear(x, lay["v_proj"], q4, return_acc=True, stats=st)
             q = rope(q, pos, self.hd, self.theta)
             k = rope(k, pos, self.hd, self.theta)
             self.cache.store(li, pos, k, v, k_acc, v_acc, k_scale, v_scale)
@@ -242,14 +252,14 @@ class Model:
                 o[:, j, :] = (p.astype(np.float64) @ Vc[:, kv, :].astype(np.float64)).astype(F32)
             o = rmsnorm(o.reshape(T, -1), lay["self_attn.attn_sub_norm"], self.eps)
             topk = (o.shape[-1] + 1) // 2 if a48 else None
-            h = (h + bitlinear(o, lay["o_proj"], quant8, topk=topk)).astype(F32)
+            h = (h + bitlinear(o, lay["o_proj"], quant8, topk=topk, stats=st)).astype(F32)
             x = rmsnorm(h, lay["post_attention_layernorm"], self.eps)
-            g = bitlinear(x, lay["gate_proj"], q4)
-            u = bitlinear(x, lay["up_proj"], q4)
+            g = bitlinear(x, lay["gate_proj"], q4, stats=st)
+            u = bitlinear(x, lay["up_proj"], q4, stats=st)
             r = np.maximum(g, F32(0.0))
             m = (r * r * u).astype(F32)
             m = rmsnorm(m, lay["mlp.ffn_sub_norm"], self.eps)
-            h = (h + bitlinear(m, lay["down_proj"], quant8)).astype(F32)
+            h = (h + bitlinear(m, lay["down_proj"], quant8, stats=st)).astype(F32)
         self.pos += T
         xf = rmsnorm(h, self.norm, self.eps)
         return (xf.astype(np.float64) @ self.head.T.astype(np.float64)).astype(F32)
@@ -271,16 +281,31 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
-    ap.add_argument("--tokens", required=True, help="comma-separated prompt ids")
+    ap.add_argument("--tokens", help="comma-separated prompt ids")
+    ap.add_argument("--tokens-file", help="a file of token ids")
     ap.add_argument("--logits-out", help="float32 LE [positions x vocab]")
     ap.add_argument("--generate", type=int, default=0, help="greedy tokens")
     ap.add_argument("--scheme", choices=["b1.58", "a4.8"])
     ap.add_argument("--kv-bits", type=int, choices=[16, 8, 4, 3], default=16)
+    ap.add_argument("--stats", action="store_true",
+                    help="print the zero fraction at each projection input "
+                         "over the tokens (context-sized windows), as JSON")
     ap.add_argument("--perturb-ulps", type=int, default=0,
                     help="scale weight scales by (1 + k ulp), to screen ties")
     a = ap.parse_args(argv)
     m = Model(a.model_dir, a.scheme, a.kv_bits, a.perturb_ulps)
-    toks = [int(t) for t in a.tokens.split(",") if t.strip()]
+    if a.tokens_file:
+        a.tokens = open(a.tokens_file).read()
+    if not a.tokens:
+        ap.error("give --tokens or --tokens-file")
+    toks = [int(t) for t in a.tokens.replace(",", " ").split()]
+    if a.stats:
+        m.stats = {}
+        for at in range(0, len(toks), m.ctx):
+            m.reset()
+            m.forward(toks[at:at + m.ctx])
+        print(json.dumps({k: z / n for k, (z, n) in m.stats.items()}, indent=1))
+        return
     if a.logits_out:
         logits = m.forward(toks)
         logits.astype("<f4").tofile(a.logits_out)

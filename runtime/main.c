@@ -4,6 +4,8 @@
  *           [--temp T] [--top-k K] [--top-p P] [--seed S] [--weights FILE]
  *           [--no-mmap]   (copy the weights into memory instead of mapping)
  *   ./model --bench [--tokens ...|-P PROMPT_LEN] [-n N] [-t THREADS]
+ *   ./model --stats --tokens-file F   (zero fraction at each projection input,
+ *                                       as JSON for lowbitc --calibration-stats)
  *
  * Every user error is one line on stderr and exit status 1.
  *
@@ -62,13 +64,56 @@ typedef struct {
   float *logits;
   int64_t logits_rows;
   lowbit_weights weights;
+  int64_t *stats; /* NULL unless --stats */
 } model_t;
 
 /* Runs tokens[0..n) at positions start..; logits of every position land in
  * m->logits (n rows). */
 static void forward(model_t *m, const int32_t *tokens, int64_t n, int64_t start) {
   lowbit_rt_forward(m->weights.data, m->weights.size, m->k_cache, m->v_cache,
-                    m->vocab, tokens, n, start, m->logits);
+                    m->vocab, tokens, n, start, m->logits, m->stats);
+}
+
+/* Reads a whole file into a NUL-terminated buffer. */
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  size_t got;
+  while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+    len += got;
+    if (cap - len - 1 == 0)
+      buf = realloc(buf, cap *= 2);
+  }
+  fclose(f);
+  if (buf)
+    buf[len] = 0;
+  return buf;
+}
+
+/* Prints {"weight name": zero fraction at its input, ...}: the calibration
+ * statistics lowbitc --calibration-stats reads. */
+static void print_stats(const int64_t *stats) {
+  int64_t slots = lowbit_model_meta[LOWBIT_META_STAT_SLOTS];
+  const char *names = lowbit_stat_names;
+  int first = 1;
+  printf("{");
+  for (int64_t i = 0; i < slots && *names; ++i) {
+    double frac = stats[2 * i + 1] ? (double)stats[2 * i] / (double)stats[2 * i + 1] : 0.0;
+    while (*names && *names != '\n') {
+      size_t len = strcspn(names, ",\n");
+      printf("%s\n  \"%.*s\": %.6f", first ? "" : ",", (int)len, names, frac);
+      first = 0;
+      names += len;
+      if (*names == ',')
+        ++names;
+    }
+    if (*names == '\n')
+      ++names;
+  }
+  printf("\n}\n");
 }
 
 static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab) {
@@ -92,11 +137,13 @@ static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab)
       v = realloc(v, sizeof(int32_t) * (size_t)(cap *= 2));
     v[len++] = (int32_t)id;
     p = end;
-    while (*p == ' ')
+    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
       ++p;
     if (*p == ',')
       ++p;
-    else if (*p) {
+    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+      ++p;
+    if (*p && (*p < '0' || *p > '9') && *p != '-') {
       free(v);
       return die("--tokens: unexpected '%c' in '%s'", *p, s);
     }
@@ -112,9 +159,10 @@ static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab)
 
 int main(int argc, char **argv) {
   prog = argv[0];
-  const char *tokens_arg = NULL, *logits_out = NULL, *weights_path = NULL;
+  const char *tokens_arg = NULL, *logits_out = NULL, *weights_path = NULL,
+             *tokens_file = NULL;
   int64_t n_gen = 128, threads = 2, prompt_len = 128;
-  int bench = 0, no_mmap = 0;
+  int bench = 0, no_mmap = 0, stats = 0;
   lowbit_sampler sampler = {0.0f, 0.95f, 40, 1};
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
@@ -130,6 +178,11 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--tokens")) {
       NEED_VALUE();
       tokens_arg = v;
+    } else if (!strcmp(a, "--tokens-file")) {
+      NEED_VALUE();
+      tokens_file = v;
+    } else if (!strcmp(a, "--stats")) {
+      stats = 1;
     } else if (!strcmp(a, "--logits-out")) {
       NEED_VALUE();
       logits_out = v;
@@ -168,7 +221,8 @@ int main(int argc, char **argv) {
       return die("%s needs the tokenizer, which this build does not embed yet; "
                  "use --tokens", a);
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      printf("usage: %s --tokens ID,ID,... [-n N] [--logits-out FILE] [-t THREADS]\n"
+      printf("usage: %s --tokens ID,ID,...|--tokens-file F [-n N] [--logits-out FILE]\n"
+             "          [-t THREADS] [--stats]\n"
              "          [--temp T] [--top-k K] [--top-p P] [--seed S] [--weights FILE]\n"
              "          [--no-mmap]\n"
              "       %s --bench [--tokens ...|-P PROMPT_LEN] [-n N] [-t THREADS]\n",
@@ -190,6 +244,15 @@ int main(int argc, char **argv) {
 
   int32_t *prompt = NULL;
   int64_t n_prompt = 0;
+  char *file_text = NULL;
+  if (tokens_file) {
+    if (tokens_arg)
+      return die("give --tokens or --tokens-file, not both");
+    file_text = read_file(tokens_file);
+    if (!file_text)
+      return die("%s: cannot read token ids: %s", tokens_file, strerror(errno));
+    tokens_arg = file_text;
+  }
   if (tokens_arg) {
     if (parse_tokens(tokens_arg, &prompt, &n_prompt, m.vocab))
       return 1;
@@ -200,6 +263,30 @@ int main(int argc, char **argv) {
       prompt[i] = (int32_t)((i * 7919 + 13) % m.vocab);
   } else {
     return die("nothing to do: give --tokens or --bench (see --help)");
+  }
+  if (stats) {
+    /* Zero fractions over the whole token list, a context-sized window at a
+     * time. */
+    if (lowbit_rt_weights_open(&m.weights, weights_path))
+      return die("%s", lowbit_rt_error());
+    size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
+    int64_t window = n_prompt < m.context ? n_prompt : m.context;
+    m.k_cache = calloc(cache_bytes, 1);
+    m.v_cache = calloc(cache_bytes, 1);
+    m.logits = malloc(sizeof(float) * (size_t)(window * m.vocab));
+    m.stats = calloc((size_t)(2 * lowbit_model_meta[LOWBIT_META_STAT_SLOTS] + 1),
+                     sizeof(int64_t));
+    if (!m.k_cache || !m.v_cache || !m.logits || !m.stats)
+      return die("out of memory for --stats");
+    if (lowbit_rt_threads_start((int)threads))
+      return die("cannot start %lld threads", (long long)threads);
+    for (int64_t at = 0; at < n_prompt; at += window) {
+      int64_t len = n_prompt - at < window ? n_prompt - at : window;
+      forward(&m, prompt + at, len, 0);
+    }
+    print_stats(m.stats);
+    lowbit_rt_threads_stop();
+    return 0;
   }
   if (n_prompt > m.context)
     return die("the prompt has %lld tokens but the context holds %lld",
@@ -261,5 +348,6 @@ int main(int argc, char **argv) {
   free(m.v_cache);
   free(m.logits);
   free(prompt);
+  free(file_text);
   return 0;
 }

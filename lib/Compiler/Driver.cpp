@@ -30,6 +30,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -93,6 +94,40 @@ private:
   DiagnosticEngine::HandlerID handler;
   MLIRContext &ctx;
 };
+
+/// Builds the model for the host with dense paths, runs it with --stats over
+/// `tokens`, and writes the zero fractions it prints to `statsOut`.
+llvm::Error runCalibration(StringRef model, StringRef scheme, int kvBits,
+                           StringRef tokens, StringRef statsOut) {
+  auto err = [](const llvm::Twine &m) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), m);
+  };
+  llvm::SmallString<128> dir;
+  if (std::error_code ec = llvm::sys::fs::createUniqueDirectory("lowbitc-calib", dir))
+    return err("cannot create a scratch directory: " + ec.message());
+  llvm::scope_exit cleanup([&] { llvm::sys::fs::remove_directories(dir); });
+  std::string self = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
+  std::string exe = (dir + "/model").str();
+  std::vector<std::string> args{self, model.str(), "-o", exe,
+                                "--kv-bits=" + std::to_string(kvBits)};
+  if (!scheme.empty())
+    args.push_back("--scheme=" + scheme.str());
+  std::vector<StringRef> argv(args.begin(), args.end());
+  if (llvm::sys::ExecuteAndWait(self, argv) != 0)
+    return err("--calibrate: building the calibration model failed");
+  std::string tmp = (statsOut + ".tmp").str();
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(tmp),
+                                          std::nullopt};
+  std::vector<StringRef> run{exe, "--stats", "--tokens-file", tokens};
+  if (llvm::sys::ExecuteAndWait(exe, run, std::nullopt, redirects) != 0) {
+    llvm::sys::fs::remove(tmp);
+    return err("--calibrate: running the model over '" + tokens +
+               "' failed (the file must hold token ids)");
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(tmp, statsOut))
+    return err(statsOut + ": " + ec.message());
+  return llvm::Error::success();
+}
 
 /// One line per linear layer, from the attributes the select pass records.
 void printPaths(ModuleOp module, llvm::raw_ostream &os) {
@@ -158,6 +193,12 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
       "calibration-stats",
       cl::desc("JSON {weight tensor name: zero fraction at its input} for "
                "the path selection"),
+      cl::init(""), cl::cat(cat));
+  cl::opt<std::string> calibrate(
+      "calibrate",
+      cl::desc("token-id file: build the model, run it over these tokens, "
+               "record the zero fraction at each projection input (written "
+               "to OUTPUT.calibration.json) and choose paths from them"),
       cl::init(""), cl::cat(cat));
   cl::opt<std::string> weightsMode(
       "weights",
@@ -256,6 +297,20 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
             llvm::sys::fs::createUniqueDirectory("lowbitc", scratch))
       return fail("cannot create a scratch directory: " + ec.message());
   }
+  if (!calibrate.empty()) {
+    if (!calibrationStats.empty())
+      return fail("give --calibrate or --calibration-stats, not both");
+    if (isMLIR)
+      return fail("--calibrate needs a model directory as input");
+    if (!llvm::sys::fs::exists(calibrate))
+      return fail("--calibrate: '" + calibrate + "' does not exist");
+    std::string statsOut =
+        (outPath == "-" ? stem : outPath) + ".calibration.json";
+    if (llvm::Error e = runCalibration(input, scheme, kvBits, calibrate,
+                                       statsOut))
+      return fail(llvm::toString(std::move(e)));
+    calibrationStats = statsOut;
+  }
   PipelineOptions pipelineOptions;
   if (auto existing = (*module)->getAttrOfType<StringAttr>("lowbit.blob_path"))
     pipelineOptions.blobPath = existing.getValue().str();
@@ -267,17 +322,25 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   pipelineOptions.statsFile = calibrationStats.getValue();
   pipelineOptions.embeddedWeights = weightsMode == "embedded";
 
-  PassManager pm(&ctx);
-  if (failed(applyPassManagerCLOptions(pm)))
-    return fail("bad pass manager options");
+  // Phases up to select, then (after --explain-paths reads the choices the
+  // select phase recorded) the rest up to llvm; obj/exe/shared follow below.
+  auto runPhases = [&](Phase first, Phase last) -> LogicalResult {
+    if (first > last)
+      return success();
+    PassManager pm(&ctx);
+    if (failed(applyPassManagerCLOptions(pm)))
+      return failure();
+    for (int p = static_cast<int>(first); p <= static_cast<int>(last); ++p)
+      buildPhasePipeline(pm, static_cast<Phase>(p), pipelineOptions);
+    return pm.run(*module);
+  };
   Phase last = std::min(*phase, Phase::LLVM);
-  for (int p = 0; p <= static_cast<int>(last); ++p)
-    buildPhasePipeline(pm, static_cast<Phase>(p), pipelineOptions);
-  if (failed(pm.run(*module)))
+  if (failed(runPhases(Phase::Import, std::min(last, Phase::Select))))
     return 1; // the failing pass has emitted its error
-
   if (explainPaths)
     printPaths(*module, llvm::outs());
+  if (failed(runPhases(Phase::Pack, last)))
+    return 1;
 
   if (!binary) {
     std::string msg;

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define LOWBIT_ABI_VERSION 2
+#define LOWBIT_ABI_VERSION 3
 
 /* Indices into lowbit_model_meta (int64_t). */
 enum {
@@ -32,6 +32,7 @@ enum {
   LOWBIT_META_EMBEDDED = 10,  /* 1: weights in the executable, 0: sidecar */
   LOWBIT_META_KV_BITS = 11,   /* 16 (float32), 8, 4 or 3 */
   LOWBIT_META_KV_BYTES = 12,  /* bytes of one cache (K or V), zero-filled */
+  LOWBIT_META_STAT_SLOTS = 13, /* activation quantizers counted by --stats */
   LOWBIT_META_COUNT = 16
 };
 
@@ -40,17 +41,23 @@ typedef struct { const int32_t *alloc, *data; int64_t offset, sizes[1], strides[
 typedef struct { const uint8_t *alloc, *data; int64_t offset, sizes[1], strides[1]; } lowbit_memref_1d_u8;
 typedef struct { float *alloc, *data; int64_t offset, sizes[2], strides[2]; } lowbit_memref_2d_f32;
 typedef struct { uint8_t *alloc, *data; int64_t offset, sizes[1], strides[1]; } lowbit_memref_1d_mut_u8;
+typedef struct { int64_t *alloc, *data; int64_t offset, sizes[1], strides[1]; } lowbit_memref_1d_i64;
 
 /* One forward step: tokens at positions start .. start+n-1; writes logits
  * [n, vocab]; reads and appends to the KV caches, opaque buffers of
- * LOWBIT_META_KV_BYTES bytes each (the layout is the generated code's). */
+ * LOWBIT_META_KV_BYTES bytes each (the layout is the generated code's).
+ * `stats`, when not empty, holds 2 * LOWBIT_META_STAT_SLOTS counters: for
+ * each activation quantizer, zero codes and all codes seen. */
 void _mlir_ciface_lowbit_forward(lowbit_memref_1d_i32 *tokens, int64_t start,
                                  lowbit_memref_2d_f32 *logits,
                                  lowbit_memref_1d_mut_u8 *k_cache,
                                  lowbit_memref_1d_mut_u8 *v_cache,
-                                 lowbit_memref_1d_u8 *weights);
+                                 lowbit_memref_1d_u8 *weights,
+                                 lowbit_memref_1d_i64 *stats);
 
 extern const int64_t lowbit_model_meta[LOWBIT_META_COUNT];
+/* Per stats slot, the comma-separated weight names it feeds; one line each. */
+extern const char lowbit_stat_names[];
 
 /* A task body: works on [begin, end) of the task range. */
 typedef void (*lowbit_task_fn)(void *args, int64_t begin, int64_t end);
