@@ -702,8 +702,16 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   };
   bool withAcc = kvBits != 16 && feedsCache(op.getResult(), false);
   Value accOut = withAcc ? alloc({kDyn, n}, b.getI32Type()) : Value();
+  Value gate;
+  if (op.getGate()) {
+    FailureOr<Value> g = lowered(op, op.getGate());
+    if (failed(g))
+      return failure();
+    gate = *g;
+  }
   std::string name = "tmatmul_" + std::to_string(n) + "x" +
-                     std::to_string(k) + "_" + isaName + (withAcc ? "_acc" : "");
+                     std::to_string(k) + "_" + isaName + (withAcc ? "_acc" : "") +
+                     (gate ? "_gated" : "");
   Value w = wt->second.first;
   Value alpha = arith::ConstantOp::create(b, loc,
                                           b.getF32FloatAttr(wt->second.second));
@@ -712,12 +720,16 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
                           b.getF32Type(),    out.getType()};
   if (withAcc)
     types.push_back(accOut.getType());
+  if (gate)
+    types.push_back(gate.getType());
   auto kern = kernel(
       name, types, true, [&](Emit &e, ValueRange a) {
         Value codes = a[0], scales = a[1], sums = a[2], wm = a[3], al = a[4],
               o = a[5];
-        Value accs = withAcc ? a[6] : Value();
-        Value begin = a[withAcc ? 7 : 6], end = a[withAcc ? 8 : 7];
+        size_t next = 6;
+        Value accs = withAcc ? a[next++] : Value();
+        Value gates = gate ? a[next++] : Value();
+        Value begin = a[next], end = a[next + 1];
         Value nt = memref::DimOp::create(b, loc, codes, 0);
         e.loop(begin, end, 1, [&](Value blk) {
           Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
@@ -725,16 +737,42 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
               b, loc, e.add(r0, e.idx(kRowBlock)), e.idx(n));
           e.loop(r0, r1, 1, [&](Value row) {
             e.loop(e.idx(0), nt, 1, [&](Value t) {
-              Value dot = emitTernaryDot(e, wm, row, codes, t, q.kp);
-              Value s = memref::LoadOp::create(b, loc, sums, ValueRange{t});
-              Value acc = arith::SubIOp::create(b, loc, dot, s);
-              Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
-              Value scale = e.mul(d, al);
-              Value y = e.mul(
-                  arith::SIToFPOp::create(b, loc, b.getF32Type(), acc), scale);
-              memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
-              if (accs)
-                memref::StoreOp::create(b, loc, acc, accs, ValueRange{t, row});
+              auto compute = [&] {
+                Value dot = emitTernaryDot(e, wm, row, codes, t, q.kp);
+                Value s = memref::LoadOp::create(b, loc, sums, ValueRange{t});
+                Value acc = arith::SubIOp::create(b, loc, dot, s);
+                Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
+                Value scale = e.mul(d, al);
+                Value y = e.mul(
+                    arith::SIToFPOp::create(b, loc, b.getF32Type(), acc), scale);
+                memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
+                if (accs)
+                  memref::StoreOp::create(b, loc, acc, accs,
+                                          ValueRange{t, row});
+              };
+              if (!gates)
+                return compute();
+              // Gated: the row's weights are read only where gate > 0.
+              Value g = memref::LoadOp::create(b, loc, gates, ValueRange{t, row});
+              Value on = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
+                                               g, e.f32(0.0f));
+              scf::IfOp::create(
+                  b, loc, on,
+                  [&](OpBuilder &nb, Location) {
+                    OpBuilder::InsertionGuard guard(b);
+                    b.setInsertionPoint(nb.getInsertionBlock(),
+                                        nb.getInsertionPoint());
+                    compute();
+                    scf::YieldOp::create(b, loc);
+                  },
+                  [&](OpBuilder &nb, Location) {
+                    OpBuilder::InsertionGuard guard(b);
+                    b.setInsertionPoint(nb.getInsertionBlock(),
+                                        nb.getInsertionPoint());
+                    memref::StoreOp::create(b, loc, e.f32(0.0f), o,
+                                            ValueRange{t, row});
+                    scf::YieldOp::create(b, loc);
+                  });
             });
           });
         });
@@ -745,6 +783,8 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
     accs[op.getResult()] = accOut;
     accScales[op.getResult()] = {q.scale, alpha};
   }
+  if (gate)
+    args.push_back(gate);
   callTasks(kern, args,
             arith::ConstantIndexOp::create(b, loc,
                                            llvm::divideCeil(n, kRowBlock)));

@@ -144,6 +144,11 @@ static LogicalResult verifyTernaryMatmul(Operation *op, QActType in,
 }
 
 LogicalResult TernaryMatmulOp::verify() {
+  if (Value g = getGate())
+    if (g.getType() != getResult().getType())
+      return emitOpError() << "gate " << g.getType()
+                           << " must have the result's type "
+                           << getResult().getType();
   return verifyTernaryMatmul(*this, getInput().getType(),
                              getWeight().getType(), getResult().getType());
 }

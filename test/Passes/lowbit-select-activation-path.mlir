@@ -46,7 +46,7 @@ func.func @topk(%x: tensor<?x8xf32>) -> tensor<?x16xf32> {
 // -----
 
 // Tests that calibration statistics decide between the dense and the
-// zero-skipping path: 10 % zeros keeps down_proj dense, 95 % makes it
+// zero-skipping path: 10 % zeros keeps down_proj dense, 99 % makes it
 // zero-skipping with a column-major weight; without statistics the ReLU^2-GLU
 // default (50 %) keeps it dense.
 // CHECK-LABEL: func @calibrated
@@ -56,7 +56,7 @@ func.func @topk(%x: tensor<?x8xf32>) -> tensor<?x16xf32> {
 // DENSE: lowbit.ternary_matmul {{.*}}density 0.900 (calibration){{.*}}path = #lowbit.path<int8_dense>
 // SPARSE-LABEL: func @calibrated
 // SPARSE: lowbit.weight({{.*}}"down.weight"{{.*}}) : !lowbit.ternary<64x2560, cols2>
-// SPARSE: lowbit.ternary_matmul_sparse {{.*}}lowbit.bytes = 2048 : i64{{.*}}density 0.050 (calibration){{.*}}path = #lowbit.path<int8_sparse>
+// SPARSE: lowbit.ternary_matmul_sparse {{.*}}lowbit.bytes = 409 : i64{{.*}}density 0.010 (calibration){{.*}}path = #lowbit.path<int8_sparse>
 func.func @calibrated(%g: tensor<?x2560xf32>, %u: tensor<?x2560xf32>) -> tensor<?x64xf32> {
   %m = bitnet.relu2_glu %g, %u : tensor<?x2560xf32>
   %0 = bitnet.bitlinear %m weight(#lowbit.param<"down.weight" : tensor<64x2560xbf16>>) act int8_absmax : tensor<?x2560xf32> -> tensor<?x64xf32>

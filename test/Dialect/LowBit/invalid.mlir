@@ -306,3 +306,12 @@ func.func @f(%x: tensor<?x8xf32>) {
   %0 = lowbit.quantize %x absmax {eps = 1.0e-05 : f32} : tensor<?x8xf32> -> !lowbit.qact<?x8, i8>
   return
 }
+
+// -----
+
+// Tests that a gate has the matmul result's shape.
+func.func @f(%q: !lowbit.qact<?x8, i8>, %w: !lowbit.ternary<16x8, rows2>, %g: tensor<?x8xf32>) {
+  // expected-error @+1 {{'lowbit.ternary_matmul' op gate 'tensor<?x8xf32>' must have the result's type 'tensor<?x16xf32>'}}
+  %0 = lowbit.ternary_matmul %q, %w gated by %g : tensor<?x8xf32> : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x8, rows2> -> tensor<?x16xf32>
+  return
+}

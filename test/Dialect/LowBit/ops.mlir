@@ -30,6 +30,8 @@ func.func @matmuls(%x: tensor<?x32xf32>, %w: !lowbit.ternary<64x32, rows2>,
   %q4 = lowbit.quantize %x absmean : tensor<?x32xf32> -> !lowbit.qact<?x32, i4>
   // CHECK: lowbit.ternary_matmul %{{.*}}, %{{.*}} {path = #lowbit.path<int8_topk>} : !lowbit.qact<?x32, i8>, !lowbit.ternary<64x32, rows2> -> tensor<?x64xf32>
   %y0 = lowbit.ternary_matmul %q8, %w {path = #lowbit.path<int8_topk>} : !lowbit.qact<?x32, i8>, !lowbit.ternary<64x32, rows2> -> tensor<?x64xf32>
+  // CHECK: lowbit.ternary_matmul %{{.*}}, %{{.*}} gated by %{{.*}} : tensor<?x64xf32> : !lowbit.qact<?x32, i4>, !lowbit.ternary<64x32, rows2> -> tensor<?x64xf32>
+  %yg = lowbit.ternary_matmul %q4, %w gated by %y0 : tensor<?x64xf32> : !lowbit.qact<?x32, i4>, !lowbit.ternary<64x32, rows2> -> tensor<?x64xf32>
   // CHECK: lowbit.ternary_matmul %{{.*}}, %{{.*}} : !lowbit.qact<?x32, i4>, !lowbit.ternary<64x32, rows2> -> tensor<?x64xf32>
   %y1 = lowbit.ternary_matmul %q4, %w : !lowbit.qact<?x32, i4>, !lowbit.ternary<64x32, rows2> -> tensor<?x64xf32>
   // CHECK: lowbit.ternary_matmul_sparse %{{.*}}, %{{.*}} {path = #lowbit.path<int8_sparse>} : !lowbit.qact<?x32, i8>, !lowbit.ternary<64x32, cols2> -> tensor<?x64xf32>

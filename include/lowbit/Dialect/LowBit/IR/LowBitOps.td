@@ -101,31 +101,42 @@ def LowBit_TopKMaskOp : LowBit_Op<"topk_mask",
 // lowbit.ternary_matmul / lowbit.ternary_matmul_sparse
 //===----------------------------------------------------------------------===//
 
-class LowBit_TernaryMatmulBase<string mnemonic> : LowBit_Op<mnemonic, [Pure]> {
-  let arguments = (ins LowBit_AnyQAct:$input, LowBit_AnyTernary:$weight,
-                       OptionalAttr<LowBit_ActPathAttr>:$path);
-  let results = (outs RankedTensorOf<[F32]>:$result);
-  let assemblyFormat = "$input `,` $weight attr-dict `:` qualified(type($input)) `,` "
-                       "qualified(type($weight)) `->` type($result)";
-  let hasVerifier = 1;
-}
-
-def LowBit_TernaryMatmulOp : LowBit_TernaryMatmulBase<"ternary_matmul"> {
+def LowBit_TernaryMatmulOp : LowBit_Op<"ternary_matmul", [Pure]> {
   let summary = "dense quantized-activation x ternary-weight matmul";
   let description = [{
     `result[t, n] = (sum_k input[t, k] * W[n, k]) * act_scale[t] * w_scale`,
     with integer accumulation. `path` records the activation path the
     selection pass chose.
 
+    With `gated by %g`, `result[t, n]` is computed only where `g[t, n] > 0`
+    and is 0 elsewhere: the exact ReLU²-GLU shortcut for up_proj (its value
+    is multiplied by relu(gate)² = 0 there), which skips reading those rows.
+
     ```mlir
     %y = lowbit.ternary_matmul %q, %w : !lowbit.qact<?x64, i8>,
            !lowbit.ternary<128x64, rows2> -> tensor<?x128xf32>
+    %u = lowbit.ternary_matmul %q, %w gated by %g : tensor<?x128xf32>
+           : !lowbit.qact<?x64, i8>, !lowbit.ternary<128x64, rows2>
+           -> tensor<?x128xf32>
     ```
   }];
+  let arguments = (ins LowBit_AnyQAct:$input, LowBit_AnyTernary:$weight,
+                       Optional<RankedTensorOf<[F32]>>:$gate,
+                       OptionalAttr<LowBit_ActPathAttr>:$path);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input `,` $weight (`gated` `by` $gate^ `:` type($gate))? "
+                       "attr-dict `:` qualified(type($input)) `,` "
+                       "qualified(type($weight)) `->` type($result)";
+  let hasVerifier = 1;
 }
 
-def LowBit_TernaryMatmulSparseOp
-    : LowBit_TernaryMatmulBase<"ternary_matmul_sparse"> {
+def LowBit_TernaryMatmulSparseOp : LowBit_Op<"ternary_matmul_sparse", [Pure]> {
+  let arguments = (ins LowBit_AnyQAct:$input, LowBit_AnyTernary:$weight,
+                       OptionalAttr<LowBit_ActPathAttr>:$path);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` qualified(type($input)) `,` "
+                       "qualified(type($weight)) `->` type($result)";
+  let hasVerifier = 1;
   let summary = "zero-skipping matmul: zero activations skip their weight columns";
   let description = [{
     Same result as `lowbit.ternary_matmul`; the weight must be stored
