@@ -189,8 +189,13 @@ private:
   SmallVector<std::string> statNames;
   /// Views of the cache buffers: f32 [L, C, W] at 16 bits; otherwise i8 codes
   /// [L, C, W] and f32 steps [L, C, kv_heads].
-  Value kCache, vCache, kSteps, vSteps;
-  int64_t kvBits = 16, kvHeads = 1, cacheBytes = 0;
+  /// Quantized: `kCache` holds the bit-packed codes [L, C, rowBytes] of
+  /// positions > 0, `kBos` the 8-bit codes [L, W] of position 0.
+  Value kCache, vCache, kSteps, vSteps, kBos, vBos;
+  int64_t kvBits = 16, kvHeads = 1, headDim = 1, cacheBytes = 0;
+  /// Packing of quantized codes: `groupCodes` codes of `storeBits` bits in
+  /// `groupBytes` bytes (8 bits: 1 in 1; 4 bits: 2 in 1; 3 bits: 8 in 3).
+  int64_t storeBits = 8, groupCodes = 1, groupBytes = 1, rowBytes = 0;
   DenseMap<Value, Value> accs;           // matmul result -> its i32 sums
   /// matmul result -> (per-token scale d buffer, alpha) of its sums.
   DenseMap<Value, std::pair<Value, Value>> accScales;
@@ -1019,14 +1024,17 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                           "ternary matmuls");
     auto kvStore = kernel(
         "kvquant_" + std::to_string(nkv) + "x" + std::to_string(hd) + "_b" +
-            std::to_string(kvBits),
+            std::to_string(kvBits) + "_s" + std::to_string(storeBits),
         {k.getType(), v.getType(), kAcc.getType(), vAcc.getType(),
          kScale->second.first.getType(), vScale->second.first.getType(), f32,
-         f32, kCache.getType(), kSteps.getType(), vCache.getType(),
-         vSteps.getType(), b.getIndexType(), b.getIndexType()},
+         f32, kCache.getType(), kSteps.getType(), kBos.getType(),
+         vCache.getType(), vSteps.getType(), vBos.getType(), b.getIndexType(),
+         b.getIndexType()},
         false, [&](Emit &e, ValueRange a) {
       Value n = memref::DimOp::create(b, loc, a[0], 0);
-      Value lay = a[12], start = a[13];
+      Value lay = a[14], start = a[15];
+      Value scratch = memref::AllocaOp::create(
+          b, loc, MemRefType::get({hd}, i32));
       e.loop(e.idx(0), n, 1, [&](Value t) {
         Value p = e.add(start, t);
         Value atBos = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
@@ -1041,8 +1049,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
         // One head of K (which = 0) or V (which = 1).
         auto quantHead = [&](int which, Value h) {
           Value rows = a[which], acc = a[2 + which], ds = a[4 + which],
-                alpha = a[6 + which], codes = a[8 + 2 * which],
-                steps = a[9 + 2 * which];
+                alpha = a[6 + which], codes = a[8 + 3 * which],
+                steps = a[9 + 3 * which], bos = a[10 + 3 * which];
           Value c0 = arith::MulIOp::create(b, loc, h, e.idx(hd));
           // gamma = max(max |z|, 1e-5) and m = max |acc| over the head.
           auto red = e.fold(
@@ -1085,10 +1093,63 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
             Value code = arith::FPToSIOp::create(b, loc, i32, r);
             code = arith::MaxSIOp::create(b, loc, code, lo);
             code = arith::MinSIOp::create(b, loc, code, levels);
-            memref::StoreOp::create(
-                b, loc, arith::TruncIOp::create(b, loc, b.getI8Type(), code),
-                codes, ValueRange{lay, p, c});
+            memref::StoreOp::create(b, loc, code, scratch, ValueRange{i});
           });
+          // Position 0: one byte per code (code + 128); later positions:
+          // `groupCodes` codes (code + 2^(bits-1)) per `groupBytes` bytes.
+          auto i8 = b.getI8Type();
+          scf::IfOp::create(
+              b, loc, atBos,
+              [&](OpBuilder &nb, Location) {
+                OpBuilder::InsertionGuard guard(b);
+                b.setInsertionPoint(nb.getInsertionBlock(),
+                                    nb.getInsertionPoint());
+                e.loop(e.idx(0), e.idx(hd), 1, [&](Value i) {
+                  Value c = memref::LoadOp::create(b, loc, scratch, ValueRange{i});
+                  Value u = e.add(c, e.i32(128));
+                  memref::StoreOp::create(b, loc,
+                                          arith::TruncIOp::create(b, loc, i8, u),
+                                          bos, ValueRange{lay, e.add(c0, i)});
+                });
+                scf::YieldOp::create(b, loc);
+              },
+              [&](OpBuilder &nb, Location) {
+                OpBuilder::InsertionGuard guard(b);
+                b.setInsertionPoint(nb.getInsertionBlock(),
+                                    nb.getInsertionPoint());
+                int32_t offset = 1 << (kvBits - 1), mask = (1 << storeBits) - 1;
+                Value headBytes = arith::MulIOp::create(
+                    b, loc, h, e.idx(hd / groupCodes * groupBytes));
+                e.loop(e.idx(0), e.idx(hd / groupCodes), 1, [&](Value g) {
+                  Value word = e.i32(0);
+                  for (int64_t j = 0; j < groupCodes; ++j) {
+                    Value at = e.add(arith::MulIOp::create(
+                                         b, loc, g, e.idx(groupCodes)),
+                                     e.idx(j));
+                    Value c = memref::LoadOp::create(b, loc, scratch,
+                                                     ValueRange{at});
+                    Value u = arith::AndIOp::create(
+                        b, loc, e.add(c, e.i32(offset)), e.i32(mask));
+                    if (j)
+                      u = arith::ShLIOp::create(
+                          b, loc, u, e.i32(int32_t(storeBits * j)));
+                    word = arith::OrIOp::create(b, loc, word, u);
+                  }
+                  Value base = e.add(headBytes,
+                                     arith::MulIOp::create(
+                                         b, loc, g, e.idx(groupBytes)));
+                  for (int64_t k2 = 0; k2 < groupBytes; ++k2) {
+                    Value part = word;
+                    if (k2)
+                      part = arith::ShRUIOp::create(b, loc, word,
+                                                    e.i32(int32_t(8 * k2)));
+                    memref::StoreOp::create(
+                        b, loc, arith::TruncIOp::create(b, loc, i8, part),
+                        codes, ValueRange{lay, p, e.add(base, e.idx(k2))});
+                  }
+                });
+                scf::YieldOp::create(b, loc);
+              });
           Value step = arith::DivFOp::create(b, loc, gamma, nf32);
           memref::StoreOp::create(b, loc, step, steps, ValueRange{lay, p, h});
         };
@@ -1100,35 +1161,68 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     });
     call(kvStore, {k, v, kAcc, vAcc, kScale->second.first,
                    vScale->second.first, kScale->second.second,
-                   vScale->second.second, kCache, kSteps, vCache, vSteps,
-                   layerIdx, startArg});
+                   vScale->second.second, kCache, kSteps, kBos, vCache, vSteps,
+                   vBos, layerIdx, startArg});
   }
 
   std::string name = "attention_" + std::to_string(nh) + "x" +
                      std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
-                     std::to_string(context) + "_b" + std::to_string(kvBits);
+                     std::to_string(context) + "_b" + std::to_string(kvBits) +
+                     (quantized ? "_s" + std::to_string(storeBits) : "");
+  // Quantized caches are read a code at a time (bit-unpacked, dequantized).
+  if (quantized)
+    hv = 1;
   SmallVector<Type> types{q.getType(), kCache.getType(), vCache.getType()};
   if (quantized)
-    types.append({kSteps.getType(), vSteps.getType()});
+    types.append({kSteps.getType(), vSteps.getType(), kBos.getType(),
+                  vBos.getType()});
   types.append({b.getIndexType(), b.getIndexType(), out.getType()});
   auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
     Value qs = a[0], kc = a[1], vc = a[2];
     Value ks = quantized ? a[3] : Value(), vs = quantized ? a[4] : Value();
-    size_t base = quantized ? 5 : 3;
+    Value kb = quantized ? a[5] : Value(), vb = quantized ? a[6] : Value();
+    size_t base = quantized ? 7 : 3;
     Value lay = a[base], start = a[base + 1], o = a[base + 2],
           begin = a[base + 3], end = a[base + 4];
     Value scores = memref::AllocaOp::create(
         b, loc, MemRefType::get({context}, f32));
     Value nt = memref::DimOp::create(b, loc, qs, 0);
-    // A cache row at (p, column c): float, or code x step.
-    auto cacheRow = [&](Value cache, Value steps, Value p, Value kvh, Value c) {
-      Value raw = load(e, cache, {lay, p, c}, hv);
+    // A cache element at (p, column c): float, or code x step, the code
+    // read from the BOS row (p = 0) or unpacked from its group.
+    auto cacheRow = [&](Value cache, Value steps, Value bosRow, Value p,
+                        Value kvh, Value c) -> Value {
       if (!quantized)
-        return raw;
-      Type ft = hv == 1 ? Type(f32) : Type(VectorType::get({hv}, f32));
-      Value f = arith::SIToFPOp::create(b, loc, ft, raw);
+        return load(e, cache, {lay, p, c}, hv);
+      Value fromBos = e.add(
+          arith::ExtUIOp::create(
+              b, loc, i32,
+              memref::LoadOp::create(b, loc, bosRow, ValueRange{lay, c})),
+          e.i32(-128));
+      Value g = arith::DivUIOp::create(b, loc, c, e.idx(groupCodes));
+      Value j = arith::RemUIOp::create(b, loc, c, e.idx(groupCodes));
+      Value at = arith::MulIOp::create(b, loc, g, e.idx(groupBytes));
+      Value word = e.i32(0);
+      for (int64_t k2 = 0; k2 < groupBytes; ++k2) {
+        Value by = arith::ExtUIOp::create(
+            b, loc, i32,
+            memref::LoadOp::create(b, loc, cache,
+                                   ValueRange{lay, p, e.add(at, e.idx(k2))}));
+        if (k2)
+          by = arith::ShLIOp::create(b, loc, by, e.i32(int32_t(8 * k2)));
+        word = arith::OrIOp::create(b, loc, word, by);
+      }
+      Value shift = arith::MulIOp::create(
+          b, loc, arith::IndexCastOp::create(b, loc, i32, j),
+          e.i32(int32_t(storeBits)));
+      Value u = arith::AndIOp::create(
+          b, loc, arith::ShRUIOp::create(b, loc, word, shift),
+          e.i32((1 << storeBits) - 1));
+      Value packed = e.add(u, e.i32(-(1 << (kvBits - 1))));
+      Value isBos = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, p,
+                                          e.idx(0));
+      Value code = arith::SelectOp::create(b, loc, isBos, fromBos, packed);
       Value step = memref::LoadOp::create(b, loc, steps, ValueRange{lay, p, kvh});
-      return e.mul(f, lanes(e, step, hv));
+      return e.mul(arith::SIToFPOp::create(b, loc, f32, code), step);
     };
     e.loop(begin, end, 1, [&](Value j) {
       Value kvh = arith::DivUIOp::create(b, loc, j, e.idx(group));
@@ -1143,7 +1237,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               acc = e.fold(e.idx(0), e.idx(hd), hv, {acc},
                   [&](Value c, ValueRange cc) -> SmallVector<Value> {
                     Value x = load(e, qs, {t, e.add(qo, c)}, hv);
-                    Value y = cacheRow(kc, ks, p, kvh, e.add(ko, c));
+                    Value y = cacheRow(kc, ks, kb, p, kvh, e.add(ko, c));
                     return {e.add(cc[0], e.mul(x, y))};
                   })[0];
               Value sc = hv == 1 ? acc : e.reduce(vector::CombiningKind::ADD, acc);
@@ -1168,7 +1262,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               [&](Value p, ValueRange cc) -> SmallVector<Value> {
                 Value pr = e.mul(memref::LoadOp::create(b, loc, scores,
                                                         ValueRange{p}), inv);
-                Value y = cacheRow(vc, vs, p, kvh, e.add(ko, c));
+                Value y = cacheRow(vc, vs, vb, p, kvh, e.add(ko, c));
                 return {e.add(cc[0], e.mul(lanes(e, pr, hv), y))};
               })[0];
           ::store(e, acc, o, {t, e.add(qo, c)});
@@ -1178,7 +1272,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   });
   SmallVector<Value> args{q, kCache, vCache};
   if (quantized)
-    args.append({kSteps, vSteps});
+    args.append({kSteps, vSteps, kBos, vBos});
   args.append({layerIdx, startArg, out});
   callTasks(kern, args, arith::ConstantIndexOp::create(b, loc, nh));
   buffers[op.getResult()] = out;
@@ -1410,13 +1504,20 @@ LogicalResult KernelGenerator::run() {
   oldFunc.walk([&](bitnet::AttentionOp a) {
     kvBits = a.getKvBits();
     kvHeads = a.getNumKvHeads();
+    headDim = a.getHeadDim();
   });
-  int64_t cells = std::max<int64_t>(numLayers, 1) * context *
-                  std::max<int64_t>(kvWidth, 1);
-  int64_t stepsOffset = padTo(cells, 64);
-  cacheBytes = kvBits == 16 ? 4 * cells
-                            : stepsOffset + 4 * std::max<int64_t>(numLayers, 1) *
-                                                context * kvHeads;
+  int64_t numL = std::max<int64_t>(numLayers, 1),
+          kvW = std::max<int64_t>(kvWidth, 1);
+  // 3-bit codes go 8 to 3 bytes when heads split into groups of 8, else
+  // into nibbles; 4-bit into nibbles (head_dim is even); 8-bit into bytes.
+  storeBits = kvBits == 3 && headDim % 8 != 0 ? 4 : kvBits;
+  groupCodes = storeBits == 3 ? 8 : storeBits == 4 ? 2 : 1;
+  groupBytes = storeBits == 3 ? 3 : 1;
+  rowBytes = kvW / groupCodes * groupBytes;
+  int64_t packedOffset = padTo(numL * kvW, 64);
+  int64_t stepsOffset = padTo(packedOffset + numL * context * rowBytes, 64);
+  cacheBytes = kvBits == 16 ? 4 * numL * context * kvW
+                            : stepsOffset + 4 * numL * context * kvHeads;
 
   // @lowbit_forward(tokens, start, logits, k_cache, v_cache, blob)
   auto f32 = b.getF32Type();
@@ -1449,10 +1550,15 @@ LogicalResult KernelGenerator::run() {
           b, loc, MemRefType::get(shape, elt), buf,
           arith::ConstantIndexOp::create(b, loc, offset), ValueRange{});
     };
-    Type elt = kvBits == 16 ? Type(f32) : Type(b.getI8Type());
-    kCache = view(kCacheArg, 0, {l, context, w}, elt);
-    vCache = view(vCacheArg, 0, {l, context, w}, elt);
-    if (kvBits != 16) {
+    if (kvBits == 16) {
+      kCache = view(kCacheArg, 0, {l, context, w}, f32);
+      vCache = view(vCacheArg, 0, {l, context, w}, f32);
+    } else {
+      Type i8 = b.getI8Type();
+      kBos = view(kCacheArg, 0, {l, w}, i8);
+      vBos = view(vCacheArg, 0, {l, w}, i8);
+      kCache = view(kCacheArg, packedOffset, {l, context, rowBytes}, i8);
+      vCache = view(vCacheArg, packedOffset, {l, context, rowBytes}, i8);
       kSteps = view(kCacheArg, stepsOffset, {l, context, kvHeads}, f32);
       vSteps = view(vCacheArg, stepsOffset, {l, context, kvHeads}, f32);
     }
