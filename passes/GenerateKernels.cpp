@@ -1169,9 +1169,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                      std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
                      std::to_string(context) + "_b" + std::to_string(kvBits) +
                      (quantized ? "_s" + std::to_string(storeBits) : "");
-  // Quantized caches are read a code at a time (bit-unpacked, dequantized).
-  if (quantized)
-    hv = 1;
+
   SmallVector<Type> types{q.getType(), kCache.getType(), vCache.getType()};
   if (quantized)
     types.append({kSteps.getType(), vSteps.getType(), kBos.getType(),
@@ -1187,57 +1185,85 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     Value scores = memref::AllocaOp::create(
         b, loc, MemRefType::get({context}, f32));
     Value nt = memref::DimOp::create(b, loc, qs, 0);
-    // A cache element at (p, column c): float, or code x step, the code
-    // read from the BOS row (p = 0) or unpacked from its group.
-    auto cacheRow = [&](Value cache, Value steps, Value bosRow, Value p,
-                        Value kvh, Value c) -> Value {
-      if (!quantized)
-        return load(e, cache, {lay, p, c}, hv);
-      Value fromBos = e.add(
-          arith::ExtUIOp::create(
-              b, loc, i32,
-              memref::LoadOp::create(b, loc, bosRow, ValueRange{lay, c})),
-          e.i32(-128));
-      Value g = arith::DivUIOp::create(b, loc, c, e.idx(groupCodes));
-      Value j = arith::RemUIOp::create(b, loc, c, e.idx(groupCodes));
-      Value at = arith::MulIOp::create(b, loc, g, e.idx(groupBytes));
-      Value word = e.i32(0);
-      for (int64_t k2 = 0; k2 < groupBytes; ++k2) {
-        Value by = arith::ExtUIOp::create(
-            b, loc, i32,
-            memref::LoadOp::create(b, loc, cache,
-                                   ValueRange{lay, p, e.add(at, e.idx(k2))}));
-        if (k2)
-          by = arith::ShLIOp::create(b, loc, by, e.i32(int32_t(8 * k2)));
-        word = arith::OrIOp::create(b, loc, word, by);
-      }
-      Value shift = arith::MulIOp::create(
-          b, loc, arith::IndexCastOp::create(b, loc, i32, j),
-          e.i32(int32_t(storeBits)));
-      Value u = arith::AndIOp::create(
-          b, loc, arith::ShRUIOp::create(b, loc, word, shift),
-          e.i32((1 << storeBits) - 1));
-      Value packed = e.add(u, e.i32(-(1 << (kvBits - 1))));
+    // Quantized caches: one (position, head) row dequantized into `row`
+    // (f32[hd]) per use: the BOS row byte by byte, later rows a group of
+    // `groupCodes` codes per `groupBytes` bytes.
+    Value row = quantized ? Value(memref::AllocaOp::create(
+                                b, loc, MemRefType::get({hd}, f32)))
+                          : Value();
+    auto dequantRow = [&](Value cache, Value steps, Value bosRows, Value p,
+                          Value kvh, Value ko) {
+      Value step = memref::LoadOp::create(b, loc, steps, ValueRange{lay, p, kvh});
       Value isBos = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, p,
                                           e.idx(0));
-      Value code = arith::SelectOp::create(b, loc, isBos, fromBos, packed);
-      Value step = memref::LoadOp::create(b, loc, steps, ValueRange{lay, p, kvh});
-      return e.mul(arith::SIToFPOp::create(b, loc, f32, code), step);
+      auto put = [&](Value i, Value code) {
+        memref::StoreOp::create(
+            b, loc, e.mul(arith::SIToFPOp::create(b, loc, f32, code), step),
+            row, ValueRange{i});
+      };
+      scf::IfOp::create(
+          b, loc, isBos,
+          [&](OpBuilder &nb, Location) {
+            OpBuilder::InsertionGuard guard(b);
+            b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+            e.loop(e.idx(0), e.idx(hd), 1, [&](Value i) {
+              Value u = arith::ExtUIOp::create(
+                  b, loc, i32,
+                  memref::LoadOp::create(b, loc, bosRows,
+                                         ValueRange{lay, e.add(ko, i)}));
+              put(i, e.add(u, e.i32(-128)));
+            });
+            scf::YieldOp::create(b, loc);
+          },
+          [&](OpBuilder &nb, Location) {
+            OpBuilder::InsertionGuard guard(b);
+            b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+            Value headBytes = arith::MulIOp::create(
+                b, loc, kvh, e.idx(hd / groupCodes * groupBytes));
+            e.loop(e.idx(0), e.idx(hd / groupCodes), 1, [&](Value g) {
+              Value at = e.add(headBytes,
+                               arith::MulIOp::create(b, loc, g, e.idx(groupBytes)));
+              Value word = e.i32(0);
+              for (int64_t k2 = 0; k2 < groupBytes; ++k2) {
+                Value by = arith::ExtUIOp::create(
+                    b, loc, i32,
+                    memref::LoadOp::create(b, loc, cache,
+                                           ValueRange{lay, p, e.add(at, e.idx(k2))}));
+                if (k2)
+                  by = arith::ShLIOp::create(b, loc, by, e.i32(int32_t(8 * k2)));
+                word = arith::OrIOp::create(b, loc, word, by);
+              }
+              Value first = arith::MulIOp::create(b, loc, g, e.idx(groupCodes));
+              for (int64_t j = 0; j < groupCodes; ++j) {
+                Value u = word;
+                if (j)
+                  u = arith::ShRUIOp::create(b, loc, u,
+                                             e.i32(int32_t(storeBits * j)));
+                u = arith::AndIOp::create(b, loc, u, e.i32((1 << storeBits) - 1));
+                put(e.add(first, e.idx(j)), e.add(u, e.i32(-(1 << (kvBits - 1)))));
+              }
+            });
+            scf::YieldOp::create(b, loc);
+          });
     };
+    auto vt = VectorType::get({hv}, f32);
+    auto vzero = [&] { return hv == 1 ? e.f32(0.0f) : e.splat(vt, e.f32(0.0f)); };
     e.loop(begin, end, 1, [&](Value j) {
       Value kvh = arith::DivUIOp::create(b, loc, j, e.idx(group));
       Value qo = arith::MulIOp::create(b, loc, j, e.idx(hd));
       Value ko = arith::MulIOp::create(b, loc, kvh, e.idx(hd));
       e.loop(e.idx(0), nt, 1, [&](Value t) {
         Value len = e.add(e.add(start, t), e.idx(1));
+        // scores and their max
         Value mx = e.fold(e.idx(0), len, 1, {e.f32(-INFINITY)},
             [&](Value p, ValueRange cur) -> SmallVector<Value> {
-              auto vt = VectorType::get({hv}, f32);
-              Value acc = hv == 1 ? e.f32(0.0f) : e.splat(vt, e.f32(0.0f));
-              acc = e.fold(e.idx(0), e.idx(hd), hv, {acc},
+              if (quantized)
+                dequantRow(kc, ks, kb, p, kvh, ko);
+              Value acc = e.fold(e.idx(0), e.idx(hd), hv, {vzero()},
                   [&](Value c, ValueRange cc) -> SmallVector<Value> {
                     Value x = load(e, qs, {t, e.add(qo, c)}, hv);
-                    Value y = cacheRow(kc, ks, kb, p, kvh, e.add(ko, c));
+                    Value y = quantized ? load(e, row, {c}, hv)
+                                        : load(e, kc, {lay, p, e.add(ko, c)}, hv);
                     return {e.add(cc[0], e.mul(x, y))};
                   })[0];
               Value sc = hv == 1 ? acc : e.reduce(vector::CombiningKind::ADD, acc);
@@ -1254,18 +1280,35 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               return {e.add(cur[0], ex)};
             })[0];
         Value inv = arith::DivFOp::create(b, loc, e.f32(1.0f), sum);
-        // out = sum_p (e_p / sum) V_p
+        if (!quantized) {
+          // out = sum_p (e_p / sum) V_p
+          e.loop(e.idx(0), e.idx(hd), hv, [&](Value c) {
+            Value acc = e.fold(e.idx(0), len, 1, {vzero()},
+                [&](Value p, ValueRange cc) -> SmallVector<Value> {
+                  Value pr = e.mul(memref::LoadOp::create(b, loc, scores,
+                                                          ValueRange{p}), inv);
+                  Value y = load(e, vc, {lay, p, e.add(ko, c)}, hv);
+                  return {e.add(cc[0], e.mul(lanes(e, pr, hv), y))};
+                })[0];
+            ::store(e, acc, o, {t, e.add(qo, c)});
+          });
+          return;
+        }
+        // Quantized: position by position, each V row dequantized once,
+        // accumulated in the output row.
         e.loop(e.idx(0), e.idx(hd), hv, [&](Value c) {
-          auto vt = VectorType::get({hv}, f32);
-          Value acc = hv == 1 ? e.f32(0.0f) : e.splat(vt, e.f32(0.0f));
-          acc = e.fold(e.idx(0), len, 1, {acc},
-              [&](Value p, ValueRange cc) -> SmallVector<Value> {
-                Value pr = e.mul(memref::LoadOp::create(b, loc, scores,
-                                                        ValueRange{p}), inv);
-                Value y = cacheRow(vc, vs, vb, p, kvh, e.add(ko, c));
-                return {e.add(cc[0], e.mul(lanes(e, pr, hv), y))};
-              })[0];
-          ::store(e, acc, o, {t, e.add(qo, c)});
+          ::store(e, vzero(), o, {t, e.add(qo, c)});
+        });
+        e.loop(e.idx(0), len, 1, [&](Value p) {
+          dequantRow(vc, vs, vb, p, kvh, ko);
+          Value pr = e.mul(memref::LoadOp::create(b, loc, scores, ValueRange{p}),
+                           inv);
+          e.loop(e.idx(0), e.idx(hd), hv, [&](Value c) {
+            Value cur = load(e, o, {t, e.add(qo, c)}, hv);
+            Value y = load(e, row, {c}, hv);
+            ::store(e, e.add(cur, e.mul(lanes(e, pr, hv), y)), o,
+                    {t, e.add(qo, c)});
+          });
         });
       });
     });
