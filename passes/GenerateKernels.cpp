@@ -131,13 +131,13 @@ private:
   FailureOr<Value> param(Operation *op, ParamAttr p, ArrayRef<int64_t> shape,
                          Type *elt = nullptr);
 
-  /// The buffer `v` was lowered to; emits an error on `op` if there is none.
-  FailureOr<Value> lowered(Operation *op, Value v) {
+  /// The buffer `v` was lowered to; null, after an error on `op`, if none.
+  Value lowered(Operation *op, Value v) {
     if (Value m = buffers.lookup(v))
       return m;
-    return op->emitError("an operand of this op was not lowered (its "
-                         "producer is not supported by the CPU code "
-                         "generator)");
+    op->emitError("an operand of this op was not lowered (its producer is not "
+                  "supported by the CPU code generator)");
+    return Value();
   }
 
   Value alloc(ArrayRef<int64_t> shape, Type elt) {
@@ -408,10 +408,9 @@ LogicalResult KernelGenerator::lowerQuantize(QuantizeOp op) {
   bool absmean = op.getMethod() == QuantMethod::absmean;
   int bits = qt.getBits();
   float qmax = bits == 8 ? 127.0f : 7.0f, qlo = bits == 8 ? -128.0f : -8.0f;
-  FailureOr<Value> xOr = lowered(op, op.getInput());
-  if (failed(xOr))
+  Value x = lowered(op, op.getInput());
+  if (!x)
     return failure();
-  Value x = *xOr;
   std::optional<ParamAttr> normP = op.getNorm();
   Value normW;
   float eps = op.getEps() ? op.getEps()->convertToFloat() : 0.0f;
@@ -708,12 +707,8 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   bool withAcc = kvBits != 16 && feedsCache(op.getResult(), false);
   Value accOut = withAcc ? alloc({kDyn, n}, b.getI32Type()) : Value();
   Value gate;
-  if (op.getGate()) {
-    FailureOr<Value> g = lowered(op, op.getGate());
-    if (failed(g))
-      return failure();
-    gate = *g;
-  }
+  if (op.getGate() && !(gate = lowered(op, op.getGate())))
+    return failure();
   std::string name = "tmatmul_" + std::to_string(n) + "x" +
                      std::to_string(k) + "_" + isaName + (withAcc ? "_acc" : "") +
                      (gate ? "_gated" : "");
@@ -906,10 +901,9 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult KernelGenerator::lowerRoPE(bitnet::RoPEOp op) {
-  FailureOr<Value> xOr = lowered(op, op.getInput());
-  if (failed(xOr))
+  Value x = lowered(op, op.getInput());
+  if (!x)
     return failure();
-  Value x = *xOr;
   auto gen = op.getPositions().getDefiningOp<tensor::GenerateOp>();
   if (!gen)
     return op.emitError("rope positions must be the importer's start + index");
@@ -971,11 +965,10 @@ LogicalResult KernelGenerator::lowerRoPE(bitnet::RoPEOp op) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
-  FailureOr<Value> qOr = lowered(op, op.getQ()), kOr = lowered(op, op.getK()),
-                   vOr = lowered(op, op.getV());
-  if (failed(qOr) || failed(kOr) || failed(vOr))
+  Value q = lowered(op, op.getQ()), k = lowered(op, op.getK()),
+        v = lowered(op, op.getV());
+  if (!q || !k || !v)
     return failure();
-  Value q = *qOr, k = *kOr, v = *vOr;
   auto kArg = dyn_cast<BlockArgument>(op.getKCache());
   auto vArg = dyn_cast<BlockArgument>(op.getVCache());
   if (!kArg || !vArg || kArg.getArgNumber() < 2 ||
@@ -1327,10 +1320,9 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult KernelGenerator::lowerRMSNorm(bitnet::RMSNormOp op) {
-  FailureOr<Value> xOr = lowered(op, op.getInput());
-  if (failed(xOr))
+  Value x = lowered(op, op.getInput());
+  if (!x)
     return failure();
-  Value x = *xOr;
   int64_t k = op.getInput().getType().getShape()[1];
   FailureOr<Value> w = param(op, op.getWeight(), {k});
   if (failed(w))
@@ -1366,11 +1358,9 @@ LogicalResult KernelGenerator::lowerRMSNorm(bitnet::RMSNormOp op) {
 }
 
 LogicalResult KernelGenerator::lowerElementwise(Operation *op) {
-  FailureOr<Value> aOr = lowered(op, op->getOperand(0)),
-                   cOr = lowered(op, op->getOperand(1));
-  if (failed(aOr) || failed(cOr))
+  Value a = lowered(op, op->getOperand(0)), c = lowered(op, op->getOperand(1));
+  if (!a || !c)
     return failure();
-  Value a = *aOr, c = *cOr;
   int64_t n = cast<RankedTensorType>(op->getResult(0).getType()).getShape()[1];
   bool glu = isa<bitnet::ReLU2GLUOp>(op);
   Value out = alloc({kDyn, n}, b.getF32Type());
@@ -1399,10 +1389,9 @@ LogicalResult KernelGenerator::lowerElementwise(Operation *op) {
 }
 
 LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
-  FailureOr<Value> xOr = lowered(op, op.getInput());
-  if (failed(xOr))
+  Value x = lowered(op, op.getInput());
+  if (!x)
     return failure();
-  Value x = *xOr;
   ArrayRef<int64_t> ws = op.getWeight().getType().getShape();
   int64_t v = ws[0], h = ws[1];
   Type elt;
@@ -1448,10 +1437,9 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
 /// non-negative floats): 31 counting passes of vector compares, then one
 /// in-order pass keeps the entries above it and the first ties.
 LogicalResult KernelGenerator::lowerTopK(TopKMaskOp op) {
-  FailureOr<Value> xOr = lowered(op, op.getInput());
-  if (failed(xOr))
+  Value x = lowered(op, op.getInput());
+  if (!x)
     return failure();
-  Value x = *xOr;
   int64_t d = op.getInput().getType().getShape().back(), k = op.getK();
   Value out = alloc({kDyn, d}, b.getF32Type());
   std::string name = "topk_" + std::to_string(d) + "_" + std::to_string(k);
