@@ -12,6 +12,7 @@
  *===----------------------------------------------------------------------===*/
 #define _POSIX_C_SOURCE 200809L
 #include "lowbit_rt.h"
+#include "lowbit_tok.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -21,6 +22,65 @@
 #include <time.h>
 
 static const char *prog = "model";
+
+/* Defined by the compiler's tokenizer object when a tokenizer is embedded. */
+extern const uint8_t lowbit_tokenizer_start[] __attribute__((weak));
+extern const uint8_t lowbit_tokenizer_end[] __attribute__((weak));
+
+static lowbit_status load_tokenizer(lowbit_tokenizer *t) {
+  if (!lowbit_tokenizer_start)
+    return lowbit_rt_fail("no tokenizer is embedded in this model (compile "
+                          "it with a tokenizer.json); use --tokens");
+  return lowbit_tok_load(t, lowbit_tokenizer_start,
+                         (size_t)(lowbit_tokenizer_end - lowbit_tokenizer_start));
+}
+
+/* Writes token bytes to stdout, holding back an incomplete UTF-8 sequence
+ * until the token that completes it arrives. */
+typedef struct {
+  uint8_t pending[8];
+  size_t n;
+} utf8_stream;
+
+static size_t utf8_len(uint8_t lead) {
+  return lead < 0x80 ? 1 : lead >> 5 == 6 ? 2 : lead >> 4 == 14 ? 3 : lead >> 3 == 30 ? 4 : 0;
+}
+
+static void stream_bytes(utf8_stream *u, const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    u->pending[u->n++] = p[i];
+    size_t need = utf8_len(u->pending[0]);
+    if (need == 0 || (u->n > 1 && (u->pending[u->n - 1] & 0xC0) != 0x80)) {
+      /* invalid: replace what is pending */
+      fputs("\xEF\xBF\xBD", stdout);
+      u->n = 0;
+      if (need != 0 && (p[i] & 0xC0) != 0x80) {
+        u->pending[u->n++] = p[i];
+        need = utf8_len(p[i]);
+      } else {
+        continue;
+      }
+    }
+    if (u->n == need) {
+      fwrite(u->pending, 1, u->n, stdout);
+      u->n = 0;
+    }
+  }
+  fflush(stdout);
+}
+
+static void stream_end(utf8_stream *u) {
+  if (u->n)
+    fputs("\xEF\xBF\xBD", stdout);
+  u->n = 0;
+  fflush(stdout);
+}
+
+static void print_ids(const lowbit_tok_ids *ids) {
+  for (size_t i = 0; i < ids->n; ++i)
+    printf(i ? ",%d" : "%d", ids->ids[i]);
+  printf("\n");
+}
 
 static int die(const char *fmt, ...) {
   va_list ap;
@@ -160,7 +220,10 @@ static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab)
 int main(int argc, char **argv) {
   prog = argv[0];
   const char *tokens_arg = NULL, *logits_out = NULL, *weights_path = NULL,
-             *tokens_file = NULL;
+             *tokens_file = NULL, *prompt_text = NULL, *tokenize_text = NULL,
+             *tokenize_file = NULL, *detokenize_ids = NULL,
+             *detokenize_file = NULL;
+  int whole = 0;
   int64_t n_gen = 128, threads = 2, prompt_len = 128;
   int bench = 0, no_mmap = 0, stats = 0;
   lowbit_sampler sampler = {0.0f, 0.95f, 40, 1};
@@ -216,10 +279,25 @@ int main(int argc, char **argv) {
       bench = 1;
     } else if (!strcmp(a, "--no-mmap")) {
       no_mmap = 1;
-    } else if (!strcmp(a, "-p") || !strcmp(a, "--chat") || !strcmp(a, "--ppl") ||
-               !strcmp(a, "--tokenize") || !strcmp(a, "--detokenize")) {
-      return die("%s needs the tokenizer, which this build does not embed yet; "
-                 "use --tokens", a);
+    } else if (!strcmp(a, "-p")) {
+      NEED_VALUE();
+      prompt_text = v;
+    } else if (!strcmp(a, "--tokenize")) {
+      NEED_VALUE();
+      tokenize_text = v;
+    } else if (!strcmp(a, "--tokenize-file")) {
+      NEED_VALUE();
+      tokenize_file = v;
+    } else if (!strcmp(a, "--detokenize")) {
+      NEED_VALUE();
+      detokenize_ids = v;
+    } else if (!strcmp(a, "--detokenize-file")) {
+      NEED_VALUE();
+      detokenize_file = v;
+    } else if (!strcmp(a, "--whole")) {
+      whole = 1;
+    } else if (!strcmp(a, "--chat") || !strcmp(a, "--ppl")) {
+      return die("%s is not implemented yet", a);
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       printf("usage: %s --tokens ID,ID,...|--tokens-file F [-n N] [--logits-out FILE]\n"
              "          [-t THREADS] [--stats]\n"
@@ -242,6 +320,61 @@ int main(int argc, char **argv) {
   m.vocab = lowbit_model_meta[LOWBIT_META_VOCAB];
   m.context = lowbit_model_meta[LOWBIT_META_CONTEXT];
 
+  lowbit_tokenizer tok_;
+  int have_tok = 0;
+  if (tokenize_text || tokenize_file || detokenize_ids || detokenize_file ||
+      prompt_text) {
+    if (load_tokenizer(&tok_))
+      return die("%s", lowbit_rt_error());
+    have_tok = 1;
+  }
+  if (tokenize_text || tokenize_file) {
+    char *text = tokenize_file ? read_file(tokenize_file) : NULL;
+    if (tokenize_file && !text)
+      return die("%s: cannot read text: %s", tokenize_file, strerror(errno));
+    const char *p = tokenize_file ? text : tokenize_text;
+    int per_line = tokenize_file && !whole;
+    do { /* one output line per input line with --tokenize-file */
+      size_t len = per_line ? strcspn(p, "\n") : strlen(p);
+      lowbit_tok_ids ids = {0};
+      if (lowbit_tok_encode(&tok_, p, len, &ids))
+        return die("%s", lowbit_rt_error());
+      print_ids(&ids);
+      free(ids.ids);
+      p += len;
+    } while (per_line && *p++ == '\n' && *p);
+    free(text);
+    return 0;
+  }
+  if (detokenize_ids || detokenize_file) {
+    /* --detokenize-file: one line of ids in, one line of text out. */
+    char *text = detokenize_file ? read_file(detokenize_file) : strdup(detokenize_ids);
+    if (!text)
+      return die("%s: cannot read token ids: %s", detokenize_file, strerror(errno));
+    char *line = text;
+    while (line && *line) {
+      char *next = strchr(line, '\n');
+      if (next)
+        *next = 0;
+      int32_t *ids = NULL;
+      int64_t n = 0;
+      if (*line && parse_tokens(line, &ids, &n, (int64_t)tok_.n_tokens))
+        return 1;
+      utf8_stream u = {{0}, 0};
+      for (int64_t i = 0; i < n; ++i) {
+        size_t len;
+        const uint8_t *b = lowbit_tok_piece(&tok_, ids[i], &len);
+        stream_bytes(&u, b, len);
+      }
+      stream_end(&u);
+      printf("\n");
+      free(ids);
+      line = next ? next + 1 : NULL;
+    }
+    free(text);
+    return 0;
+  }
+
   int32_t *prompt = NULL;
   int64_t n_prompt = 0;
   char *file_text = NULL;
@@ -253,7 +386,22 @@ int main(int argc, char **argv) {
       return die("%s: cannot read token ids: %s", tokens_file, strerror(errno));
     tokens_arg = file_text;
   }
-  if (tokens_arg) {
+  if (prompt_text) {
+    if (tokens_arg)
+      return die("give -p or --tokens, not both");
+    lowbit_tok_ids ids = {0};
+    int64_t bos = lowbit_model_meta[LOWBIT_META_BOS];
+    if (bos >= 0 && bos < m.vocab)
+      ids.ids = malloc(sizeof(int32_t) * 64), ids.cap = 64, ids.ids[ids.n++] = (int32_t)bos;
+    if (lowbit_tok_encode(&tok_, prompt_text, strlen(prompt_text), &ids))
+      return die("%s", lowbit_rt_error());
+    for (size_t i = 0; i < ids.n; ++i)
+      if (ids.ids[i] >= m.vocab)
+        return die("-p: token %d is beyond the model's vocabulary of %lld", ids.ids[i],
+                   (long long)m.vocab);
+    prompt = ids.ids;
+    n_prompt = (int64_t)ids.n;
+  } else if (tokens_arg) {
     if (parse_tokens(tokens_arg, &prompt, &n_prompt, m.vocab))
       return 1;
   } else if (bench) {
@@ -322,19 +470,32 @@ int main(int argc, char **argv) {
   int64_t pos = n_prompt, generated = 0;
   int32_t tok = lowbit_rt_sample(&sampler, m.logits + (n_prompt - 1) * m.vocab, m.vocab);
   double t2 = now_s();
+  utf8_stream text_out = {{0}, 0};
   for (; generated < n_gen; ++generated) {
-    if (!bench) {
+    if (!bench && prompt_text) {
+      if (tok != eos && tok != lowbit_tok_find(&tok_, "<|eot_id|>")) {
+        size_t len;
+        const uint8_t *b = lowbit_tok_piece(&tok_, tok, &len);
+        stream_bytes(&text_out, b, len);
+      }
+    } else if (!bench) {
       printf(generated ? ",%d" : "%d", tok);
       fflush(stdout);
     }
-    if ((!bench && tok == eos) || generated + 1 == n_gen || pos >= m.context)
+    if ((!bench && (tok == eos || (prompt_text &&
+                                   tok == lowbit_tok_find(&tok_, "<|eot_id|>")))) ||
+        generated + 1 == n_gen || pos >= m.context)
       break;
     forward(&m, &tok, 1, pos++);
     tok = lowbit_rt_sample(&sampler, m.logits, m.vocab);
   }
   double t3 = now_s();
+  if (prompt_text)
+    stream_end(&text_out);
   if (!bench && n_gen > 0)
     printf("\n");
+  if (have_tok)
+    lowbit_tok_free(&tok_);
   if (bench) {
     int64_t decoded = pos - n_prompt;
     printf("{\"prefill_tokens\": %lld, \"prefill_tok_s\": %.2f, \"decode_tokens\": %lld, "

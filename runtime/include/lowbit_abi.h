@@ -88,4 +88,19 @@ static inline uint64_t lowbit_checksum(const uint8_t *p, uint64_t n) {
   return h;
 }
 
+/* The embedded tokenizer, compiled by lowbitc from tokenizer.json (byte-level
+ * BPE with the Llama-3 pre-tokenizer), little-endian, linked as
+ * lowbit_tokenizer_start .. lowbit_tokenizer_end:
+ *   lowbit_tokenizer_header
+ *   uint32_t offsets[n_tokens + 1]   token i is bytes[offsets[i] .. offsets[i+1])
+ *   uint32_t merges[n_merges][3]     (left, right, merged) ids in rank order
+ *   uint32_t added[n_added]          ids of added tokens, matched in text
+ *   uint8_t  bytes[]                 raw bytes (byte-level mapping undone) */
+#define LOWBIT_TOKENIZER_MAGIC "LOWBITT1"
+#define LOWBIT_TOKENIZER_IGNORE_MERGES 1u /* a piece in the vocab is one token */
+typedef struct {
+  char magic[8];
+  uint32_t n_tokens, n_merges, n_added, flags;
+} lowbit_tokenizer_header;
+
 #endif /* LOWBIT_ABI_H */

@@ -28,6 +28,8 @@ llvm::Error emitObject(ModuleOp module, llvm::TargetMachine &tm,
 
 struct LinkOptions {
   std::string objectPath, blobPath, outputPath;
+  /// The compiled tokenizer table to embed (lowbit_abi.h); empty for none.
+  std::string tokenizerPath;
   bool embedWeights = true;
   /// A shared library exporting the C API of runtime/include/lowbit.h
   /// instead of an executable.
