@@ -277,6 +277,31 @@ class Model:
         return out
 
 
+def perplexity(model, tokens, ctx):
+    """exp(mean NLL) of tokens[1:] given their prefix, over windows of `ctx`
+    tokens with stride ctx // 2; each window (a fresh cache) scores only the
+    predictions no earlier window made. runtime/main.c does the same."""
+    stride = max(ctx // 2, 1)
+    nll, count, start = 0.0, 0, 0
+    while True:
+        window = tokens[start:start + ctx]
+        if len(window) < 2:
+            break
+        model.reset()
+        logits = model.forward(window).astype(np.float64)
+        first = 0 if start == 0 else ctx - stride - 1
+        for i in range(first, len(window) - 1):
+            row = logits[i]
+            m = row.max()
+            lse = m + np.log(np.exp(row - m).sum())
+            nll += lse - row[window[i + 1]]
+            count += 1
+        if start + ctx >= len(tokens):
+            break
+        start += stride
+    return math.exp(nll / count), count
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -290,6 +315,9 @@ def main(argv=None):
     ap.add_argument("--stats", action="store_true",
                     help="print the zero fraction at each projection input "
                          "over the tokens (context-sized windows), as JSON")
+    ap.add_argument("--ppl", action="store_true",
+                    help="perplexity of BOS + the tokens (see perplexity())")
+    ap.add_argument("--ctx", type=int, default=512, help="--ppl window")
     ap.add_argument("--perturb-ulps", type=int, default=0,
                     help="scale weight scales by (1 + k ulp), to screen ties")
     a = ap.parse_args(argv)
@@ -299,6 +327,12 @@ def main(argv=None):
     if not a.tokens:
         ap.error("give --tokens or --tokens-file")
     toks = [int(t) for t in a.tokens.replace(",", " ").split()]
+    if a.ppl:
+        bos = m.c.get("bos_token_id")
+        ppl, n = perplexity(m, ([bos] if bos is not None else []) + toks,
+                            min(a.ctx, m.ctx))
+        print("perplexity: %.6f over %d tokens" % (ppl, n))
+        return
     if a.stats:
         m.stats = {}
         for at in range(0, len(toks), m.ctx):

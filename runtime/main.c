@@ -15,6 +15,7 @@
 #include "lowbit_tok.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +177,70 @@ static void print_stats(const int64_t *stats) {
   printf("\n}\n");
 }
 
+/* Perplexity of BOS + encode(text) over windows of ctx tokens with stride
+ * ctx / 2, each window scoring only predictions no earlier window made
+ * (reference/bitnet_ref.py perplexity() is the same). */
+static int run_perplexity(model_t *m, const lowbit_tokenizer *tok, const char *path,
+                          int64_t ctx, int threads, const char *weights_path) {
+  char *text = read_file(path);
+  if (!text)
+    return die("%s: cannot read text: %s", path, strerror(errno));
+  lowbit_tok_ids ids = {0};
+  int64_t bos = lowbit_model_meta[LOWBIT_META_BOS];
+  if (bos >= 0 && bos < m->vocab) {
+    ids.ids = malloc(sizeof(int32_t) * 64);
+    ids.cap = 64;
+    ids.ids[ids.n++] = (int32_t)bos;
+  }
+  if (lowbit_tok_encode(tok, text, strlen(text), &ids))
+    return die("%s", lowbit_rt_error());
+  free(text);
+  for (size_t i = 0; i < ids.n; ++i)
+    if (ids.ids[i] >= m->vocab)
+      return die("%s: token %d is beyond the model's vocabulary of %lld", path,
+                 ids.ids[i], (long long)m->vocab);
+  if (ids.n < 2)
+    return die("%s: needs at least one token of text", path);
+  if (ctx <= 1 || ctx > m->context)
+    ctx = m->context < 512 ? m->context : 512;
+  if (lowbit_rt_weights_open(&m->weights, weights_path))
+    return die("%s", lowbit_rt_error());
+  size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
+  m->k_cache = calloc(cache_bytes, 1);
+  m->v_cache = calloc(cache_bytes, 1);
+  m->logits = malloc(sizeof(float) * (size_t)(ctx * m->vocab));
+  if (!m->k_cache || !m->v_cache || !m->logits)
+    return die("out of memory for --ppl");
+  if (lowbit_rt_threads_start(threads))
+    return die("cannot start %d threads", threads);
+  int64_t n = (int64_t)ids.n, stride = ctx / 2 > 0 ? ctx / 2 : 1;
+  double nll = 0.0;
+  int64_t count = 0;
+  for (int64_t start = 0;; start += stride) {
+    int64_t len = n - start < ctx ? n - start : ctx;
+    if (len < 2)
+      break;
+    forward(m, ids.ids + start, len, 0);
+    for (int64_t i = start == 0 ? 0 : ctx - stride - 1; i < len - 1; ++i) {
+      const float *row = m->logits + i * m->vocab;
+      double mx = row[0], sum = 0.0;
+      for (int64_t v = 1; v < m->vocab; ++v)
+        mx = row[v] > mx ? row[v] : mx;
+      for (int64_t v = 0; v < m->vocab; ++v)
+        sum += exp((double)row[v] - mx);
+      nll += mx + log(sum) - (double)row[ids.ids[start + i + 1]];
+      ++count;
+    }
+    if (start + ctx >= n)
+      break;
+  }
+  printf("perplexity: %.6f over %lld tokens\n", exp(nll / (double)count),
+         (long long)count);
+  lowbit_rt_threads_stop();
+  free(ids.ids);
+  return 0;
+}
+
 static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab) {
   int64_t cap = 16, len = 0;
   int32_t *v = malloc(sizeof(int32_t) * (size_t)cap);
@@ -224,6 +289,8 @@ int main(int argc, char **argv) {
              *tokenize_file = NULL, *detokenize_ids = NULL,
              *detokenize_file = NULL;
   int whole = 0;
+  const char *ppl_file = NULL;
+  int64_t ppl_ctx = 0;
   int64_t n_gen = 128, threads = 2, prompt_len = 128;
   int bench = 0, no_mmap = 0, stats = 0;
   lowbit_sampler sampler = {0.0f, 0.95f, 40, 1};
@@ -253,7 +320,7 @@ int main(int argc, char **argv) {
       NEED_VALUE();
       weights_path = v;
     } else if (!strcmp(a, "-n") || !strcmp(a, "-t") || !strcmp(a, "--top-k") ||
-               !strcmp(a, "--seed") || !strcmp(a, "-P")) {
+               !strcmp(a, "--seed") || !strcmp(a, "-P") || !strcmp(a, "--ctx")) {
       NEED_VALUE();
       if (parse_i64(v, &iv) || iv < 0)
         return die("%s: '%s' is not a non-negative integer", a, v);
@@ -265,6 +332,8 @@ int main(int argc, char **argv) {
         sampler.top_k = (int)iv;
       else if (!strcmp(a, "--seed"))
         sampler.rng = (uint64_t)iv;
+      else if (!strcmp(a, "--ctx"))
+        ppl_ctx = iv;
       else
         prompt_len = iv;
     } else if (!strcmp(a, "--temp") || !strcmp(a, "--top-p")) {
@@ -296,7 +365,10 @@ int main(int argc, char **argv) {
       detokenize_file = v;
     } else if (!strcmp(a, "--whole")) {
       whole = 1;
-    } else if (!strcmp(a, "--chat") || !strcmp(a, "--ppl")) {
+    } else if (!strcmp(a, "--ppl")) {
+      NEED_VALUE();
+      ppl_file = v;
+    } else if (!strcmp(a, "--chat")) {
       return die("%s is not implemented yet", a);
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       printf("usage: %s --tokens ID,ID,...|--tokens-file F [-n N] [--logits-out FILE]\n"
@@ -323,7 +395,7 @@ int main(int argc, char **argv) {
   lowbit_tokenizer tok_;
   int have_tok = 0;
   if (tokenize_text || tokenize_file || detokenize_ids || detokenize_file ||
-      prompt_text) {
+      prompt_text || ppl_file) {
     if (load_tokenizer(&tok_))
       return die("%s", lowbit_rt_error());
     have_tok = 1;
@@ -374,6 +446,9 @@ int main(int argc, char **argv) {
     free(text);
     return 0;
   }
+
+  if (ppl_file)
+    return run_perplexity(&m, &tok_, ppl_file, ppl_ctx, (int)threads, weights_path);
 
   int32_t *prompt = NULL;
   int64_t n_prompt = 0;

