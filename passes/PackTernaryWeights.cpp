@@ -6,7 +6,9 @@
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/Endian.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Process.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -130,6 +132,33 @@ struct PackTernaryWeightsPass
     }
     BlobWriter blob(os);
     Builder b(module.getContext());
+
+    // Progress, on a terminal only: percent of the referenced tensor bytes.
+    bool showProgress = llvm::sys::Process::StandardErrIsDisplayed();
+    uint64_t totalBytes = 0, doneBytes = 0;
+    int shownPercent = -1;
+    if (showProgress) {
+      llvm::StringSet<> seen;
+      module.walk([&](Operation *op) {
+        for (NamedAttribute attr : op->getAttrs())
+          if (auto p = dyn_cast<ParamAttr>(attr.getValue()))
+            if (seen.insert(p.getName()).second)
+              if (const TensorInfo *t = (*source)->lookup(p.getName()))
+                totalBytes += t->bytes.size();
+      });
+    }
+    auto progress = [&](const TensorInfo &t) {
+      doneBytes += t.bytes.size();
+      if (!showProgress || totalBytes == 0)
+        return;
+      int percent = int(100 * doneBytes / totalBytes);
+      if (percent != shownPercent) {
+        llvm::errs() << "\rlowbitc: packing weights " << percent << "%";
+        if (percent == 100)
+          llvm::errs() << "\n";
+        shownPercent = percent;
+      }
+    };
     llvm::StringMap<Attribute> entries;
     bool failedAny = false;
 
@@ -218,6 +247,7 @@ struct PackTernaryWeightsPass
       }
       record(src.getName(), offset, cols ? "cols2" : "rows2");
       (*source)->release(*t);
+      progress(*t);
       op.setAlphaAttr(b.getF32FloatAttr(alpha));
       op.getResult().setType(TernaryType::get(
           op.getContext(), n, k,
@@ -259,10 +289,13 @@ struct PackTernaryWeightsPass
         }
         record(p.getName(), offset, keepBF16 ? "bf16" : "f32");
         (*source)->release(*t);
+        progress(*t);
       }
     });
     blob.align();
     os.close();
+    if (showProgress && shownPercent != 100)
+      llvm::errs() << "\rlowbitc: packing weights 100%\n";
     if (failedAny || os.has_error()) {
       if (os.has_error())
         module.emitError() << blobPath << ": write failed";

@@ -37,12 +37,16 @@ void lowbit_rt_forward(const uint8_t *weights, uint64_t weight_bytes,
                        const int32_t *tokens, int64_t n, int64_t start,
                        float *logits, int64_t *stats);
 
-/* Sampling: temperature 0 is greedy (lowest index wins ties). */
+/* Sampling: temperature 0 is greedy (lowest index wins ties). Before it, a
+ * repetition penalty divides positive (multiplies negative) logits of the
+ * last `repeat_last_n` tokens by `repeat_penalty`; then top-k, top-p and
+ * min-p (keep p >= min_p * p_max) filter; `rng` is the seed. */
 typedef struct {
-  float temperature, top_p;
-  int top_k;
+  float temperature, top_p, min_p, repeat_penalty;
+  int top_k, repeat_last_n;
   uint64_t rng;
 } lowbit_sampler;
-int32_t lowbit_rt_sample(lowbit_sampler *s, const float *logits, int64_t vocab);
+int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
+                         const int32_t *history, int64_t n_history);
 
 #endif /* LOWBIT_RT_H */

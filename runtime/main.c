@@ -241,6 +241,117 @@ static int run_perplexity(model_t *m, const lowbit_tokenizer *tok, const char *p
   return 0;
 }
 
+/* Appends the ids of `text` (added tokens such as <|eot_id|> included). */
+static int encode_into(const lowbit_tokenizer *tok, const char *text,
+                       lowbit_tok_ids *ids) {
+  return lowbit_tok_encode(tok, text, strlen(text), ids);
+}
+
+/* Interactive chat with the BitNet 2B4T template (spec §3):
+ *   BOS, then per message "Role: " + content.strip() + <|eot_id|>, then
+ *   "Assistant: " to generate; replies stop at <|eot_id|> or <|end_of_text|>.
+ * One KV cache across turns; a full context starts the conversation over. */
+static int run_chat(model_t *m, const lowbit_tokenizer *tok, lowbit_sampler *sampler,
+                    const char *system_prompt, int64_t max_reply, int threads,
+                    const char *weights_path) {
+  int32_t eot = lowbit_tok_find(tok, "<|eot_id|>");
+  int64_t eos = lowbit_model_meta[LOWBIT_META_EOS];
+  int64_t bos = lowbit_model_meta[LOWBIT_META_BOS];
+  if (eot < 0)
+    return die("--chat: the tokenizer has no <|eot_id|> token");
+  if (lowbit_rt_weights_open(&m->weights, weights_path))
+    return die("%s", lowbit_rt_error());
+  size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
+  m->k_cache = calloc(cache_bytes, 1);
+  m->v_cache = calloc(cache_bytes, 1);
+  m->logits = malloc(sizeof(float) * (size_t)(m->context * m->vocab));
+  if (!m->k_cache || !m->v_cache || !m->logits)
+    return die("out of memory for --chat");
+  if (lowbit_rt_threads_start(threads))
+    return die("cannot start %d threads", threads);
+  int64_t pos = 0;
+  int pending_eot = 0; /* the last reply's end token, not yet fed */
+  char line[8192];
+  for (;;) {
+    printf("> ");
+    fflush(stdout);
+    if (!fgets(line, sizeof line, stdin))
+      break;
+    /* content.strip() */
+    char *msg = line;
+    while (*msg == ' ' || *msg == '\t')
+      ++msg;
+    size_t len = strlen(msg);
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == '\r' ||
+                   msg[len - 1] == ' ' || msg[len - 1] == '\t'))
+      msg[--len] = 0;
+    if (!len)
+      continue;
+    if (!strcmp(msg, "/exit"))
+      break;
+    lowbit_tok_ids ids = {0};
+    if (pos == 0) {
+      if (bos >= 0) {
+        ids.ids = malloc(sizeof(int32_t) * 64);
+        ids.cap = 64;
+        ids.ids[ids.n++] = (int32_t)bos;
+      }
+      if (system_prompt) {
+        size_t sl = strlen(system_prompt) + 32;
+        char *sys = malloc(sl);
+        snprintf(sys, sl, "System: %s<|eot_id|>", system_prompt);
+        if (encode_into(tok, sys, &ids))
+          return die("%s", lowbit_rt_error());
+        free(sys);
+      }
+    } else if (pending_eot) {
+      char eot_text[] = "<|eot_id|>";
+      if (encode_into(tok, eot_text, &ids))
+        return die("%s", lowbit_rt_error());
+    }
+    size_t ul = len + 64;
+    char *turn = malloc(ul);
+    snprintf(turn, ul, "User: %s<|eot_id|>Assistant: ", msg);
+    if (encode_into(tok, turn, &ids))
+      return die("%s", lowbit_rt_error());
+    free(turn);
+    if (pos + (int64_t)ids.n + 1 >= m->context) {
+      printf("(the context is full; starting a new conversation)\n");
+      free(ids.ids);
+      pos = 0;
+      pending_eot = 0;
+      continue; /* the user types the message again */
+    }
+    forward(m, ids.ids, (int64_t)ids.n, pos);
+    pos += (int64_t)ids.n;
+    int32_t next = lowbit_rt_sample(sampler, m->logits + (ids.n - 1) * m->vocab,
+                                    m->vocab, ids.ids, (int64_t)ids.n);
+    free(ids.ids);
+    int32_t reply[4096];
+    int64_t n_reply = 0;
+    utf8_stream out = {{0}, 0};
+    pending_eot = 1;
+    for (int64_t k = 0; k < max_reply; ++k) {
+      if (next == eot || next == eos)
+        break;
+      size_t plen;
+      const uint8_t *b = lowbit_tok_piece(tok, next, &plen);
+      stream_bytes(&out, b, plen);
+      if (pos + 2 >= m->context)
+        break;
+      if (n_reply < 4096)
+        reply[n_reply++] = next;
+      forward(m, &next, 1, pos++);
+      next = lowbit_rt_sample(sampler, m->logits, m->vocab, reply, n_reply);
+    }
+    stream_end(&out);
+    printf("\n");
+    fflush(stdout);
+  }
+  lowbit_rt_threads_stop();
+  return 0;
+}
+
 static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab) {
   int64_t cap = 16, len = 0;
   int32_t *v = malloc(sizeof(int32_t) * (size_t)cap);
@@ -289,11 +400,14 @@ int main(int argc, char **argv) {
              *tokenize_file = NULL, *detokenize_ids = NULL,
              *detokenize_file = NULL;
   int whole = 0;
-  const char *ppl_file = NULL;
+  const char *ppl_file = NULL, *system_prompt = NULL;
+  int chat = 0;
   int64_t ppl_ctx = 0;
   int64_t n_gen = 128, threads = 2, prompt_len = 128;
   int bench = 0, no_mmap = 0, stats = 0;
-  lowbit_sampler sampler = {0.0f, 0.95f, 40, 1};
+  lowbit_sampler sampler = {.temperature = 0.0f, .top_p = 0.95f, .min_p = 0.05f,
+                            .repeat_penalty = 1.0f, .top_k = 40,
+                            .repeat_last_n = 64, .rng = 1};
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -320,7 +434,8 @@ int main(int argc, char **argv) {
       NEED_VALUE();
       weights_path = v;
     } else if (!strcmp(a, "-n") || !strcmp(a, "-t") || !strcmp(a, "--top-k") ||
-               !strcmp(a, "--seed") || !strcmp(a, "-P") || !strcmp(a, "--ctx")) {
+               !strcmp(a, "--seed") || !strcmp(a, "-P") || !strcmp(a, "--ctx") ||
+               !strcmp(a, "--repeat-last-n")) {
       NEED_VALUE();
       if (parse_i64(v, &iv) || iv < 0)
         return die("%s: '%s' is not a non-negative integer", a, v);
@@ -334,16 +449,23 @@ int main(int argc, char **argv) {
         sampler.rng = (uint64_t)iv;
       else if (!strcmp(a, "--ctx"))
         ppl_ctx = iv;
+      else if (!strcmp(a, "--repeat-last-n"))
+        sampler.repeat_last_n = (int)iv;
       else
         prompt_len = iv;
-    } else if (!strcmp(a, "--temp") || !strcmp(a, "--top-p")) {
+    } else if (!strcmp(a, "--temp") || !strcmp(a, "--top-p") ||
+               !strcmp(a, "--min-p") || !strcmp(a, "--repeat-penalty")) {
       NEED_VALUE();
       if (parse_f32(v, &fv) || fv < 0.0f)
         return die("%s: '%s' is not a non-negative number", a, v);
       if (!strcmp(a, "--temp"))
         sampler.temperature = fv;
-      else
+      else if (!strcmp(a, "--top-p"))
         sampler.top_p = fv;
+      else if (!strcmp(a, "--min-p"))
+        sampler.min_p = fv;
+      else
+        sampler.repeat_penalty = fv;
     } else if (!strcmp(a, "--bench")) {
       bench = 1;
     } else if (!strcmp(a, "--no-mmap")) {
@@ -369,14 +491,22 @@ int main(int argc, char **argv) {
       NEED_VALUE();
       ppl_file = v;
     } else if (!strcmp(a, "--chat")) {
-      return die("%s is not implemented yet", a);
+      chat = 1;
+    } else if (!strcmp(a, "--system")) {
+      NEED_VALUE();
+      system_prompt = v;
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       printf("usage: %s --tokens ID,ID,...|--tokens-file F [-n N] [--logits-out FILE]\n"
              "          [-t THREADS] [--stats]\n"
-             "          [--temp T] [--top-k K] [--top-p P] [--seed S] [--weights FILE]\n"
+             "          [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
+             "          [--repeat-penalty R] [--repeat-last-n N] [--weights FILE]\n"
              "          [--no-mmap]\n"
+             "       %s -p PROMPT [-n N] [--temp T] ... | --chat [--system TEXT]\n"
+             "       %s --ppl TEXT_FILE [--ctx N]\n"
+             "       %s --tokenize TEXT | --tokenize-file F [--whole] |\n"
+             "          --detokenize IDS | --detokenize-file F\n"
              "       %s --bench [--tokens ...|-P PROMPT_LEN] [-n N] [-t THREADS]\n",
-             prog, prog);
+             prog, prog, prog, prog, prog);
       return 0;
     } else {
       return die("unknown option '%s' (see --help)", a);
@@ -395,7 +525,7 @@ int main(int argc, char **argv) {
   lowbit_tokenizer tok_;
   int have_tok = 0;
   if (tokenize_text || tokenize_file || detokenize_ids || detokenize_file ||
-      prompt_text || ppl_file) {
+      prompt_text || ppl_file || chat) {
     if (load_tokenizer(&tok_))
       return die("%s", lowbit_rt_error());
     have_tok = 1;
@@ -449,6 +579,9 @@ int main(int argc, char **argv) {
 
   if (ppl_file)
     return run_perplexity(&m, &tok_, ppl_file, ppl_ctx, (int)threads, weights_path);
+  if (chat)
+    return run_chat(&m, &tok_, &sampler, system_prompt, n_gen, (int)threads,
+                    weights_path);
 
   int32_t *prompt = NULL;
   int64_t n_prompt = 0;
@@ -543,7 +676,14 @@ int main(int argc, char **argv) {
   }
   int64_t eos = lowbit_model_meta[LOWBIT_META_EOS];
   int64_t pos = n_prompt, generated = 0;
-  int32_t tok = lowbit_rt_sample(&sampler, m.logits + (n_prompt - 1) * m.vocab, m.vocab);
+  /* prompt + generated ids, for the repetition penalty */
+  int32_t *history = malloc(sizeof(int32_t) * (size_t)(n_prompt + n_gen + 1));
+  if (!history)
+    return die("out of memory");
+  memcpy(history, prompt, sizeof(int32_t) * (size_t)n_prompt);
+  int64_t n_history = n_prompt;
+  int32_t tok = lowbit_rt_sample(&sampler, m.logits + (n_prompt - 1) * m.vocab, m.vocab,
+                                 history, n_history);
   double t2 = now_s();
   utf8_stream text_out = {{0}, 0};
   for (; generated < n_gen; ++generated) {
@@ -561,8 +701,9 @@ int main(int argc, char **argv) {
                                    tok == lowbit_tok_find(&tok_, "<|eot_id|>")))) ||
         generated + 1 == n_gen || pos >= m.context)
       break;
+    history[n_history++] = tok;
     forward(&m, &tok, 1, pos++);
-    tok = lowbit_rt_sample(&sampler, m.logits, m.vocab);
+    tok = lowbit_rt_sample(&sampler, m.logits, m.vocab, history, n_history);
   }
   double t3 = now_s();
   if (prompt_text)
@@ -584,6 +725,7 @@ int main(int argc, char **argv) {
   free(m.v_cache);
   free(m.logits);
   free(prompt);
+  free(history);
   free(file_text);
   return 0;
 }

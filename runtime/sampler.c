@@ -23,7 +23,23 @@ static int by_prob_desc(const void *a, const void *b) {
   return x->id - y->id;
 }
 
-int32_t lowbit_rt_sample(lowbit_sampler *s, const float *logits, int64_t vocab) {
+int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
+                         const int32_t *history, int64_t n_history) {
+  if (s->repeat_penalty > 0.0f && s->repeat_penalty != 1.0f) {
+    int64_t from = n_history - s->repeat_last_n;
+    for (int64_t i = from > 0 ? from : 0; i < n_history; ++i) {
+      int32_t id = history[i];
+      if (id < 0 || id >= vocab)
+        continue;
+      /* each token once: skip if it appears later in the window */
+      int seen = 0;
+      for (int64_t j = i + 1; j < n_history && !seen; ++j)
+        seen = history[j] == id;
+      if (!seen)
+        logits[id] = logits[id] > 0.0f ? logits[id] / s->repeat_penalty
+                                       : logits[id] * s->repeat_penalty;
+    }
+  }
   int32_t best = 0;
   for (int64_t i = 1; i < vocab; ++i)
     if (logits[i] > logits[best])
@@ -46,6 +62,10 @@ int32_t lowbit_rt_sample(lowbit_sampler *s, const float *logits, int64_t vocab) 
   double kept = 0.0;
   int64_t cut = n;
   for (int64_t i = 0; i < n; ++i) {
+    if (i > 0 && s->min_p > 0.0f && c[i].p < s->min_p * c[0].p) {
+      cut = i;
+      break;
+    }
     kept += c[i].p / sum;
     if (s->top_p > 0.0f && s->top_p < 1.0f && kept >= s->top_p) {
       cut = i + 1;

@@ -14,8 +14,9 @@ packages=(
   zlib1g-dev libzstd-dev libxml2-dev libedit-dev libcurl4-openssl-dev
   # the numpy reference model and the checkpoint generator (/usr/bin/python3)
   python3 python3-numpy
-  # Node.js runs the npm reference tokenizer (transformers.js) in the tests
-  nodejs
+  # Node.js runs the npm reference tokenizer (transformers.js) in the tests;
+  # tmux drives --chat through a terminal in the tests
+  nodejs tmux
 )
 missing=()
 for p in "${packages[@]}"; do
