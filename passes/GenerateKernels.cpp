@@ -46,6 +46,8 @@ namespace {
 constexpr int64_t kDyn = ShapedType::kDynamic;
 /// Rows of a ternary matmul / lm_head task.
 constexpr int64_t kRowBlock = 8;
+/// Tokens a ternary matmul kernel takes at once (prefill).
+constexpr int64_t kTokenBlock = 4;
 
 int64_t padTo(int64_t v, int64_t m) { return llvm::divideCeil(v, m) * m; }
 
@@ -169,9 +171,10 @@ private:
   /// Adds a quantizer's zero counts to its stats slot (when stats are on).
   void recordStats(QuantizeOp op, Value zeros, int64_t k);
 
-  /// Dot product of codes (row `n` of W, rows2) with i8 row `t` of q.
-  Value emitTernaryDot(Emit &e, Value w, Value n, Value q, Value t,
-                       int64_t kp);
+  /// Dot products of codes (row `n` of W, rows2) with i8 rows `ts` of q;
+  /// each 64-byte chunk of the row is unpacked once for all of them.
+  SmallVector<Value> emitTernaryDot(Emit &e, Value w, Value n, Value q,
+                                    ArrayRef<Value> ts, int64_t kp);
 
   ModuleOp module;
   std::string isaName;
@@ -570,9 +573,11 @@ void KernelGenerator::recordStats(QuantizeOp op, Value zeros, int64_t k) {
 // Ternary matmul
 //===----------------------------------------------------------------------===//
 
-Value KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n, Value q,
-                                      Value t, int64_t kp) {
+SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
+                                                  Value q, ArrayRef<Value> ts,
+                                                  int64_t kp) {
   int64_t blocks = kp / 256;
+  size_t nt = ts.size();
   auto i32 = b.getI32Type(), i8 = b.getI8Type();
   auto shifted = [&](Value packed32, int i, VectorType v32) {
     Value s = packed32;
@@ -580,102 +585,108 @@ Value KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n, Value q,
       s = arith::ShRUIOp::create(b, loc, s, e.splat(v32, e.i32(2 * i)));
     return arith::AndIOp::create(b, loc, s, e.splat(v32, e.i32(0x03030303)));
   };
+  auto zeros = [&](VectorType t) {
+    Value z = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(t, b.getI32IntegerAttr(0)));
+    return SmallVector<Value>(nt, z);
+  };
+  auto reduceAll = [&](ValueRange accs) {
+    SmallVector<Value> out;
+    for (Value a : accs)
+      out.push_back(e.reduce(vector::CombiningKind::ADD, a));
+    return out;
+  };
   if (isaName == "avx512vnni") {
     auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
-    Value acc = arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
-    acc = e.fold(e.idx(0), e.idx(blocks), 1, {acc},
-                 [&](Value c, ValueRange cur) -> SmallVector<Value> {
-                   Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
-                   Value p8 = vector::LoadOp::create(b, loc, v64, w,
-                                                     ValueRange{n, off});
-                   Value p32 = vector::BitCastOp::create(b, loc, v16, p8);
-                   Value a = cur[0];
-                   Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
-                   for (int i = 0; i < 4; ++i) {
-                     Value codes = vector::BitCastOp::create(
-                         b, loc, v64, shifted(p32, i, v16));
-                     Value at = e.add(base, e.idx(64 * i));
-                     Value act = vector::LoadOp::create(b, loc, v64, q,
-                                                        ValueRange{t, at});
-                     a = LLVM::CallIntrinsicOp::create(
-                             b, loc, v16,
-                             b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
-                             ValueRange{a, codes, act})
-                             .getResult(0);
-                   }
-                   return {a};
-                 })[0];
-    return e.reduce(vector::CombiningKind::ADD, acc);
+    return reduceAll(e.fold(
+        e.idx(0), e.idx(blocks), 1, zeros(v16),
+        [&](Value c, ValueRange cur) -> SmallVector<Value> {
+          Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
+          Value p8 = vector::LoadOp::create(b, loc, v64, w, ValueRange{n, off});
+          Value p32 = vector::BitCastOp::create(b, loc, v16, p8);
+          Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
+          SmallVector<Value> acc(cur);
+          for (int i = 0; i < 4; ++i) {
+            Value codes =
+                vector::BitCastOp::create(b, loc, v64, shifted(p32, i, v16));
+            Value at = e.add(base, e.idx(64 * i));
+            for (size_t k = 0; k < nt; ++k) {
+              Value act = vector::LoadOp::create(b, loc, v64, q,
+                                                 ValueRange{ts[k], at});
+              acc[k] = LLVM::CallIntrinsicOp::create(
+                           b, loc, v16,
+                           b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                           ValueRange{acc[k], codes, act})
+                           .getResult(0);
+            }
+          }
+          return acc;
+        }));
   }
   if (isaName == "avx2") {
     auto v8 = VectorType::get({8}, i32), v32 = VectorType::get({32}, i8);
     auto v16i16 = VectorType::get({16}, b.getI16Type());
     Value ones = arith::ConstantOp::create(
         b, loc, DenseElementsAttr::get(v16i16, b.getI16IntegerAttr(1)));
-    Value acc = arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(v8, b.getI32IntegerAttr(0)));
-    acc = e.fold(e.idx(0), e.idx(2 * blocks), 1, {acc},
-                 [&](Value c, ValueRange cur) -> SmallVector<Value> {
-                   // 32-byte half h of block c/2 holds codes j + 64 i for
-                   // j in [32 h, 32 h + 32).
-                   Value off = arith::MulIOp::create(b, loc, c, e.idx(32));
-                   Value p8 = vector::LoadOp::create(b, loc, v32, w,
-                                                     ValueRange{n, off});
-                   Value p32 = vector::BitCastOp::create(b, loc, v8, p8);
-                   Value blk = arith::DivUIOp::create(b, loc, c, e.idx(2));
-                   Value half = arith::RemUIOp::create(b, loc, c, e.idx(2));
-                   Value base = e.add(
-                       arith::MulIOp::create(b, loc, blk, e.idx(256)),
-                       arith::MulIOp::create(b, loc, half, e.idx(32)));
-                   Value a = cur[0];
-                   for (int i = 0; i < 4; ++i) {
-                     Value codes = vector::BitCastOp::create(
-                         b, loc, v32, shifted(p32, i, v8));
-                     Value at = e.add(base, e.idx(64 * i));
-                     Value act = vector::LoadOp::create(b, loc, v32, q,
-                                                        ValueRange{t, at});
-                     Value p16 = LLVM::CallIntrinsicOp::create(
-                                     b, loc, v16i16,
-                                     b.getStringAttr(
-                                         "llvm.x86.avx2.pmadd.ub.sw"),
-                                     ValueRange{codes, act})
-                                     .getResult(0);
-                     Value p = LLVM::CallIntrinsicOp::create(
-                                   b, loc, v8,
-                                   b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
-                                   ValueRange{p16, ones})
-                                   .getResult(0);
-                     a = e.add(a, p);
-                   }
-                   return {a};
-                 })[0];
-    return e.reduce(vector::CombiningKind::ADD, acc);
+    return reduceAll(e.fold(
+        e.idx(0), e.idx(2 * blocks), 1, zeros(v8),
+        [&](Value c, ValueRange cur) -> SmallVector<Value> {
+          // 32-byte half h of block c/2 holds codes j + 64 i for
+          // j in [32 h, 32 h + 32).
+          Value off = arith::MulIOp::create(b, loc, c, e.idx(32));
+          Value p8 = vector::LoadOp::create(b, loc, v32, w, ValueRange{n, off});
+          Value p32 = vector::BitCastOp::create(b, loc, v8, p8);
+          Value blk = arith::DivUIOp::create(b, loc, c, e.idx(2));
+          Value half = arith::RemUIOp::create(b, loc, c, e.idx(2));
+          Value base = e.add(arith::MulIOp::create(b, loc, blk, e.idx(256)),
+                             arith::MulIOp::create(b, loc, half, e.idx(32)));
+          SmallVector<Value> acc(cur);
+          for (int i = 0; i < 4; ++i) {
+            Value codes =
+                vector::BitCastOp::create(b, loc, v32, shifted(p32, i, v8));
+            Value at = e.add(base, e.idx(64 * i));
+            for (size_t k = 0; k < nt; ++k) {
+              Value act = vector::LoadOp::create(b, loc, v32, q,
+                                                 ValueRange{ts[k], at});
+              Value p16 = LLVM::CallIntrinsicOp::create(
+                              b, loc, v16i16,
+                              b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
+                              ValueRange{codes, act})
+                              .getResult(0);
+              Value pw = LLVM::CallIntrinsicOp::create(
+                             b, loc, v8, b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
+                             ValueRange{p16, ones})
+                             .getResult(0);
+              acc[k] = e.add(acc[k], pw);
+            }
+          }
+          return acc;
+        }));
   }
   // Generic vector code for other targets.
   auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
   auto v64i32 = VectorType::get({64}, i32);
-  Value acc = arith::ConstantOp::create(
-      b, loc, DenseElementsAttr::get(v64i32, b.getI32IntegerAttr(0)));
-  acc = e.fold(e.idx(0), e.idx(blocks), 1, {acc},
-               [&](Value c, ValueRange cur) -> SmallVector<Value> {
-                 Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
-                 Value p8 = vector::LoadOp::create(b, loc, v64, w,
-                                                   ValueRange{n, off});
-                 Value p32 = vector::BitCastOp::create(b, loc, v16, p8);
-                 Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
-                 Value a = cur[0];
-                 for (int i = 0; i < 4; ++i) {
-                   Value codes = vector::BitCastOp::create(
-                       b, loc, v64, shifted(p32, i, v16));
-                   Value act = vector::LoadOp::create(
-                       b, loc, v64, q, ValueRange{t, e.add(base, e.idx(64 * i))});
-                   a = e.add(a, e.mul(arith::ExtUIOp::create(b, loc, v64i32, codes),
-                                      arith::ExtSIOp::create(b, loc, v64i32, act)));
-                 }
-                 return {a};
-               })[0];
-  return e.reduce(vector::CombiningKind::ADD, acc);
+  return reduceAll(e.fold(
+      e.idx(0), e.idx(blocks), 1, zeros(v64i32),
+      [&](Value c, ValueRange cur) -> SmallVector<Value> {
+        Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
+        Value p8 = vector::LoadOp::create(b, loc, v64, w, ValueRange{n, off});
+        Value p32 = vector::BitCastOp::create(b, loc, v16, p8);
+        Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
+        SmallVector<Value> acc(cur);
+        for (int i = 0; i < 4; ++i) {
+          Value codes = arith::ExtUIOp::create(
+              b, loc, v64i32,
+              vector::BitCastOp::create(b, loc, v64, shifted(p32, i, v16)));
+          for (size_t k = 0; k < nt; ++k) {
+            Value act = vector::LoadOp::create(
+                b, loc, v64, q, ValueRange{ts[k], e.add(base, e.idx(64 * i))});
+            acc[k] = e.add(acc[k],
+                           e.mul(codes, arith::ExtSIOp::create(b, loc, v64i32, act)));
+          }
+        }
+        return acc;
+      }));
 }
 
 LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
@@ -736,19 +747,38 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
           Value r1 = arith::MinUIOp::create(
               b, loc, e.add(r0, e.idx(kRowBlock)), e.idx(n));
           e.loop(r0, r1, 1, [&](Value row) {
-            e.loop(e.idx(0), nt, 1, [&](Value t) {
+            // y[t, row] from the integer dot product of token t.
+            auto finish = [&](Value t, Value dot) {
+              Value s = memref::LoadOp::create(b, loc, sums, ValueRange{t});
+              Value acc = arith::SubIOp::create(b, loc, dot, s);
+              Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
+              Value y = e.mul(arith::SIToFPOp::create(b, loc, b.getF32Type(), acc),
+                              e.mul(d, al));
+              memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
+              if (accs)
+                memref::StoreOp::create(b, loc, acc, accs, ValueRange{t, row});
+            };
+            // Without a gate, tokens go kTokenBlock at a time: each weight
+            // chunk is unpacked once for all of them.
+            Value single = e.idx(0);
+            if (!gates) {
+              Value blocks4 = arith::MulIOp::create(
+                  b, loc, arith::DivUIOp::create(b, loc, nt, e.idx(kTokenBlock)),
+                  e.idx(kTokenBlock));
+              e.loop(e.idx(0), blocks4, kTokenBlock, [&](Value t0) {
+                SmallVector<Value> ts;
+                for (int64_t k = 0; k < kTokenBlock; ++k)
+                  ts.push_back(e.add(t0, e.idx(k)));
+                SmallVector<Value> dots =
+                    emitTernaryDot(e, wm, row, codes, ts, q.kp);
+                for (int64_t k = 0; k < kTokenBlock; ++k)
+                  finish(ts[k], dots[k]);
+              });
+              single = blocks4;
+            }
+            e.loop(single, nt, 1, [&](Value t) {
               auto compute = [&] {
-                Value dot = emitTernaryDot(e, wm, row, codes, t, q.kp);
-                Value s = memref::LoadOp::create(b, loc, sums, ValueRange{t});
-                Value acc = arith::SubIOp::create(b, loc, dot, s);
-                Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
-                Value scale = e.mul(d, al);
-                Value y = e.mul(
-                    arith::SIToFPOp::create(b, loc, b.getF32Type(), acc), scale);
-                memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
-                if (accs)
-                  memref::StoreOp::create(b, loc, acc, accs,
-                                          ValueRange{t, row});
+                finish(t, emitTernaryDot(e, wm, row, codes, {t}, q.kp)[0]);
               };
               if (!gates)
                 return compute();
