@@ -175,6 +175,10 @@ private:
   /// each 64-byte chunk of the row is unpacked once for all of them.
   SmallVector<Value> emitTernaryDot(Emit &e, Value w, Value n, Value q,
                                     ArrayRef<Value> ts, int64_t kp);
+  /// VNNI only: the 16 dot products of rows `ns` x tokens `ts` (4 x 4), as
+  /// one vector (lane 4 i + j: row i, token j), reduced by one shuffle tree.
+  Value emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns, Value q,
+                           ArrayRef<Value> ts, int64_t kp);
 
   ModuleOp module;
   std::string isaName;
@@ -689,6 +693,81 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
       }));
 }
 
+/// Sums each of 16 vector<16xi32> into lane i of one vector: four levels of
+/// pairwise shuffles and adds (15 adds instead of 16 separate reductions).
+static Value transposeReduce16(Emit &e, SmallVector<Value> sources) {
+  // The tree leaves source p in lane bit-reverse(p): feed them reversed.
+  SmallVector<Value> v;
+  for (unsigned i = 0; i < 16; ++i)
+    v.push_back(sources[((i & 1) << 3) | ((i & 2) << 1) | ((i & 4) >> 1) |
+                        ((i & 8) >> 3)]);
+  for (int64_t width = 8; width >= 1; width /= 2) {
+    // Pairs (a, b): lanes of each width-block of a, then of b, summed with
+    // the next width-block: the partial sums per source halve each level.
+    SmallVector<Value> next;
+    for (size_t i = 0; i + 1 < v.size(); i += 2) {
+      SmallVector<int64_t> lo, hi;
+      for (int64_t blk = 0; blk < 16 / (2 * width); ++blk)
+        for (int64_t src = 0; src < 2; ++src)
+          for (int64_t l = 0; l < width; ++l) {
+            int64_t base = src * 16 + blk * 2 * width;
+            lo.push_back(base + l);
+            hi.push_back(base + width + l);
+          }
+      Value a = vector::ShuffleOp::create(e.b, e.loc, v[i], v[i + 1], lo);
+      Value c = vector::ShuffleOp::create(e.b, e.loc, v[i], v[i + 1], hi);
+      next.push_back(e.add(a, c));
+    }
+    v = std::move(next);
+  }
+  return v[0];
+}
+
+Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
+                                          Value q, ArrayRef<Value> ts,
+                                          int64_t kp) {
+  int64_t blocks = kp / 256;
+  auto i32 = b.getI32Type(), i8 = b.getI8Type();
+  auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
+  Value zero = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
+  SmallVector<Value> init(ns.size() * ts.size(), zero);
+  SmallVector<Value> accs = e.fold(
+      e.idx(0), e.idx(blocks), 1, init,
+      [&](Value c, ValueRange cur) -> SmallVector<Value> {
+        Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
+        Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
+        SmallVector<Value> packed;
+        for (Value n : ns)
+          packed.push_back(vector::BitCastOp::create(
+              b, loc, v16,
+              vector::LoadOp::create(b, loc, v64, w, ValueRange{n, off})));
+        SmallVector<Value> acc(cur);
+        for (int i = 0; i < 4; ++i) {
+          Value at = e.add(base, e.idx(64 * i));
+          SmallVector<Value> acts;
+          for (Value t : ts)
+            acts.push_back(vector::LoadOp::create(b, loc, v64, q, ValueRange{t, at}));
+          for (size_t r = 0; r < ns.size(); ++r) {
+            Value sh = packed[r];
+            if (i)
+              sh = arith::ShRUIOp::create(b, loc, sh, e.splat(v16, e.i32(2 * i)));
+            sh = arith::AndIOp::create(b, loc, sh, e.splat(v16, e.i32(0x03030303)));
+            Value codes = vector::BitCastOp::create(b, loc, v64, sh);
+            for (size_t k = 0; k < ts.size(); ++k) {
+              Value &a = acc[r * ts.size() + k];
+              a = LLVM::CallIntrinsicOp::create(
+                      b, loc, v16, b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                      ValueRange{a, codes, acts[k]})
+                      .getResult(0);
+            }
+          }
+        }
+        return acc;
+      });
+  return transposeReduce16(e, accs);
+}
+
 LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   auto it = qbufs.find(op.getInput());
   auto wt = weights.find(op.getWeight());
@@ -746,18 +825,41 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
           Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
           Value r1 = arith::MinUIOp::create(
               b, loc, e.add(r0, e.idx(kRowBlock)), e.idx(n));
+          // y[t, row] from the integer dot product of token t.
+          auto finishAt = [&](Value t, Value row, Value dot) {
+            Value s = memref::LoadOp::create(b, loc, sums, ValueRange{t});
+            Value acc = arith::SubIOp::create(b, loc, dot, s);
+            Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
+            Value y = e.mul(arith::SIToFPOp::create(b, loc, b.getF32Type(), acc),
+                            e.mul(d, al));
+            memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
+            if (accs)
+              memref::StoreOp::create(b, loc, acc, accs, ValueRange{t, row});
+          };
+          // VNNI prefill: 4 rows x 4 tokens per tile, one reduction tree;
+          // rows and tokens left over go through the loops below.
+          Value tokensDone = e.idx(0);
+          if (isaName == "avx512vnni" && !gates && n % 4 == 0) {
+            tokensDone = arith::MulIOp::create(
+                b, loc, arith::DivUIOp::create(b, loc, nt, e.idx(4)), e.idx(4));
+            e.loop(r0, r1, 4, [&](Value rr) {
+              e.loop(e.idx(0), tokensDone, 4, [&](Value t0) {
+                SmallVector<Value> rows, ts;
+                for (int64_t k = 0; k < 4; ++k) {
+                  rows.push_back(e.add(rr, e.idx(k)));
+                  ts.push_back(e.add(t0, e.idx(k)));
+                }
+                Value dots = emitTernaryDotTile(e, wm, rows, codes, ts, q.kp);
+                for (int64_t i = 0; i < 4; ++i)
+                  for (int64_t k = 0; k < 4; ++k)
+                    finishAt(ts[k], rows[i],
+                             vector::ExtractOp::create(b, loc, dots,
+                                                       ArrayRef<int64_t>{4 * i + k}));
+              });
+            });
+          }
           e.loop(r0, r1, 1, [&](Value row) {
-            // y[t, row] from the integer dot product of token t.
-            auto finish = [&](Value t, Value dot) {
-              Value s = memref::LoadOp::create(b, loc, sums, ValueRange{t});
-              Value acc = arith::SubIOp::create(b, loc, dot, s);
-              Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
-              Value y = e.mul(arith::SIToFPOp::create(b, loc, b.getF32Type(), acc),
-                              e.mul(d, al));
-              memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
-              if (accs)
-                memref::StoreOp::create(b, loc, acc, accs, ValueRange{t, row});
-            };
+            auto finish = [&](Value t, Value dot) { finishAt(t, row, dot); };
             // Without a gate, tokens go kTokenBlock at a time: each weight
             // chunk is unpacked once for all of them.
             Value single = e.idx(0);
@@ -765,7 +867,7 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
               Value blocks4 = arith::MulIOp::create(
                   b, loc, arith::DivUIOp::create(b, loc, nt, e.idx(kTokenBlock)),
                   e.idx(kTokenBlock));
-              e.loop(e.idx(0), blocks4, kTokenBlock, [&](Value t0) {
+              e.loop(tokensDone, blocks4, kTokenBlock, [&](Value t0) {
                 SmallVector<Value> ts;
                 for (int64_t k = 0; k < kTokenBlock; ++k)
                   ts.push_back(e.add(t0, e.idx(k)));
