@@ -398,13 +398,21 @@ int main(int argc, char **argv) {
   const char *tokens_arg = NULL, *logits_out = NULL, *weights_path = NULL,
              *tokens_file = NULL, *prompt_text = NULL, *tokenize_text = NULL,
              *tokenize_file = NULL, *detokenize_ids = NULL,
-             *detokenize_file = NULL;
-  int whole = 0;
-  const char *ppl_file = NULL, *system_prompt = NULL;
-  int chat = 0;
+             *detokenize_file = NULL, *ppl_file = NULL, *system_prompt = NULL;
+  int whole = 0, chat = 0, bench = 0, no_mmap = 0, stats = 0;
   int64_t ppl_ctx = 0;
   int64_t n_gen = 128, threads = 2, prompt_len = 128;
-  int bench = 0, no_mmap = 0, stats = 0;
+  /* Options that take a string, and flags. */
+  const struct { const char *name; const char **dest; } string_opts[] = {
+      {"--tokens", &tokens_arg},         {"--tokens-file", &tokens_file},
+      {"--logits-out", &logits_out},     {"--weights", &weights_path},
+      {"-p", &prompt_text},              {"--tokenize", &tokenize_text},
+      {"--tokenize-file", &tokenize_file}, {"--detokenize", &detokenize_ids},
+      {"--detokenize-file", &detokenize_file}, {"--ppl", &ppl_file},
+      {"--system", &system_prompt}};
+  const struct { const char *name; int *dest; } flag_opts[] = {
+      {"--stats", &stats}, {"--bench", &bench}, {"--no-mmap", &no_mmap},
+      {"--whole", &whole}, {"--chat", &chat}};
   lowbit_sampler sampler = {.temperature = 0.0f, .top_p = 0.95f, .min_p = 0.05f,
                             .repeat_penalty = 1.0f, .top_k = 40,
                             .repeat_last_n = 64, .rng = 1};
@@ -419,21 +427,21 @@ int main(int argc, char **argv) {
       return die("%s needs a value", a);                                       \
     ++i;                                                                       \
   } while (0)
-    if (!strcmp(a, "--tokens")) {
-      NEED_VALUE();
-      tokens_arg = v;
-    } else if (!strcmp(a, "--tokens-file")) {
-      NEED_VALUE();
-      tokens_file = v;
-    } else if (!strcmp(a, "--stats")) {
-      stats = 1;
-    } else if (!strcmp(a, "--logits-out")) {
-      NEED_VALUE();
-      logits_out = v;
-    } else if (!strcmp(a, "--weights")) {
-      NEED_VALUE();
-      weights_path = v;
-    } else if (!strcmp(a, "-n") || !strcmp(a, "-t") || !strcmp(a, "--top-k") ||
+    int matched = 0;
+    for (size_t k = 0; k < sizeof string_opts / sizeof string_opts[0] && !matched; ++k)
+      if (!strcmp(a, string_opts[k].name)) {
+        NEED_VALUE();
+        *string_opts[k].dest = v;
+        matched = 1;
+      }
+    for (size_t k = 0; k < sizeof flag_opts / sizeof flag_opts[0] && !matched; ++k)
+      if (!strcmp(a, flag_opts[k].name)) {
+        *flag_opts[k].dest = 1;
+        matched = 1;
+      }
+    if (matched)
+      continue;
+    if (!strcmp(a, "-n") || !strcmp(a, "-t") || !strcmp(a, "--top-k") ||
                !strcmp(a, "--seed") || !strcmp(a, "-P") || !strcmp(a, "--ctx") ||
                !strcmp(a, "--repeat-last-n")) {
       NEED_VALUE();
@@ -466,35 +474,6 @@ int main(int argc, char **argv) {
         sampler.min_p = fv;
       else
         sampler.repeat_penalty = fv;
-    } else if (!strcmp(a, "--bench")) {
-      bench = 1;
-    } else if (!strcmp(a, "--no-mmap")) {
-      no_mmap = 1;
-    } else if (!strcmp(a, "-p")) {
-      NEED_VALUE();
-      prompt_text = v;
-    } else if (!strcmp(a, "--tokenize")) {
-      NEED_VALUE();
-      tokenize_text = v;
-    } else if (!strcmp(a, "--tokenize-file")) {
-      NEED_VALUE();
-      tokenize_file = v;
-    } else if (!strcmp(a, "--detokenize")) {
-      NEED_VALUE();
-      detokenize_ids = v;
-    } else if (!strcmp(a, "--detokenize-file")) {
-      NEED_VALUE();
-      detokenize_file = v;
-    } else if (!strcmp(a, "--whole")) {
-      whole = 1;
-    } else if (!strcmp(a, "--ppl")) {
-      NEED_VALUE();
-      ppl_file = v;
-    } else if (!strcmp(a, "--chat")) {
-      chat = 1;
-    } else if (!strcmp(a, "--system")) {
-      NEED_VALUE();
-      system_prompt = v;
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       printf("usage: %s --tokens ID,ID,...|--tokens-file F [-n N] [--logits-out FILE]\n"
              "          [-t THREADS] [--stats]\n"
