@@ -188,7 +188,8 @@ private:
   Location loc = UnknownLoc::get(module.getContext());
   func::FuncOp oldFunc, newFunc;
   DictionaryAttr blob;
-  Value tokens, startArg, logitsArg, kCacheArg, vCacheArg, blobArg, tokenIds;
+  Value tokens, startArg, logitsFromArg, logitsArg, kCacheArg, vCacheArg,
+      blobArg, tokenIds;
   /// i64 [2 * slots]: zero codes and all codes seen by each quantizer, when
   /// the runtime passes a non-empty buffer (--stats); `statNames` lists the
   /// weights each slot feeds.
@@ -1532,16 +1533,18 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
     return failure();
   std::string name = "lmhead_" + std::to_string(v) + "x" + std::to_string(h) +
                      (elt.isF32() ? "_f32" : "_bf16");
-  auto kern = kernel(name, {x.getType(), w->getType(), logitsArg.getType()},
+  auto kern = kernel(name,
+                     {x.getType(), w->getType(), logitsArg.getType(),
+                      b.getIndexType()},
                      true, [&](Emit &e, ValueRange a) {
-    Value xs = a[0], wm = a[1], o = a[2], begin = a[3], end = a[4];
+    Value xs = a[0], wm = a[1], o = a[2], from = a[3], begin = a[4], end = a[5];
     Value nt = memref::DimOp::create(b, loc, xs, 0);
     e.loop(begin, end, 1, [&](Value blk) {
       Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
       Value r1 = arith::MinUIOp::create(b, loc, e.add(r0, e.idx(kRowBlock)),
                                         e.idx(v));
       e.loop(r0, r1, 1, [&](Value row) {
-        e.loop(e.idx(0), nt, 1, [&](Value t) {
+        e.loop(from, nt, 1, [&](Value t) {
           Value total = reduceRow(
               e, h, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::ADD,
               [&](Value c, int64_t wd) {
@@ -1554,7 +1557,7 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
       });
     });
   });
-  callTasks(kern, {x, *w, logitsArg},
+  callTasks(kern, {x, *w, logitsArg, logitsFromArg},
             arith::ConstantIndexOp::create(b, loc, llvm::divideCeil(v, kRowBlock)));
   return success();
 }
@@ -1682,11 +1685,12 @@ LogicalResult KernelGenerator::run() {
   cacheBytes = kvBits == 16 ? 4 * numL * context * kvW
                             : stepsOffset + 4 * numL * context * kvHeads;
 
-  // @lowbit_forward(tokens, start, logits, k_cache, v_cache, blob)
+  // @lowbit_forward(tokens, start, logits_from, logits, k_cache, v_cache,
+  //                 blob, stats)
   auto f32 = b.getF32Type();
   SmallVector<Type> types{
       MemRefType::get({kDyn}, b.getI32Type()), b.getIndexType(),
-      MemRefType::get({kDyn, vocab}, f32),
+      b.getIndexType(), MemRefType::get({kDyn, vocab}, f32),
       MemRefType::get({kDyn}, b.getI8Type()),
       MemRefType::get({kDyn}, b.getI8Type()),
       MemRefType::get({kDyn}, b.getI8Type()),
@@ -1699,11 +1703,12 @@ LogicalResult KernelGenerator::run() {
   b.setInsertionPointToStart(entry);
   tokenIds = entry->getArgument(0);
   startArg = entry->getArgument(1);
-  logitsArg = entry->getArgument(2);
-  kCacheArg = entry->getArgument(3);
-  vCacheArg = entry->getArgument(4);
-  blobArg = entry->getArgument(5);
-  statsArg = entry->getArgument(6);
+  logitsFromArg = entry->getArgument(2);
+  logitsArg = entry->getArgument(3);
+  kCacheArg = entry->getArgument(4);
+  vCacheArg = entry->getArgument(5);
+  blobArg = entry->getArgument(6);
+  statsArg = entry->getArgument(7);
   tokens = memref::DimOp::create(b, loc, tokenIds, 0);
   {
     int64_t l = std::max<int64_t>(numLayers, 1), w = std::max<int64_t>(kvWidth, 1);

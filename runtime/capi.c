@@ -70,7 +70,7 @@ int lowbit_eval(lowbit_model *m, const int32_t *tokens, int64_t n,
                             "range [0, %lld)",
                             tokens[i], (long long)i, (long long)m->vocab);
   lowbit_rt_forward(m->weights.data, m->weights.size, m->k_cache, m->v_cache,
-                    m->vocab, tokens, n, m->pos, logits, NULL);
+                    m->vocab, tokens, n, m->pos, 0, logits, NULL);
   m->pos += n;
   return 0;
 }

@@ -31,11 +31,12 @@ void lowbit_rt_weights_close(lowbit_weights *w);
 lowbit_status lowbit_rt_weights_copy(lowbit_weights *w);
 
 /* Builds the memref descriptors and runs the generated forward step.
- * `stats` (may be NULL) accumulates zero counts per quantizer. */
+ * Logits rows before `logits_from` are left uncomputed; `stats` (may be
+ * NULL) accumulates zero counts per quantizer. */
 void lowbit_rt_forward(const uint8_t *weights, uint64_t weight_bytes,
                        uint8_t *k_cache, uint8_t *v_cache, int64_t vocab,
                        const int32_t *tokens, int64_t n, int64_t start,
-                       float *logits, int64_t *stats);
+                       int64_t logits_from, float *logits, int64_t *stats);
 
 /* Sampling: temperature 0 is greedy (lowest index wins ties). Before it, a
  * repetition penalty divides positive (multiplies negative) logits of the

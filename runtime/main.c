@@ -128,11 +128,22 @@ typedef struct {
   int64_t *stats; /* NULL unless --stats */
 } model_t;
 
-/* Runs tokens[0..n) at positions start..; logits of every position land in
- * m->logits (n rows). */
-static void forward(model_t *m, const int32_t *tokens, int64_t n, int64_t start) {
+/* Runs tokens[0..n) at positions start..; the logits of positions
+ * logits_from.. land in m->logits (rows of n). */
+static void forward_from(model_t *m, const int32_t *tokens, int64_t n,
+                         int64_t start, int64_t logits_from) {
   lowbit_rt_forward(m->weights.data, m->weights.size, m->k_cache, m->v_cache,
-                    m->vocab, tokens, n, start, m->logits, m->stats);
+                    m->vocab, tokens, n, start, logits_from, m->logits, m->stats);
+}
+
+/* Logits of every position. */
+static void forward(model_t *m, const int32_t *tokens, int64_t n, int64_t start) {
+  forward_from(m, tokens, n, start, 0);
+}
+
+/* Logits of the last position only (generation). */
+static void forward_last(model_t *m, const int32_t *tokens, int64_t n, int64_t start) {
+  forward_from(m, tokens, n, start, n - 1);
 }
 
 /* Reads a whole file into a NUL-terminated buffer. */
@@ -322,7 +333,7 @@ static int run_chat(model_t *m, const lowbit_tokenizer *tok, lowbit_sampler *sam
       pending_eot = 0;
       continue; /* the user types the message again */
     }
-    forward(m, ids.ids, (int64_t)ids.n, pos);
+    forward_last(m, ids.ids, (int64_t)ids.n, pos);
     pos += (int64_t)ids.n;
     int32_t next = lowbit_rt_sample(sampler, m->logits + (ids.n - 1) * m->vocab,
                                     m->vocab, ids.ids, (int64_t)ids.n);
@@ -643,7 +654,10 @@ int main(int argc, char **argv) {
   if ((bench || no_mmap) && lowbit_rt_weights_copy(&m.weights))
     return die("%s", lowbit_rt_error());
   double t0 = now_s();
-  forward(&m, prompt, n_prompt, 0);
+  if (logits_out)
+    forward(&m, prompt, n_prompt, 0);
+  else
+    forward_last(&m, prompt, n_prompt, 0);
   double t1 = now_s();
   if (logits_out) {
     FILE *f = fopen(logits_out, "wb");

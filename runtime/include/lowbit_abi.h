@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define LOWBIT_ABI_VERSION 3
+#define LOWBIT_ABI_VERSION 4
 
 /* Indices into lowbit_model_meta (int64_t). */
 enum {
@@ -47,8 +47,11 @@ typedef struct { int64_t *alloc, *data; int64_t offset, sizes[1], strides[1]; } 
  * [n, vocab]; reads and appends to the KV caches, opaque buffers of
  * LOWBIT_META_KV_BYTES bytes each (the layout is the generated code's).
  * `stats`, when not empty, holds 2 * LOWBIT_META_STAT_SLOTS counters: for
- * each activation quantizer, zero codes and all codes seen. */
+ * each activation quantizer, zero codes and all codes seen. Logits rows
+ * before `logits_from` are not computed (the lm_head is the largest matmul
+ * of a prompt; generation needs only the last row). */
 void _mlir_ciface_lowbit_forward(lowbit_memref_1d_i32 *tokens, int64_t start,
+                                 int64_t logits_from,
                                  lowbit_memref_2d_f32 *logits,
                                  lowbit_memref_1d_mut_u8 *k_cache,
                                  lowbit_memref_1d_mut_u8 *v_cache,
