@@ -1527,17 +1527,49 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
     return failure();
   ArrayRef<int64_t> ws = op.getWeight().getType().getShape();
   int64_t v = ws[0], h = ws[1];
+  // An INT8 copy (--lm-head=int8): codes [V, H] then f32 row scales.
   Type elt;
-  FailureOr<Value> w = param(op, op.getWeight(), {v, h}, &elt);
+  FailureOr<Value> w;
+  Value rowScales;
+  std::string int8Key = (op.getWeight().getName() + "#int8").str();
+  if (auto entry = dyn_cast_or_null<ArrayAttr>(blob.get(int8Key))) {
+    int64_t offset = cast<IntegerAttr>(entry[0]).getInt();
+    elt = b.getI8Type();
+    w = Value(memref::ViewOp::create(
+        b, loc, MemRefType::get({v, h}, elt), blobArg,
+        arith::ConstantIndexOp::create(b, loc, offset), ValueRange{}));
+    rowScales = memref::ViewOp::create(
+        b, loc, MemRefType::get({v}, b.getF32Type()), blobArg,
+        arith::ConstantIndexOp::create(b, loc, offset + padTo(v * h, 64)),
+        ValueRange{});
+  } else {
+    w = param(op, op.getWeight(), {v, h}, &elt);
+  }
   if (failed(w))
     return failure();
+  bool int8 = bool(rowScales);
   std::string name = "lmhead_" + std::to_string(v) + "x" + std::to_string(h) +
-                     (elt.isF32() ? "_f32" : "_bf16");
-  auto kern = kernel(name,
-                     {x.getType(), w->getType(), logitsArg.getType(),
-                      b.getIndexType()},
-                     true, [&](Emit &e, ValueRange a) {
-    Value xs = a[0], wm = a[1], o = a[2], from = a[3], begin = a[4], end = a[5];
+                     (int8 ? "_int8" : elt.isF32() ? "_f32" : "_bf16");
+  SmallVector<Type> types{x.getType(), w->getType(), logitsArg.getType(),
+                          b.getIndexType()};
+  if (int8)
+    types.push_back(rowScales.getType());
+  auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
+    Value xs = a[0], wm = a[1], o = a[2], from = a[3];
+    Value sc = int8 ? a[4] : Value();
+    Value begin = a[int8 ? 5 : 4], end = a[int8 ? 6 : 5];
+    // A weight row chunk as f32 lanes (int8 codes widened).
+    auto wload = [&](Value row, Value c, int64_t wd) -> Value {
+      if (!int8)
+        return loadF32(e, wm, {row, c}, wd);
+      Value raw = load(e, wm, {row, c}, wd);
+      Type it = wd == 1 ? Type(b.getI32Type())
+                        : Type(VectorType::get({wd}, b.getI32Type()));
+      Type ft = wd == 1 ? Type(b.getF32Type())
+                        : Type(VectorType::get({wd}, b.getF32Type()));
+      return arith::SIToFPOp::create(b, loc, ft,
+                                     arith::ExtSIOp::create(b, loc, it, raw));
+    };
     Value nt = memref::DimOp::create(b, loc, xs, 0);
     e.loop(begin, end, 1, [&](Value blk) {
       Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
@@ -1548,16 +1580,21 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
           Value total = reduceRow(
               e, h, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::ADD,
               [&](Value c, int64_t wd) {
-                return e.mul(load(e, xs, {t, c}, wd),
-                             loadF32(e, wm, {row, c}, wd));
+                return e.mul(load(e, xs, {t, c}, wd), wload(row, c, wd));
               },
               [&](Value a, Value c) { return e.add(a, c); });
+          if (int8)
+            total = e.mul(total, memref::LoadOp::create(b, loc, sc,
+                                                        ValueRange{row}));
           memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
         });
       });
     });
   });
-  callTasks(kern, {x, *w, logitsArg, logitsFromArg},
+  SmallVector<Value> args{x, *w, logitsArg, logitsFromArg};
+  if (int8)
+    args.push_back(rowScales);
+  callTasks(kern, args,
             arith::ConstantIndexOp::create(b, loc, llvm::divideCeil(v, kRowBlock)));
   return success();
 }

@@ -292,6 +292,49 @@ struct PackTernaryWeightsPass
         progress(*t);
       }
     });
+    // An INT8 copy of the lm_head: per row, codes = round(w / s) with
+    // s = max|w| / 127 (half to even), then the f32 scales.
+    if (lmHead == "int8")
+      module.walk([&](bitnet::LMHeadOp op) {
+        ParamAttr p = op.getWeight();
+        std::string key = (p.getName() + "#int8").str();
+        if (entries.count(key))
+          return;
+        const TensorInfo *t = lookup(op, p);
+        if (!t)
+          return;
+        int64_t v = t->shape[0], h = t->shape[1];
+        blob.align();
+        uint64_t offset = blob.size();
+        std::vector<float> scales(size_t(v), 1.0f);
+        std::vector<int8_t> row(static_cast<size_t>(h));
+        for (int64_t r = 0; r < v; ++r) {
+          float mx = 0.0f;
+          for (int64_t c = 0; c < h; ++c)
+            mx = std::max(mx, std::fabs(floatAt(*t, r * h + c)));
+          float s = mx > 0.0f ? mx / 127.0f : 1.0f;
+          scales[r] = s;
+          for (int64_t c = 0; c < h; ++c)
+            row[c] = int8_t(std::clamp(std::nearbyint(floatAt(*t, r * h + c) / s),
+                                       -127.0f, 127.0f));
+          blob.write(reinterpret_cast<const uint8_t *>(row.data()), row.size());
+        }
+        blob.align();
+        for (float s : scales) {
+          uint8_t le[4];
+          uint32_t u;
+          std::memcpy(&u, &s, 4);
+          llvm::support::endian::write32le(le, u);
+          blob.write(le, 4);
+        }
+        record(key, offset, "int8rows");
+        (*source)->release(*t);
+      });
+    else if (lmHead != "auto") {
+      module.emitError() << "lowbit-pack-ternary-weights: unknown lm-head '"
+                         << lmHead << "'; expected auto or int8";
+      failedAny = true;
+    }
     blob.align();
     os.close();
     if (showProgress && shownPercent != 100)

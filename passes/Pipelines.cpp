@@ -52,7 +52,7 @@ void mlir::lowbit::buildPhasePipeline(OpPassManager &pm, Phase phase,
   case Phase::Pack:
     // Streams every referenced tensor once into the kernel layouts.
     pm.addPass(createPackTernaryWeightsPass(
-        PackTernaryWeightsPassOptions{options.blobPath}));
+        PackTernaryWeightsPassOptions{options.blobPath, options.lmHead}));
     break;
   case Phase::Kernels:
     // The model becomes shape-specialised vector kernels over memrefs.

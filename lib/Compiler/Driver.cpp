@@ -201,6 +201,11 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
                "record the zero fraction at each projection input (written "
                "to OUTPUT.calibration.json) and choose paths from them"),
       cl::init(""), cl::cat(cat));
+  cl::opt<std::string> lmHead(
+      "lm-head",
+      cl::desc("lm_head precision: auto (as the checkpoint stores it) or int8 "
+               "(per-row absmax, half the bytes of bf16 per decoded token)"),
+      cl::init("auto"), cl::cat(cat));
   cl::opt<std::string> tokenizer(
       "tokenizer",
       cl::desc("tokenizer.json to embed (default: the model directory's "
@@ -232,6 +237,8 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   if (kvBits != 16 && kvBits != 8 && kvBits != 4 && kvBits != 3)
     return fail("--kv-bits=" + llvm::Twine(int(kvBits)) +
                 ": expected 16, 8, 4 or 3");
+  if (lmHead != "auto" && lmHead != "int8")
+    return fail("unknown --lm-head='" + lmHead + "'; expected auto or int8");
   if (weightsMode != "embedded" && weightsMode != "sidecar")
     return fail("unknown --weights='" + weightsMode +
                 "'; expected embedded or sidecar");
@@ -326,6 +333,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     pipelineOptions.blobPath = (outPath == "-" ? stem : outPath) + ".blob";
   pipelineOptions.isa = kernelISA(**tm);
   pipelineOptions.statsFile = calibrationStats.getValue();
+  pipelineOptions.lmHead = lmHead.getValue();
   pipelineOptions.embeddedWeights = weightsMode == "embedded";
 
   // Phases up to select, then (after --explain-paths reads the choices the

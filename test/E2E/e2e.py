@@ -56,6 +56,10 @@ def main():
     ap.add_argument("--weights", default="embedded")
     ap.add_argument("--ref-scheme", help="the reference's --scheme (default: config.json)")
     ap.add_argument("--kv-bits", type=int, default=16)
+    ap.add_argument("--min-cos", type=float, default=0.999)
+    ap.add_argument("--min-top1", type=float, default=0.99)
+    ap.add_argument("--no-greedy", action="store_true",
+                    help="skip the greedy-token comparison (approximate heads)")
     ap.add_argument("--screen", action="store_true",
                     help="fail unless the reference is stable under +-3 ulp")
     ap.add_argument("ckpt", nargs=argparse.REMAINDER)
@@ -95,10 +99,13 @@ def main():
     top1 = float((got.argmax(1) == want.argmax(1)).mean())
     print("logits: min cos %.6f, max |diff| %.2e, top-1 %.3f" %
           (min(cos), float(np.abs(got - want).max()), top1))
-    if min(cos) < 0.999:
-        fail("cosine similarity %.6f < 0.999 at position %d" % (min(cos), int(np.argmin(cos))))
-    if top1 < 0.99:
-        fail("top-1 agreement %.3f < 0.99" % top1)
+    if min(cos) < a.min_cos:
+        fail("cosine similarity %.6f < %g at position %d" % (min(cos), a.min_cos, int(np.argmin(cos))))
+    if top1 < a.min_top1:
+        fail("top-1 agreement %.3f < %g" % (top1, a.min_top1))
+    if a.no_greedy:
+        print("OK")
+        return
     got_tokens = [int(t) for t in got_tokens.strip().split(",")]
     eos = ref.c.get("eos_token_id")
     if eos in want_tokens:  # the executable stops at the end-of-text token

@@ -41,6 +41,9 @@ struct PipelineOptions : public PassPipelineOptions<PipelineOptions> {
   Option<std::string> isa{*this, "isa",
                           llvm::cl::desc("kernel ISA: avx512vnni, avx2, generic"),
                           llvm::cl::init("avx2")};
+  Option<std::string> lmHead{
+      *this, "lm-head",
+      llvm::cl::desc("lm_head storage: auto or int8"), llvm::cl::init("auto")};
   Option<std::string> statsFile{
       *this, "stats-file",
       llvm::cl::desc("calibration statistics for the select phase")};

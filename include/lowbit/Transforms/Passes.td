@@ -83,6 +83,9 @@ def PackTernaryWeightsPass
   let options = [
     Option<"blobPath", "blob-path", "std::string", /*default=*/"\"\"",
            "file to write the packed weights to (required)">,
+    Option<"lmHead", "lm-head", "std::string", /*default=*/"\"auto\"",
+           "lm_head storage: auto (as stored, bf16 or f32) or int8 (per-row "
+           "absmax codes and f32 scales, recorded as '<name>#int8')">,
   ];
   let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
 }
