@@ -195,6 +195,8 @@ private:
   /// weights each slot feeds.
   Value statsArg;
   SmallVector<std::string> statNames;
+  /// Weight bytes one decoded token reads (bench/run.sh's bandwidth share).
+  int64_t bytesPerToken = 0;
   /// Views of the cache buffers: f32 [L, C, W] at 16 bits; otherwise i8 codes
   /// [L, C, W] and f32 steps [L, C, kv_heads].
   /// Quantized: `kCache` holds the bit-packed codes [L, C, rowBytes] of
@@ -365,6 +367,7 @@ LogicalResult KernelGenerator::lowerEmbedding(bitnet::EmbeddingOp op) {
       });
   call(k, {tokenIds, *table, out});
   buffers[op.getResult()] = out;
+  bytesPerToken += h * (elt.isF32() ? 4 : 2); // one row per token
   return success();
 }
 
@@ -1548,6 +1551,7 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
   if (failed(w))
     return failure();
   bool int8 = bool(rowScales);
+  bytesPerToken += v * h * (int8 ? 1 : elt.isF32() ? 4 : 2) + (int8 ? 4 * v : 0);
   std::string name = "lmhead_" + std::to_string(v) + "x" + std::to_string(h) +
                      (int8 ? "_int8" : elt.isF32() ? "_f32" : "_bf16");
   SmallVector<Type> types{x.getType(), w->getType(), logitsArg.getType(),
@@ -1791,6 +1795,7 @@ LogicalResult KernelGenerator::run() {
               if (failed(view))
                 return failure();
               weights[o.getResult()] = {*view, o.getAlpha()->convertToFloat()};
+              bytesPerToken += cast<MemRefType>(view->getType()).getNumElements();
               return success();
             })
             .Case([&](TernaryMatmulOp o) { return lowerMatmul(o); })
@@ -1835,6 +1840,7 @@ LogicalResult KernelGenerator::run() {
   meta[LOWBIT_META_KV_BITS] = kvBits;
   meta[LOWBIT_META_KV_BYTES] = cacheBytes;
   meta[LOWBIT_META_STAT_SLOTS] = int64_t(statNames.size());
+  meta[LOWBIT_META_BYTES_PER_TOKEN] = bytesPerToken;
   b.setInsertionPointToEnd(module.getBody());
   auto arrTy = LLVM::LLVMArrayType::get(b.getI64Type(), LOWBIT_META_COUNT);
   LLVM::GlobalOp::create(

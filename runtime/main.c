@@ -708,9 +708,10 @@ int main(int argc, char **argv) {
   if (bench) {
     int64_t decoded = pos - n_prompt;
     printf("{\"prefill_tokens\": %lld, \"prefill_tok_s\": %.2f, \"decode_tokens\": %lld, "
-           "\"decode_tok_s\": %.2f, \"threads\": %lld}\n",
+           "\"decode_tok_s\": %.2f, \"threads\": %lld, \"weight_bytes_per_token\": %lld}\n",
            (long long)n_prompt, (double)n_prompt / (t1 - t0), (long long)decoded,
-           decoded > 0 ? (double)decoded / (t3 - t2) : 0.0, (long long)threads);
+           decoded > 0 ? (double)decoded / (t3 - t2) : 0.0, (long long)threads,
+           (long long)lowbit_model_meta[LOWBIT_META_BYTES_PER_TOKEN]);
   }
   lowbit_rt_threads_stop();
   lowbit_rt_weights_close(&m.weights);

@@ -33,6 +33,7 @@ enum {
   LOWBIT_META_KV_BITS = 11,   /* 16 (float32), 8, 4 or 3 */
   LOWBIT_META_KV_BYTES = 12,  /* bytes of one cache (K or V), zero-filled */
   LOWBIT_META_STAT_SLOTS = 13, /* activation quantizers counted by --stats */
+  LOWBIT_META_BYTES_PER_TOKEN = 14, /* weight bytes one decoded token reads */
   LOWBIT_META_COUNT = 16
 };
 
