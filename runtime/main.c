@@ -123,7 +123,6 @@ typedef struct {
   int64_t vocab, context;
   uint8_t *k_cache, *v_cache;
   float *logits;
-  int64_t logits_rows;
   lowbit_weights weights;
   int64_t *stats; /* NULL unless --stats */
 } model_t;
@@ -188,6 +187,24 @@ static void print_stats(const int64_t *stats) {
   printf("\n}\n");
 }
 
+/* Maps the weights, allocates the zeroed KV caches and `logits_rows` rows of
+ * logits, and starts the thread pool: what every run mode needs first. */
+static int model_start(model_t *m, const char *weights_path,
+                       int64_t logits_rows, int threads) {
+  if (lowbit_rt_weights_open(&m->weights, weights_path))
+    return die("%s", lowbit_rt_error());
+  size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
+  m->k_cache = calloc(cache_bytes, 1);
+  m->v_cache = calloc(cache_bytes, 1);
+  m->logits = malloc(sizeof(float) * (size_t)(logits_rows * m->vocab));
+  if (!m->k_cache || !m->v_cache || !m->logits)
+    return die("out of memory for the KV caches (2 x %lld bytes) and logits",
+               (long long)cache_bytes);
+  if (lowbit_rt_threads_start(threads))
+    return die("cannot start %d threads", threads);
+  return 0;
+}
+
 /* Perplexity of BOS + encode(text) over windows of ctx tokens with stride
  * ctx / 2, each window scoring only predictions no earlier window made
  * (reference/bitnet_ref.py perplexity() is the same). */
@@ -214,16 +231,8 @@ static int run_perplexity(model_t *m, const lowbit_tokenizer *tok, const char *p
     return die("%s: needs at least one token of text", path);
   if (ctx <= 1 || ctx > m->context)
     ctx = m->context < 512 ? m->context : 512;
-  if (lowbit_rt_weights_open(&m->weights, weights_path))
-    return die("%s", lowbit_rt_error());
-  size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
-  m->k_cache = calloc(cache_bytes, 1);
-  m->v_cache = calloc(cache_bytes, 1);
-  m->logits = malloc(sizeof(float) * (size_t)(ctx * m->vocab));
-  if (!m->k_cache || !m->v_cache || !m->logits)
-    return die("out of memory for --ppl");
-  if (lowbit_rt_threads_start(threads))
-    return die("cannot start %d threads", threads);
+  if (model_start(m, weights_path, ctx, threads))
+    return 1;
   int64_t n = (int64_t)ids.n, stride = ctx / 2 > 0 ? ctx / 2 : 1;
   double nll = 0.0;
   int64_t count = 0;
@@ -270,16 +279,8 @@ static int run_chat(model_t *m, const lowbit_tokenizer *tok, lowbit_sampler *sam
   int64_t bos = lowbit_model_meta[LOWBIT_META_BOS];
   if (eot < 0)
     return die("--chat: the tokenizer has no <|eot_id|> token");
-  if (lowbit_rt_weights_open(&m->weights, weights_path))
-    return die("%s", lowbit_rt_error());
-  size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
-  m->k_cache = calloc(cache_bytes, 1);
-  m->v_cache = calloc(cache_bytes, 1);
-  m->logits = malloc(sizeof(float) * (size_t)(m->context * m->vocab));
-  if (!m->k_cache || !m->v_cache || !m->logits)
-    return die("out of memory for --chat");
-  if (lowbit_rt_threads_start(threads))
-    return die("cannot start %d threads", threads);
+  if (model_start(m, weights_path, m->context, threads))
+    return 1;
   int64_t pos = 0;
   int pending_eot = 0; /* the last reply's end token, not yet fed */
   char line[8192];
@@ -613,19 +614,13 @@ int main(int argc, char **argv) {
   if (stats) {
     /* Zero fractions over the whole token list, a context-sized window at a
      * time. */
-    if (lowbit_rt_weights_open(&m.weights, weights_path))
-      return die("%s", lowbit_rt_error());
-    size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
     int64_t window = n_prompt < m.context ? n_prompt : m.context;
-    m.k_cache = calloc(cache_bytes, 1);
-    m.v_cache = calloc(cache_bytes, 1);
-    m.logits = malloc(sizeof(float) * (size_t)(window * m.vocab));
+    if (model_start(&m, weights_path, window, (int)threads))
+      return 1;
     m.stats = calloc((size_t)(2 * lowbit_model_meta[LOWBIT_META_STAT_SLOTS] + 1),
                      sizeof(int64_t));
-    if (!m.k_cache || !m.v_cache || !m.logits || !m.stats)
+    if (!m.stats)
       return die("out of memory for --stats");
-    if (lowbit_rt_threads_start((int)threads))
-      return die("cannot start %lld threads", (long long)threads);
     for (int64_t at = 0; at < n_prompt; at += window) {
       int64_t len = n_prompt - at < window ? n_prompt - at : window;
       forward(&m, prompt + at, len, 0);
@@ -640,16 +635,8 @@ int main(int argc, char **argv) {
   if (n_prompt + n_gen > m.context)
     n_gen = m.context - n_prompt;
 
-  if (lowbit_rt_weights_open(&m.weights, weights_path))
-    return die("%s", lowbit_rt_error());
-  size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
-  m.k_cache = calloc(cache_bytes, 1);
-  m.v_cache = calloc(cache_bytes, 1);
-  m.logits = malloc(sizeof(float) * (size_t)(n_prompt * m.vocab));
-  if (!m.k_cache || !m.v_cache || !m.logits)
-    return die("out of memory for the KV cache (2 x %lld bytes)", (long long)cache_bytes);
-  if (lowbit_rt_threads_start((int)threads))
-    return die("cannot start %lld threads", (long long)threads);
+  if (model_start(&m, weights_path, n_prompt, (int)threads))
+    return 1;
 
   if ((bench || no_mmap) && lowbit_rt_weights_copy(&m.weights))
     return die("%s", lowbit_rt_error());
