@@ -3,6 +3,7 @@
 #include "lowbit/Transforms/Passes.h"
 
 #include "lowbit/Importer/Safetensors.h"
+#include "lowbit_abi.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/Endian.h"
@@ -68,8 +69,7 @@ float floatAt(const TensorInfo &t, int64_t i) {
   }
 }
 
-/// Writes the blob, keeping the checksum of lowbit_abi.h (FNV-1a over 8-byte
-/// little-endian words, tail bytewise) as it goes.
+/// Writes the blob, keeping lowbit_abi.h's checksum as it goes.
 class BlobWriter {
 public:
   explicit BlobWriter(llvm::raw_ostream &os) : os(os) {}
@@ -77,7 +77,7 @@ public:
     for (size_t i = 0; i < n; ++i) {
       word |= uint64_t(p[i]) << (8 * (offset % 8));
       if (++offset % 8 == 0) {
-        hash = (hash ^ word) * 1099511628211ull;
+        hash = lowbit_checksum_step(hash, word);
         word = 0;
       }
     }
@@ -91,13 +91,13 @@ public:
   uint64_t checksum() const {
     uint64_t h = hash;
     for (uint64_t i = 0; i < offset % 8; ++i)
-      h = (h ^ ((word >> (8 * i)) & 0xff)) * 1099511628211ull;
+      h = lowbit_checksum_step(h, (word >> (8 * i)) & 0xff);
     return h;
   }
 
 private:
   llvm::raw_ostream &os;
-  uint64_t offset = 0, word = 0, hash = 1469598103934665603ull;
+  uint64_t offset = 0, word = 0, hash = LOWBIT_CHECKSUM_INIT;
 };
 
 struct PackTernaryWeightsPass

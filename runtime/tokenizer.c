@@ -18,18 +18,15 @@
 
 /* ---- hash maps (open addressing, power-of-two sizes) ---------------- */
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i)
-    h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
 static uint64_t mix64(uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdull;
   x ^= x >> 33;
   return x;
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+  return mix64(lowbit_checksum(p, n));
 }
 
 static size_t pow2_above(size_t n) {

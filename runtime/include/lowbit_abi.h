@@ -78,17 +78,23 @@ typedef struct {
   uint64_t checksum; /* lowbit_checksum of the weight bytes */
 } lowbit_sidecar_header;
 
-/* FNV-1a over 8-byte words (tail bytewise): fast enough to check a 1 GB file. */
+/* FNV-1a over 8-byte little-endian words (tail bytewise): fast enough to
+ * check a 1 GB file. The compiler computes it while it writes the blob, one
+ * step at a time, with the same init and step. */
+#define LOWBIT_CHECKSUM_INIT 1469598103934665603ull
+static inline uint64_t lowbit_checksum_step(uint64_t h, uint64_t word) {
+  return (h ^ word) * 1099511628211ull;
+}
 static inline uint64_t lowbit_checksum(const uint8_t *p, uint64_t n) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = LOWBIT_CHECKSUM_INIT;
   uint64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
     __builtin_memcpy(&w, p + i, 8);
-    h = (h ^ w) * 1099511628211ull;
+    h = lowbit_checksum_step(h, w);
   }
   for (; i < n; ++i)
-    h = (h ^ p[i]) * 1099511628211ull;
+    h = lowbit_checksum_step(h, p[i]);
   return h;
 }
 
