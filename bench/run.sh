@@ -30,10 +30,10 @@ printf "%-18s %7s %12s %12s %14s %10s\n" config threads prefill_tok_s decode_tok
   MB_per_token bw_share
 for config in b1.58 a4.8 b1.58+int8-head; do
   exe="$work/$shape-$config"
-  start=$(date +%s.%N)
+  start=$(date +%s%N)
   # shellcheck disable=SC2086
   "$root/build/bin/lowbitc" "$model" ${flags[$config]} -o "$exe" 2> /dev/null
-  compile=$(echo "$(date +%s.%N) - $start" | bc)
+  compile_ms=$((($(date +%s%N) - start) / 1000000))
   bytes=$(stat -c %s "$exe")
   for t in 1 2; do
     line=$("$exe" --bench -P "$prompt" -n "$decode" -t "$t")
@@ -48,5 +48,6 @@ print("%-18s %7s %12.1f %12.1f %14.0f %9.0f%%" % (config, t, d["prefill_tok_s"],
       d["decode_tok_s"], mb, 100 * share))
 PY
   done
-  printf "%-18s compile %.1f s, executable %.0f MB\n" "$config" "$compile" "$(echo "$bytes / 1000000" | bc)"
+  printf "%-18s compile %d.%01d s, executable %d MB\n" "$config" \
+    $((compile_ms / 1000)) $((compile_ms % 1000 / 100)) $((bytes / 1000000))
 done
