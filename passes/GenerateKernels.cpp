@@ -166,6 +166,8 @@ private:
   LogicalResult lowerAttention(bitnet::AttentionOp op);
   LogicalResult lowerRMSNorm(bitnet::RMSNormOp op);
   LogicalResult lowerLMHead(bitnet::LMHeadOp op);
+  LogicalResult lowerQuantizedHead(bitnet::LMHeadOp op, Value x, int64_t offset,
+                                   bool int4);
   LogicalResult lowerElementwise(Operation *op);
   LogicalResult lowerTopK(TopKMaskOp op);
   /// Adds a quantizer's zero counts to its stats slot (when stats are on).
@@ -1528,52 +1530,25 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
   Value x = lowered(op, op.getInput());
   if (!x)
     return failure();
+  for (StringRef kind : {"int8", "int4"})
+    if (auto entry = dyn_cast_or_null<ArrayAttr>(
+            blob.get((op.getWeight().getName() + "#" + kind).str())))
+      return lowerQuantizedHead(op, x, cast<IntegerAttr>(entry[0]).getInt(),
+                                kind == "int4");
   ArrayRef<int64_t> ws = op.getWeight().getType().getShape();
   int64_t v = ws[0], h = ws[1];
-  // An INT8 copy (--lm-head=int8): codes [V, H] then f32 row scales.
   Type elt;
-  FailureOr<Value> w;
-  Value rowScales;
-  std::string int8Key = (op.getWeight().getName() + "#int8").str();
-  if (auto entry = dyn_cast_or_null<ArrayAttr>(blob.get(int8Key))) {
-    int64_t offset = cast<IntegerAttr>(entry[0]).getInt();
-    elt = b.getI8Type();
-    w = Value(memref::ViewOp::create(
-        b, loc, MemRefType::get({v, h}, elt), blobArg,
-        arith::ConstantIndexOp::create(b, loc, offset), ValueRange{}));
-    rowScales = memref::ViewOp::create(
-        b, loc, MemRefType::get({v}, b.getF32Type()), blobArg,
-        arith::ConstantIndexOp::create(b, loc, offset + padTo(v * h, 64)),
-        ValueRange{});
-  } else {
-    w = param(op, op.getWeight(), {v, h}, &elt);
-  }
+  FailureOr<Value> w = param(op, op.getWeight(), {v, h}, &elt);
   if (failed(w))
     return failure();
-  bool int8 = bool(rowScales);
-  bytesPerToken += v * h * (int8 ? 1 : elt.isF32() ? 4 : 2) + (int8 ? 4 * v : 0);
+  bytesPerToken += v * h * (elt.isF32() ? 4 : 2);
   std::string name = "lmhead_" + std::to_string(v) + "x" + std::to_string(h) +
-                     (int8 ? "_int8" : elt.isF32() ? "_f32" : "_bf16");
+                     (elt.isF32() ? "_f32" : "_bf16");
   SmallVector<Type> types{x.getType(), w->getType(), logitsArg.getType(),
                           b.getIndexType()};
-  if (int8)
-    types.push_back(rowScales.getType());
   auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
     Value xs = a[0], wm = a[1], o = a[2], from = a[3];
-    Value sc = int8 ? a[4] : Value();
-    Value begin = a[int8 ? 5 : 4], end = a[int8 ? 6 : 5];
-    // A weight row chunk as f32 lanes (int8 codes widened).
-    auto wload = [&](Value row, Value c, int64_t wd) -> Value {
-      if (!int8)
-        return loadF32(e, wm, {row, c}, wd);
-      Value raw = load(e, wm, {row, c}, wd);
-      Type it = wd == 1 ? Type(b.getI32Type())
-                        : Type(VectorType::get({wd}, b.getI32Type()));
-      Type ft = wd == 1 ? Type(b.getF32Type())
-                        : Type(VectorType::get({wd}, b.getF32Type()));
-      return arith::SIToFPOp::create(b, loc, ft,
-                                     arith::ExtSIOp::create(b, loc, it, raw));
-    };
+    Value begin = a[4], end = a[5];
     Value nt = memref::DimOp::create(b, loc, xs, 0);
     e.loop(begin, end, 1, [&](Value blk) {
       Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
@@ -1584,21 +1559,205 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
           Value total = reduceRow(
               e, h, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::ADD,
               [&](Value c, int64_t wd) {
-                return e.mul(load(e, xs, {t, c}, wd), wload(row, c, wd));
+                return e.mul(load(e, xs, {t, c}, wd),
+                             loadF32(e, wm, {row, c}, wd));
               },
               [&](Value a, Value c) { return e.add(a, c); });
-          if (int8)
-            total = e.mul(total, memref::LoadOp::create(b, loc, sc,
-                                                        ValueRange{row}));
           memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
         });
       });
     });
   });
-  SmallVector<Value> args{x, *w, logitsArg, logitsFromArg};
-  if (int8)
-    args.push_back(rowScales);
-  callTasks(kern, args,
+  callTasks(kern, {x, *w, logitsArg, logitsFromArg},
+            arith::ConstantIndexOp::create(b, loc, llvm::divideCeil(v, kRowBlock)));
+  return success();
+}
+
+/// --lm-head=int8|int4 (the pack pass's layouts): the final hidden state is
+/// quantized per token to INT8 (absmax), then each logit is an integer dot
+/// product per block of 64 columns (vpdpbusd on VNNI: unsigned stored codes
+/// times signed activations), corrected for the codes' offset and scaled.
+LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
+                                                  int64_t offset, bool int4) {
+  ArrayRef<int64_t> ws = op.getWeight().getType().getShape();
+  int64_t v = ws[0], h = ws[1], hp = padTo(h, 64), nb64 = hp / 64;
+  int64_t nb = int4 ? nb64 : 1, rowBytes = int4 ? hp / 2 : hp;
+  int32_t off = int4 ? 8 : 128;
+  IntegerType i8 = b.getI8Type(), i32 = b.getI32Type();
+  FloatType f32 = b.getF32Type();
+  Value codes = memref::ViewOp::create(
+      b, loc, MemRefType::get({v, rowBytes}, i8), blobArg,
+      arith::ConstantIndexOp::create(b, loc, offset), ValueRange{});
+  Value scales = memref::ViewOp::create(
+      b, loc, MemRefType::get({v, nb}, f32), blobArg,
+      arith::ConstantIndexOp::create(b, loc, offset + padTo(v * rowBytes, 64)),
+      ValueRange{});
+  bytesPerToken += v * rowBytes + 4 * v * nb;
+
+  // Per token: codes xq [T, hp] (zero padded), d = max|x| / 127, the code
+  // sum, and per group of 4 columns -off * (their code sum): the vpdpbusd
+  // lanes' offset correction.
+  Value xq = alloc({kDyn, hp}, i8), dx = alloc({kDyn}, f32),
+        xsum = alloc({kDyn}, i32), corr = alloc({kDyn, hp / 4}, i32);
+  std::string qname = "headquant_" + std::to_string(h) + "_off" +
+                      std::to_string(off);
+  auto qk = kernel(qname, {x.getType(), xq.getType(), dx.getType(),
+                           xsum.getType(), corr.getType()}, false,
+                   [&](Emit &e, ValueRange a) {
+    Value xs = a[0], q = a[1], d = a[2], sums = a[3], cr = a[4];
+    Value n = memref::DimOp::create(b, loc, xs, 0);
+    e.loop(e.idx(0), n, 1, [&](Value t) {
+      Value gamma = reduceRow(
+          e, h, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::MAXIMUMF,
+          [&](Value c, int64_t wd) -> Value {
+            return math::AbsFOp::create(b, loc, load(e, xs, {t, c}, wd));
+          },
+          [&](Value p, Value c) -> Value {
+            return arith::MaximumFOp::create(b, loc, p, c);
+          });
+      gamma = arith::MaximumFOp::create(b, loc, gamma, e.f32(1e-5f));
+      Value s = arith::DivFOp::create(b, loc, e.f32(127.0f), gamma);
+      rowLoop(e, h, vw, [&](Value c, int64_t wd) {
+        Value y = math::RoundEvenOp::create(
+            b, loc, e.mul(load(e, xs, {t, c}, wd), lanes(e, s, wd)));
+        y = arith::MaximumFOp::create(b, loc, y, lanes(e, e.f32(-127.0f), wd));
+        y = arith::MinimumFOp::create(b, loc, y, lanes(e, e.f32(127.0f), wd));
+        Type it = wd == 1 ? Type(i32) : Type(VectorType::get({wd}, i32));
+        Type bt = wd == 1 ? Type(i8) : Type(VectorType::get({wd}, i8));
+        store(e, arith::TruncIOp::create(b, loc, bt,
+                                         arith::FPToSIOp::create(b, loc, it, y)),
+              q, {t, c});
+      });
+      Value zero8 = arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0));
+      if (h < hp)
+        e.loop(e.idx(h), e.idx(hp), 1, [&](Value c) {
+          memref::StoreOp::create(b, loc, zero8, q, ValueRange{t, c});
+        });
+      memref::StoreOp::create(b, loc, arith::DivFOp::create(b, loc, e.f32(1.0f), s),
+                              d, ValueRange{t});
+      Value total = e.fold(e.idx(0), e.idx(hp / 4), 1, {e.i32(0)},
+                           [&](Value g, ValueRange cur) -> SmallVector<Value> {
+        Value sum = e.i32(0);
+        for (int64_t j = 0; j < 4; ++j) {
+          Value c = e.add(arith::MulIOp::create(b, loc, g, e.idx(4)), e.idx(j));
+          sum = e.add(sum, arith::ExtSIOp::create(
+                               b, loc, i32,
+                               memref::LoadOp::create(b, loc, q, ValueRange{t, c})));
+        }
+        memref::StoreOp::create(b, loc, e.mul(sum, e.i32(-off)), cr,
+                                ValueRange{t, g});
+        return {e.add(cur[0], sum)};
+      })[0];
+      memref::StoreOp::create(b, loc, total, sums, ValueRange{t});
+    });
+  });
+  call(qk, {x, xq, dx, xsum, corr});
+
+  std::string name = "lmhead_" + std::to_string(v) + "x" + std::to_string(h) +
+                     (int4 ? "_int4" : "_int8");
+  SmallVector<Type> types{xq.getType(), dx.getType(), xsum.getType(),
+                          corr.getType(), codes.getType(), scales.getType(),
+                          logitsArg.getType(), b.getIndexType()};
+  bool vnni = isaName == "avx512vnni";
+  auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
+    Value q = a[0], d = a[1], sums = a[2], cr = a[3], wm = a[4], sc = a[5],
+          o = a[6], from = a[7], begin = a[8], end = a[9];
+    auto v16 = VectorType::get({16}, i32), v16f = VectorType::get({16}, f32);
+    auto v32b = VectorType::get({32}, i8), v64b = VectorType::get({64}, i8);
+    auto v64i = VectorType::get({64}, i32);
+    // The 64 stored codes (unsigned, offset `off`) of block c of `row`.
+    auto blockCodes = [&](Value row, Value c) -> Value {
+      if (!int4)
+        return vector::LoadOp::create(
+            b, loc, v64b, wm,
+            ValueRange{row, arith::MulIOp::create(b, loc, c, e.idx(64))});
+      Value p = vector::LoadOp::create(
+          b, loc, v32b, wm,
+          ValueRange{row, arith::MulIOp::create(b, loc, c, e.idx(32))});
+      Value m = e.splat(v32b, arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(15)));
+      Value lo = arith::AndIOp::create(b, loc, p, m);
+      Value hi = arith::ShRUIOp::create(
+          b, loc, p, e.splat(v32b, arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(4))));
+      SmallVector<int64_t> all;
+      for (int64_t i = 0; i < 64; ++i)
+        all.push_back(i);
+      return vector::ShuffleOp::create(b, loc, lo, hi, all);
+    };
+    Value nt = memref::DimOp::create(b, loc, q, 0);
+    e.loop(begin, end, 1, [&](Value blk) {
+      Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
+      Value r1 = arith::MinUIOp::create(b, loc, e.add(r0, e.idx(kRowBlock)),
+                                        e.idx(v));
+      e.loop(r0, r1, 1, [&](Value row) {
+        e.loop(from, nt, 1, [&](Value t) {
+          Value total;
+          if (vnni && int4) {
+            Value zf = arith::ConstantOp::create(
+                b, loc, DenseElementsAttr::get(v16f, b.getF32FloatAttr(0.0f)));
+            Value accf = e.fold(e.idx(0), e.idx(nb64), 1, {zf},
+                                [&](Value c, ValueRange cur) -> SmallVector<Value> {
+              Value act = vector::LoadOp::create(
+                  b, loc, v64b, q,
+                  ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(64))});
+              Value init = vector::LoadOp::create(
+                  b, loc, v16, cr,
+                  ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(16))});
+              Value acc = LLVM::CallIntrinsicOp::create(
+                              b, loc, v16,
+                              b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                              ValueRange{init, blockCodes(row, c), act})
+                              .getResult(0);
+              Value s = memref::LoadOp::create(b, loc, sc, ValueRange{row, c});
+              return {e.add(cur[0], e.mul(arith::SIToFPOp::create(b, loc, v16f, acc),
+                                          e.splat(v16f, s)))};
+            })[0];
+            total = e.reduce(vector::CombiningKind::ADD, accf);
+          } else if (vnni) {
+            Value zi = arith::ConstantOp::create(
+                b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
+            Value acc = e.fold(e.idx(0), e.idx(nb64), 1, {zi},
+                               [&](Value c, ValueRange cur) -> SmallVector<Value> {
+              Value act = vector::LoadOp::create(
+                  b, loc, v64b, q,
+                  ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(64))});
+              return {LLVM::CallIntrinsicOp::create(
+                          b, loc, v16,
+                          b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                          ValueRange{cur[0], blockCodes(row, c), act})
+                          .getResult(0)};
+            })[0];
+            Value dot = e.add(e.reduce(vector::CombiningKind::ADD, acc),
+                              e.mul(memref::LoadOp::create(b, loc, sums, ValueRange{t}),
+                                    e.i32(-off)));
+            total = e.mul(arith::SIToFPOp::create(b, loc, f32, dot),
+                          memref::LoadOp::create(b, loc, sc,
+                                                 ValueRange{row, e.idx(0)}));
+          } else {
+            // Other targets: exact block dot products in i32 lanes.
+            Value offv = e.splat(v64i, e.i32(off));
+            total = e.fold(e.idx(0), e.idx(nb64), 1, {e.f32(0.0f)},
+                           [&](Value c, ValueRange cur) -> SmallVector<Value> {
+              Value u = arith::SubIOp::create(
+                  b, loc, arith::ExtUIOp::create(b, loc, v64i, blockCodes(row, c)),
+                  offv);
+              Value act = arith::ExtSIOp::create(
+                  b, loc, v64i,
+                  vector::LoadOp::create(
+                      b, loc, v64b, q,
+                      ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(64))}));
+              Value dot = e.reduce(vector::CombiningKind::ADD, e.mul(u, act));
+              Value s = memref::LoadOp::create(
+                  b, loc, sc, ValueRange{row, int4 ? c : e.idx(0)});
+              return {e.add(cur[0], e.mul(arith::SIToFPOp::create(b, loc, f32, dot), s))};
+            })[0];
+          }
+          total = e.mul(total, memref::LoadOp::create(b, loc, d, ValueRange{t}));
+          memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
+        });
+      });
+    });
+  });
+  callTasks(kern, {xq, dx, xsum, corr, codes, scales, logitsArg, logitsFromArg},
             arith::ConstantIndexOp::create(b, loc, llvm::divideCeil(v, kRowBlock)));
   return success();
 }

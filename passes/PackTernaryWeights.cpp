@@ -292,47 +292,68 @@ struct PackTernaryWeightsPass
         progress(*t);
       }
     });
-    // An INT8 copy of the lm_head: per row, codes = round(w / s) with
-    // s = max|w| / 127 (half to even), then the f32 scales.
-    if (lmHead == "int8")
+    // A quantized copy of the lm_head (--lm-head=int8|int4), rows padded
+    // to a multiple of 64 columns. int8: per row s = max|w| / 127, codes
+    // q = round(w / s) stored as q + 128; int4: per block of 64 columns
+    // s = max|w| / 7, q = round(w / s) stored as q + 8 in nibbles (byte j of
+    // a block: column j low, column j + 32 high). Rounding is half to even.
+    // Then the f32 scales: [V] (int8) or [V, H / 64] (int4).
+    if (lmHead == "int8" || lmHead == "int4")
       module.walk([&](bitnet::LMHeadOp op) {
         ParamAttr p = op.getWeight();
-        std::string key = (p.getName() + "#int8").str();
+        bool int4 = lmHead == "int4";
+        std::string key = (p.getName() + "#" + lmHead).str();
         if (entries.count(key))
           return;
         const TensorInfo *t = lookup(op, p);
         if (!t)
           return;
-        int64_t v = t->shape[0], h = t->shape[1];
+        int64_t v = t->shape[0], h = t->shape[1], hp = (h + 63) / 64 * 64;
+        int64_t blk = int4 ? 64 : hp, nb = hp / blk;
+        float qmax = int4 ? 7.0f : 127.0f, off = int4 ? 8.0f : 128.0f;
         blob.align();
         uint64_t offset = blob.size();
-        std::vector<float> scales(size_t(v), 1.0f);
-        std::vector<int8_t> row(static_cast<size_t>(h));
+        std::vector<float> scales(size_t(v * nb), 1.0f);
+        std::vector<uint8_t> codes(static_cast<size_t>(hp));
+        std::vector<uint8_t> row(static_cast<size_t>(int4 ? hp / 2 : hp));
         for (int64_t r = 0; r < v; ++r) {
-          float mx = 0.0f;
-          for (int64_t c = 0; c < h; ++c)
-            mx = std::max(mx, std::fabs(floatAt(*t, r * h + c)));
-          float s = mx > 0.0f ? mx / 127.0f : 1.0f;
-          scales[r] = s;
-          for (int64_t c = 0; c < h; ++c)
-            row[c] = int8_t(std::clamp(std::nearbyint(floatAt(*t, r * h + c) / s),
-                                       -127.0f, 127.0f));
-          blob.write(reinterpret_cast<const uint8_t *>(row.data()), row.size());
+          for (int64_t bi = 0; bi < nb; ++bi) {
+            float mx = 0.0f;
+            for (int64_t c = bi * blk; c < std::min(h, (bi + 1) * blk); ++c)
+              mx = std::max(mx, std::fabs(floatAt(*t, r * h + c)));
+            float sc = mx > 0.0f ? mx / qmax : 1.0f;
+            scales[size_t(r * nb + bi)] = sc;
+            for (int64_t c = bi * blk; c < (bi + 1) * blk; ++c) {
+              float q = c < h ? std::clamp(std::nearbyint(floatAt(*t, r * h + c) / sc),
+                                           -qmax, qmax)
+                              : 0.0f;
+              codes[size_t(c)] = uint8_t(q + off);
+            }
+          }
+          if (int4) {
+            for (int64_t bi = 0; bi < hp / 64; ++bi)
+              for (int64_t j = 0; j < 32; ++j)
+                row[size_t(bi * 32 + j)] = uint8_t(
+                    codes[size_t(bi * 64 + j)] | (codes[size_t(bi * 64 + 32 + j)] << 4));
+          } else {
+            row = codes;
+          }
+          blob.write(row.data(), row.size());
         }
         blob.align();
-        for (float s : scales) {
+        for (float sc : scales) {
           uint8_t le[4];
           uint32_t u;
-          std::memcpy(&u, &s, 4);
+          std::memcpy(&u, &sc, 4);
           llvm::support::endian::write32le(le, u);
           blob.write(le, 4);
         }
-        record(key, offset, "int8rows");
+        record(key, offset, int4 ? "int4head" : "int8head");
         (*source)->release(*t);
       });
-    else if (lmHead != "auto") {
+    else if (lmHead != "auto" && lmHead != "bf16" && lmHead != "f16") {
       module.emitError() << "lowbit-pack-ternary-weights: unknown lm-head '"
-                         << lmHead << "'; expected auto or int8";
+                         << lmHead << "'; expected auto, f16, int8 or int4";
       failedAny = true;
     }
     blob.align();

@@ -203,8 +203,9 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
       cl::init(""), cl::cat(cat));
   cl::opt<std::string> lmHead(
       "lm-head",
-      cl::desc("lm_head precision: auto (as the checkpoint stores it) or int8 "
-               "(per-row absmax, half the bytes of bf16 per decoded token)"),
+      cl::desc("lm_head precision: auto or f16 (the checkpoint's 16-bit "
+               "table as stored), int8 (per-row absmax: half the bytes per "
+               "decoded token) or int4 (per-64-column absmax: a quarter)"),
       cl::init("auto"), cl::cat(cat));
   cl::opt<std::string> tokenizer(
       "tokenizer",
@@ -237,8 +238,10 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   if (kvBits != 16 && kvBits != 8 && kvBits != 4 && kvBits != 3)
     return fail("--kv-bits=" + llvm::Twine(int(kvBits)) +
                 ": expected 16, 8, 4 or 3");
-  if (lmHead != "auto" && lmHead != "int8")
-    return fail("unknown --lm-head='" + lmHead + "'; expected auto or int8");
+  if (lmHead != "auto" && lmHead != "f16" && lmHead != "int8" &&
+      lmHead != "int4")
+    return fail("unknown --lm-head='" + lmHead +
+                "'; expected auto, f16, int8 or int4");
   if (weightsMode != "embedded" && weightsMode != "sidecar")
     return fail("unknown --weights='" + weightsMode +
                 "'; expected embedded or sidecar");

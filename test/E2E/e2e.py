@@ -3,6 +3,7 @@
 
   e2e.py --lowbitc PATH --work DIR [--lowbitc-arg ARG ...] [--threads-check]
          [--weights sidecar] -- MAKE_CHECKPOINT_ARGS...
+  e2e.py --lowbitc PATH --work DIR --model DIR [--prompt-text T] [--greedy N]
 
 Generates a checkpoint, compiles it, runs it with --tokens ... --logits-out,
 and requires: cosine similarity >= 0.999 at every position, top-1 agreement
@@ -19,6 +20,7 @@ everywhere, the same greedy tokens and cosine >= 0.9999; an unstable case
 fails and asks for another seed.
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -62,22 +64,32 @@ def main():
                     help="skip the greedy-token comparison (approximate heads)")
     ap.add_argument("--screen", action="store_true",
                     help="fail unless the reference is stable under +-3 ulp")
+    ap.add_argument("--model", help="an existing checkpoint directory (no generation)")
+    ap.add_argument("--prompt-text",
+                    help="prompt text, tokenized by the executable, after BOS")
+    ap.add_argument("--greedy", type=int, default=GREEDY, help="greedy tokens compared")
     ap.add_argument("ckpt", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     ckpt_args = [x for x in a.ckpt if x != "--"]
     os.makedirs(a.work, exist_ok=True)
-    model_dir = os.path.join(a.work, "model")
-    make_checkpoint.main(ckpt_args + [model_dir])
+    model_dir = a.model or os.path.join(a.work, "model")
+    if not a.model:
+        make_checkpoint.main(ckpt_args + [model_dir])
     exe = os.path.join(a.work, "model.bin")
     run([a.lowbitc, model_dir, "-o", exe, "--weights=" + a.weights,
          "--kv-bits=%d" % a.kv_bits] + a.lowbitc_arg)
+    prompt_ids = PROMPT
+    if a.prompt_text:
+        with open(os.path.join(model_dir, "config.json")) as f:
+            bos = json.load(f)["bos_token_id"]
+        prompt_ids = [bos] + [int(t) for t in run([exe, "--tokenize", a.prompt_text]).strip().split(",")]
 
     def reference(ulps=0):
         ref = bitnet_ref.Model(model_dir, a.ref_scheme, a.kv_bits, ulps)
-        prompt = [t % ref.V for t in PROMPT]
+        prompt = [t % ref.V for t in prompt_ids]
         logits = ref.forward(prompt)
         ref.reset()
-        return ref, prompt, logits, ref.generate(prompt, GREEDY)
+        return ref, prompt, logits, ref.generate(prompt, a.greedy)
 
     ref, prompt, want, want_tokens = reference()
     vocab = ref.V
@@ -93,7 +105,7 @@ def main():
 
     toks = ",".join(map(str, prompt))
     out = os.path.join(a.work, "logits.f32")
-    got_tokens = run([exe, "--tokens", toks, "-n", str(GREEDY), "--logits-out", out, "-t", "2"])
+    got_tokens = run([exe, "--tokens", toks, "-n", str(a.greedy), "--logits-out", out, "-t", "2"])
     got = np.fromfile(out, dtype="<f4").reshape(len(prompt), vocab)
     cos = [float(u @ v / np.sqrt((u @ u) * (v @ v))) for u, v in zip(got, want)]
     top1 = float((got.argmax(1) == want.argmax(1)).mean())

@@ -43,7 +43,7 @@ struct PipelineOptions : public PassPipelineOptions<PipelineOptions> {
                           llvm::cl::init("avx2")};
   Option<std::string> lmHead{
       *this, "lm-head",
-      llvm::cl::desc("lm_head storage: auto or int8"), llvm::cl::init("auto")};
+      llvm::cl::desc("lm_head storage: auto, f16, int8 or int4"), llvm::cl::init("auto")};
   Option<std::string> statsFile{
       *this, "stats-file",
       llvm::cl::desc("calibration statistics for the select phase")};

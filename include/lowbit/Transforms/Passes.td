@@ -84,8 +84,10 @@ def PackTernaryWeightsPass
     Option<"blobPath", "blob-path", "std::string", /*default=*/"\"\"",
            "file to write the packed weights to (required)">,
     Option<"lmHead", "lm-head", "std::string", /*default=*/"\"auto\"",
-           "lm_head storage: auto (as stored, bf16 or f32) or int8 (per-row "
-           "absmax codes and f32 scales, recorded as '<name>#int8')">,
+           "lm_head storage: auto or f16 (as stored: bf16 in BitNet "
+           "checkpoints, or f32), int8 (per-row absmax codes + 128 and f32 "
+           "scales, recorded as '<name>#int8') or int4 (per-64-column "
+           "absmax nibbles + 8 and f32 scales, '<name>#int4')">,
   ];
   let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
 }
