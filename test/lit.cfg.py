@@ -32,5 +32,5 @@ config.substitutions.append(
      os.path.join(npm_modules, "@lenml", "tokenizer-llama3", "models", "tokenizer.json")))
 
 tools = ["lowbit-opt", "lowbit-translate", "lowbitc"]
-llvm_config.add_tool_substitutions(["llvm-objdump"], [config.llvm_tools_dir])
+llvm_config.add_tool_substitutions(["llvm-objdump", "llvm-objcopy", "llvm-readelf"], [config.llvm_tools_dir])
 llvm_config.add_tool_substitutions(tools, [config.lowbit_tools_dir])

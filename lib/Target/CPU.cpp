@@ -205,7 +205,11 @@ Error mlir::lowbit::linkExecutable(const LinkOptions &o,
     inputs.push_back(std::string(obj));
     return Error::success();
   };
-  if (o.embedWeights)
+  // Executables carry the weights appended after the linked image (written
+  // by streaming, so no tool holds them in memory); shared libraries, which
+  // cannot find their own file portably, get them as a section.
+  bool append = o.embedWeights && !o.shared;
+  if (o.embedWeights && o.shared)
     if (Error e = embed(o.blobPath, "lowbit_weights"))
       return e;
   if (!o.tokenizerPath.empty())
@@ -228,11 +232,9 @@ Error mlir::lowbit::linkExecutable(const LinkOptions &o,
     return e;
   }
 
-  if (!o.embedWeights) {
-    // header (magic, version, sizes, checksum) + blob, to a temporary name.
-    std::string side = o.outputPath + ".weights", tmpSide = side + ".tmp";
-    std::ifstream in(o.blobPath, std::ios::binary);
-    std::ofstream out(tmpSide, std::ios::binary);
+  // header (magic, version, sizes, checksum) + blob: the side file, or
+  // appended to the executable at a 4096-aligned offset + a footer.
+  auto writeImage = [&](std::ostream &out) {
     char header[LOWBIT_SIDECAR_HEADER] = {};
     lowbit_sidecar_header h = {};
     std::memcpy(h.magic, LOWBIT_SIDECAR_MAGIC, sizeof h.magic);
@@ -242,9 +244,33 @@ Error mlir::lowbit::linkExecutable(const LinkOptions &o,
     h.checksum = o.blobChecksum;
     std::memcpy(header, &h, sizeof h);
     out.write(header, sizeof header);
+    std::ifstream in(o.blobPath, std::ios::binary);
     out << in.rdbuf();
+    return bool(in);
+  };
+  if (append) {
+    std::fstream out(tmpOut, std::ios::binary | std::ios::in | std::ios::out |
+                                 std::ios::ate);
+    uint64_t end = uint64_t(out.tellp()), at = (end + 4095) / 4096 * 4096;
+    std::string pad(size_t(at - end), '\0');
+    out.write(pad.data(), std::streamsize(pad.size()));
+    bool ok = writeImage(out);
+    lowbit_appended_footer f = {};
+    std::memcpy(f.magic, LOWBIT_APPENDED_MAGIC, sizeof f.magic);
+    f.image_offset = at;
+    out.write(reinterpret_cast<const char *>(&f), sizeof f);
     out.close();
-    if (!out || !in) {
+    if (!ok || !out) {
+      llvm::sys::fs::remove(tmpOut);
+      return err(o.outputPath + ": cannot append the weights");
+    }
+  }
+  if (!o.embedWeights) {
+    std::string side = o.outputPath + ".weights", tmpSide = side + ".tmp";
+    std::ofstream out(tmpSide, std::ios::binary);
+    bool ok = writeImage(out);
+    out.close();
+    if (!out || !ok) {
       llvm::sys::fs::remove(tmpSide);
       llvm::sys::fs::remove(tmpOut);
       return err(side + ": cannot write the weight file");

@@ -67,7 +67,14 @@ extern const char lowbit_stat_names[];
 typedef void (*lowbit_task_fn)(void *args, int64_t begin, int64_t end);
 void lowbit_rt_parallel_for(lowbit_task_fn fn, void *args, int64_t n);
 
-/* The side file: a 4096-byte header, then the weight bytes. */
+/* The side file: a 4096-byte header, then the weight bytes. An executable
+ * carries the same image appended at a 4096-aligned offset, followed by a
+ * lowbit_appended_footer as the file's last 16 bytes. */
+#define LOWBIT_APPENDED_MAGIC "LOWBITAP"
+typedef struct {
+  char magic[8];
+  uint64_t image_offset; /* of the sidecar header in the executable */
+} lowbit_appended_footer;
 #define LOWBIT_SIDECAR_MAGIC "LOWBITW1"
 #define LOWBIT_SIDECAR_VERSION 1
 #define LOWBIT_SIDECAR_HEADER 4096

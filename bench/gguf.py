@@ -1,0 +1,210 @@
+#!/usr/bin/python3
+"""Writes a lowbit checkpoint directory as a GGUF file that llama.cpp loads
+(architecture `bitnet`), so bench/run.sh can time llama.cpp on the same
+weights. No Debian package ships gguf-py, hence this small writer (GGUF v3).
+
+  gguf.py MODEL_DIR OUT.gguf [--embd f16|q8_0|q4_0] [--tokenizer FILE]
+
+Ternary weights become TQ2_0 (blocks of 256 codes in 64 bytes + an f16 scale,
+here the tensor's alpha); norms F32; the tied token embedding / lm_head F16,
+Q8_0 or Q4_0. The tokenizer (model dir's tokenizer.json or --tokenizer) is
+written as llama.cpp's "gpt2" BPE with the "llama-bpe" pre-tokenizer.
+Timing only: llama.cpp's `bitnet` graph uses SiLU where BitNet b1.58 2B4T
+uses ReLU^2, a cost that is negligible next to the matmuls.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from safetensors_io import read_dir, to_f32  # noqa: E402
+
+ALIGN = 32
+T_F32, T_F16, T_Q4_0, T_Q8_0, T_TQ2_0 = 0, 1, 2, 8, 35
+V_U32, V_I32, V_F32, V_STR, V_ARR = 4, 5, 6, 8, 9
+
+
+def gstr(s):
+    b = s.encode("utf-8")
+    return struct.pack("<Q", len(b)) + b
+
+
+def kv(key, vtype, value):
+    out = gstr(key) + struct.pack("<I", vtype)
+    if vtype == V_STR:
+        return out + gstr(value)
+    if vtype == V_ARR:
+        etype, items = value
+        out += struct.pack("<IQ", etype, len(items))
+        if etype == V_STR:
+            return out + b"".join(gstr(x) for x in items)
+        return out + np.asarray(items, dtype="<i4" if etype == V_I32 else "<u4").tobytes()
+    return out + struct.pack({V_U32: "<I", V_I32: "<i", V_F32: "<f"}[vtype], value)
+
+
+def ternary(t, name):
+    """(codes int8 [N, K], alpha) of a packed (U8 + weight_scale) or bf16
+    master tensor, as reference/bitnet_ref.py reads them."""
+    dtype, w = t[name]
+    if dtype == "U8":
+        r = w.shape[0]
+        codes = np.empty((4 * r, w.shape[1]), np.int8)
+        for i in range(4):
+            codes[i * r:(i + 1) * r] = ((w >> (2 * i)) & 3).astype(np.int8) - 1
+        return codes, float(to_f32(t[name + "_scale"]).reshape(-1)[0])
+    wf = to_f32((dtype, w)).astype(np.float64)
+    alpha = max(float(np.abs(wf).mean()), 1e-5)
+    return np.clip(np.rint(wf / alpha), -1, 1).astype(np.int8), alpha
+
+
+def tq2_0(codes, alpha):
+    """ggml's quantize_row_tq2_0 layout: per 256 codes, 2 chunks of 32 bytes;
+    byte m of chunk j holds codes 128 j + 32 n + m (n = 0..3) + 1 at bits 2n."""
+    n, k = codes.shape
+    if k % 256:
+        sys.exit("gguf.py: TQ2_0 needs rows of a multiple of 256 codes, got %d" % k)
+    u = (codes.astype(np.uint8) + 1).reshape(n, k // 256, 2, 4, 32)
+    qs = (u[:, :, :, 0] | (u[:, :, :, 1] << 2) | (u[:, :, :, 2] << 4) |
+          (u[:, :, :, 3] << 6)).reshape(n, k // 256, 64)
+    d = np.full((n, k // 256, 1), alpha, np.float16).view(np.uint8).reshape(n, k // 256, 2)
+    return np.concatenate([qs, d], axis=2).tobytes()
+
+
+def q8_0(x):
+    b = x.reshape(-1, 32)
+    d = np.abs(b).max(axis=1, keepdims=True) / 127.0
+    q = np.rint(b / np.where(d == 0, 1, d)).astype(np.int8)
+    return np.concatenate([d.astype(np.float16).view(np.uint8), q.view(np.uint8)], axis=1).tobytes()
+
+
+def q4_0(x):
+    b = x.reshape(-1, 32)
+    idx = np.abs(b).argmax(axis=1)
+    mx = b[np.arange(len(b)), idx][:, None]
+    d = mx / -8.0
+    q = np.clip(np.floor(b / np.where(d == 0, 1, d) + 8.5), 0, 15).astype(np.uint8)
+    qs = q[:, :16] | (q[:, 16:] << 4)
+    return np.concatenate([d.astype(np.float16).view(np.uint8), qs], axis=1).tobytes()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_dir")
+    ap.add_argument("out")
+    ap.add_argument("--embd", choices=["f16", "q8_0", "q4_0"], default="f16")
+    ap.add_argument("--tokenizer")
+    a = ap.parse_args(argv)
+    with open(os.path.join(a.model_dir, "config.json")) as f:
+        c = json.load(f)
+    H, L, V = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"]
+    nh = c["num_attention_heads"]
+    t = read_dir(a.model_dir)
+    tok_path = a.tokenizer or os.path.join(a.model_dir, "tokenizer.json")
+    with open(tok_path, encoding="utf-8") as f:
+        tj = json.load(f)
+    tokens = [""] * V
+    types = [1] * V
+    for s, i in tj["model"]["vocab"].items():
+        if i < V:
+            tokens[i] = s
+    for at in tj.get("added_tokens", []):
+        if at["id"] < V:
+            tokens[at["id"]] = at["content"]
+            types[at["id"]] = 3
+    for i in range(V):
+        if not tokens[i]:
+            tokens[i], types[i] = "<|unused_%d|>" % i, 5
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"]["merges"]]
+
+    meta = [
+        kv("general.architecture", V_STR, "bitnet"),
+        kv("general.name", V_STR, os.path.basename(os.path.normpath(a.model_dir))),
+        kv("general.alignment", V_U32, ALIGN),
+        kv("bitnet.context_length", V_U32, c.get("max_position_embeddings", 2048)),
+        kv("bitnet.embedding_length", V_U32, H),
+        kv("bitnet.block_count", V_U32, L),
+        kv("bitnet.feed_forward_length", V_U32, c["intermediate_size"]),
+        kv("bitnet.attention.head_count", V_U32, nh),
+        kv("bitnet.attention.head_count_kv", V_U32, c.get("num_key_value_heads", nh)),
+        kv("bitnet.rope.freq_base", V_F32, float(c.get("rope_theta", 500000.0))),
+        kv("bitnet.rope.dimension_count", V_U32, c.get("head_dim", H // nh)),
+        kv("bitnet.attention.layer_norm_rms_epsilon", V_F32, float(c.get("rms_norm_eps", 1e-5))),
+        kv("bitnet.vocab_size", V_U32, V),
+        kv("tokenizer.ggml.model", V_STR, "gpt2"),
+        kv("tokenizer.ggml.pre", V_STR, "llama-bpe"),
+        kv("tokenizer.ggml.tokens", V_ARR, (V_STR, tokens)),
+        kv("tokenizer.ggml.token_type", V_ARR, (V_I32, types)),
+        kv("tokenizer.ggml.merges", V_ARR, (V_STR, merges)),
+        kv("tokenizer.ggml.bos_token_id", V_U32, c.get("bos_token_id", 0)),
+        kv("tokenizer.ggml.eos_token_id", V_U32, c.get("eos_token_id", 0)),
+    ]
+
+    # (gguf name, ggml type, dims [ne0, ne1], producer of the bytes)
+    emb = a.embd
+    specs = [("token_embd.weight", {"f16": T_F16, "q8_0": T_Q8_0, "q4_0": T_Q4_0}[emb], [H, V],
+              lambda: embd_bytes(t, emb))]
+    norm = lambda n: (lambda: to_f32(t[n]).astype("<f4").tobytes())  # noqa: E731
+    specs.append(("output_norm.weight", T_F32, [H], norm("model.norm.weight")))
+    names = [("attn_q", "self_attn.q_proj"), ("attn_k", "self_attn.k_proj"),
+             ("attn_v", "self_attn.v_proj"), ("attn_output", "self_attn.o_proj"),
+             ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"),
+             ("ffn_down", "mlp.down_proj")]
+    for i in range(L):
+        p, g = "model.layers.%d." % i, "blk.%d." % i
+        for gn, hn in [("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"),
+                       ("attn_sub_norm", "self_attn.attn_sub_norm"),
+                       ("ffn_sub_norm", "mlp.ffn_sub_norm")]:
+            shape = t[p + hn + ".weight"][1].shape
+            specs.append((g + gn + ".weight", T_F32, [shape[0]], norm(p + hn + ".weight")))
+        for gn, hn in names:
+            dtype, w = t[p + hn + ".weight"]
+            rows = w.shape[0] * (4 if dtype == "U8" else 1)
+            specs.append((g + gn + ".weight", T_TQ2_0, [w.shape[1], rows],
+                          lambda n=p + hn + ".weight": tq2_0(*ternary(t, n))))
+
+    def nbytes(ty, dims):
+        n = int(np.prod(dims))
+        return {T_F32: 4 * n, T_F16: 2 * n, T_Q8_0: n // 32 * 34, T_Q4_0: n // 32 * 18,
+                T_TQ2_0: n // 256 * 66}[ty]
+
+    info, offset = b"", 0
+    for name, ty, dims, _ in specs:
+        info += gstr(name) + struct.pack("<I", len(dims)) + b"".join(
+            struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", ty, offset)
+        offset += -(-nbytes(ty, dims) // ALIGN) * ALIGN
+    tmp = a.out + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, len(specs), len(meta)))
+        f.write(b"".join(meta))
+        f.write(info)
+        f.write(b"\0" * (-f.tell() % ALIGN))
+        for name, ty, dims, make in specs:
+            data = make()
+            if len(data) != nbytes(ty, dims):
+                sys.exit("gguf.py: %s: %d bytes, expected %d" % (name, len(data), nbytes(ty, dims)))
+            f.write(data)
+            f.write(b"\0" * (-len(data) % ALIGN))
+    os.replace(tmp, a.out)
+    # What one decoded token reads: every tensor once (the tied embedding
+    # in full, as the lm_head).
+    print(json.dumps({"gguf": a.out, "weight_bytes_per_token":
+                      sum(nbytes(ty, dims) for _, ty, dims, _ in specs)}))
+
+
+def embd_bytes(t, kind):
+    out = []
+    dtype, w = t["model.embed_tokens.weight"]
+    for r in range(0, w.shape[0], 8192):
+        x = to_f32((dtype, w[r:r + 8192])).astype(np.float32)
+        out.append(x.astype("<f2").tobytes() if kind == "f16" else
+                   q8_0(x) if kind == "q8_0" else q4_0(x))
+    return b"".join(out)
+
+
+if __name__ == "__main__":
+    main()

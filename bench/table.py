@@ -1,0 +1,34 @@
+#!/usr/bin/python3
+"""Prints bench/run.sh's table from its JSON-lines results file."""
+import json
+import sys
+
+rows, bw = [], {}
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if "bandwidth_gb_s" in d:
+        bw[d["threads"]] = d["bandwidth_gb_s"]
+        continue
+    b = d["bench"]
+    mb = (b.get("weight_bytes_per_token") or d.get("gguf", {}).get("weight_bytes_per_token", 0)) / 1e6
+    rows.append((d["shape"], d["engine"], d["config"], d["threads"], b["prefill_tok_s"],
+                 b["decode_tok_s"], mb, d.get("compile_s")))
+# Which llama.cpp configuration each lowbit one is compared with.
+peer = {"b1.58": "TQ2_0+f16", "b1.58+int8-head": "TQ2_0+q8_0",
+        "b1.58+int4-head": "TQ2_0+q4_0", "a4.8+int4-head": "TQ2_0+q4_0"}
+index = {(s, c, t): (p, dc) for s, e, c, t, p, dc, _, _ in rows}
+print("read bandwidth: " + ", ".join("%s GB/s (%d thread%s)" % (v, k, "s" * (k > 1))
+                                     for k, v in sorted(bw.items())))
+print("%-6s %-10s %-16s %3s %9s %9s %8s %6s %13s %9s" % (
+    "shape", "engine", "config", "thr", "prefill/s", "decode/s", "MB/token", "bw%",
+    "vs llama.cpp", "compile"))
+for s, e, c, t, p, dc, mb, cs in rows:
+    share = 100 * dc * mb / (bw.get(t, 0) * 1e3) if bw.get(t) else 0
+    ratio = ""
+    if e == "lowbit" and (s, peer[c], t) in index:
+        lp, ld = index[(s, peer[c], t)]
+        ratio = "%.2fx/%.2fx" % (p / lp, dc / ld)
+    print("%-6s %-10s %-16s %3d %9.1f %9.1f %8.0f %5.0f%% %13s %9s" % (
+        s, e, c, t, p, dc, mb, share, ratio, "%ss" % cs if cs else ""))
+print("vs llama.cpp: lowbit / llama.cpp prefill x / decode x, same shape and threads, "
+      "head of the same width (bf16 ~ F16, int8 ~ Q8_0, int4 ~ Q4_0)")
