@@ -13,9 +13,11 @@ Recipe (reference/models/MODEL_CARD.md gives the figures it produced):
   3. Stage 1, BitNet b1.58 (W1.58 A8): latent float weights, absmean ternary
      weights and per-token INT8 absmax activations with straight-through
      estimators, exactly the quantizers of reference/bitnet_ref.py.
-  4. Stage 2, BitNet a4.8: continues from stage 1 with INT4 absmean inputs to
-     q/k/v and gate/up, TopK (K = ceil(d/2)) + INT8 at the o_proj input and
-     INT8 at the down_proj input (the paper's two-stage recipe).
+  4. Stage 2, from the stage-1 weights, the same number of steps for both
+     models: b1.58 continues with its quantizers; BitNet a4.8 switches to
+     INT4 absmean inputs to q/k/v and gate/up, TopK (K = ceil(d/2)) + INT8 at
+     the o_proj input and INT8 at the down_proj input (the paper's two-stage
+     recipe). Equal budgets make the a4.8 - b1.58 gap a fair comparison.
   5. Export: the packed Hugging Face layout (spec §2.4: U8 [out/4, in] codes +
      a BF16 weight_scale), bf16 embeddings and norms, tied lm_head.
 
@@ -24,6 +26,7 @@ libopenblas0-pthread makes torch's matmuls ~10x faster than the reference
 BLAS it otherwise uses. Training is not part of the test command.
 
   train.py --out reference/models [--steps1 N] [--steps2 N] [--threads 2]
+           [--work DIR] [--resume-stage1 DIR/stage1.pt --only b1.58|a4.8]
   train.py --tokenizer-only --out DIR      (corpus + tokenizer.json only)
 """
 import argparse
@@ -385,6 +388,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tokenizer-only", action="store_true")
     ap.add_argument("--work", default="/tmp", help="where stage1.pt goes")
+    ap.add_argument("--resume-stage1", help="a stage1.pt to start stage 2 from")
+    ap.add_argument("--only", choices=["b1.58", "a4.8"], help="one stage-2 model")
     a = ap.parse_args(argv)
 
     t0 = time.time()
@@ -477,12 +482,21 @@ def main(argv=None):
         print("%s done in %.0f s: validation loss %.4f, perplexity %.3f" %
               (name, time.time() - ts, vl, math.exp(vl)), flush=True)
 
-    stage("stage1 b1.58", a.steps1, a.lr1, False)
-    export(model, cfg, "b1.58", tok, os.path.join(a.out, "kjv-b1.58"))
-    torch.save(model.state_dict(), os.path.join(a.work, "stage1.pt"))
-    stage("stage2 a4.8", a.steps2, a.lr2, True)
-    export(model, cfg, "a4.8", tok, os.path.join(a.out, "kjv-a4.8"))
-    torch.save(model.state_dict(), os.path.join(a.work, "stage2.pt"))
+    stage1 = os.path.join(a.work, "stage1.pt")
+    if a.resume_stage1:
+        model.load_state_dict(torch.load(a.resume_stage1))
+    else:
+        stage("stage1 b1.58", a.steps1, a.lr1, False)
+        torch.save(model.state_dict(), stage1)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    # Stage 2: from the same stage-1 weights, the same number of steps for
+    # both models, so the a4.8 - b1.58 gap compares equal training budgets.
+    for scheme in ["b1.58", "a4.8"]:
+        if a.only and a.only != scheme:
+            continue
+        model.load_state_dict(start)
+        stage("stage2 " + scheme, a.steps2, a.lr2, scheme == "a4.8")
+        export(model, cfg, scheme, tok, os.path.join(a.out, "kjv-" + scheme))
     print("total %.0f s" % (time.time() - t0))
 
 
