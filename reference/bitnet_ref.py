@@ -277,26 +277,31 @@ class Model:
         return out
 
 
-def perplexity(model, tokens, ctx):
-    """exp(mean NLL) of tokens[1:] given their prefix, over windows of `ctx`
-    tokens with stride ctx // 2; each window (a fresh cache) scores only the
-    predictions no earlier window made. runtime/main.c does the same."""
-    stride = max(ctx // 2, 1)
-    nll, count, start = 0.0, 0, 0
+def perplexity(model, tokens, ctx, bos=None):
+    """exp(mean NLL) of the text tokens over windows of `ctx` tokens: BOS
+    (when given; models are trained with it at position 0) + up to ctx - 1
+    text tokens, consecutive windows moving by half of that (fresh caches);
+    each window scores only predictions no earlier window made, so every
+    text token (the first too, from BOS) is predicted once. runtime/main.c
+    does the same."""
+    pre = [] if bos is None else [bos]
+    width = ctx - len(pre)
+    stride = max(width // 2, 1)
+    nll, count, start, done = 0.0, 0, 0, 0 if pre else 1
     while True:
-        window = tokens[start:start + ctx]
-        if len(window) < 2:
-            break
+        window = pre + list(tokens[start:start + width])
         model.reset()
         logits = model.forward(window).astype(np.float64)
-        first = 0 if start == 0 else ctx - stride - 1
-        for i in range(first, len(window) - 1):
-            row = logits[i]
+        for r in range(len(window) - 1):
+            if start + r + 1 - len(pre) < done:
+                continue
+            row = logits[r]
             m = row.max()
             lse = m + np.log(np.exp(row - m).sum())
-            nll += lse - row[window[i + 1]]
+            nll += lse - row[window[r + 1]]
             count += 1
-        if start + ctx >= len(tokens):
+        done = start + len(window) - len(pre)
+        if done >= len(tokens):
             break
         start += stride
     return math.exp(nll / count), count
@@ -316,7 +321,8 @@ def main(argv=None):
                     help="print the zero fraction at each projection input "
                          "over the tokens (context-sized windows), as JSON")
     ap.add_argument("--ppl", action="store_true",
-                    help="perplexity of BOS + the tokens (see perplexity())")
+                    help="perplexity of the tokens, BOS first in each window "
+                         "(see perplexity())")
     ap.add_argument("--ctx", type=int, default=512, help="--ppl window")
     ap.add_argument("--perturb-ulps", type=int, default=0,
                     help="scale weight scales by (1 + k ulp), to screen ties")
@@ -329,8 +335,8 @@ def main(argv=None):
     toks = [int(t) for t in a.tokens.replace(",", " ").split()]
     if a.ppl:
         bos = m.c.get("bos_token_id")
-        ppl, n = perplexity(m, ([bos] if bos is not None else []) + toks,
-                            min(a.ctx, m.ctx))
+        ppl, n = perplexity(m, toks, min(a.ctx, m.ctx),
+                            bos if bos is not None and 0 <= bos < m.V else None)
         print("perplexity: %.6f over %d tokens" % (ppl, n))
         return
     if a.stats:

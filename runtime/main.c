@@ -205,9 +205,12 @@ static int model_start(model_t *m, const char *weights_path,
   return 0;
 }
 
-/* Perplexity of BOS + encode(text) over windows of ctx tokens with stride
- * ctx / 2, each window scoring only predictions no earlier window made
- * (reference/bitnet_ref.py perplexity() is the same). */
+/* Perplexity of encode(text): windows of ctx tokens, each BOS (when the
+ * model has one: models are trained with it at position 0) + up to ctx - 1
+ * text tokens, consecutive windows moving by half of that; each window
+ * scores only the predictions no earlier window made, so every text token
+ * (the first too, from BOS) is predicted once. reference/bitnet_ref.py
+ * perplexity() is the same. */
 static int run_perplexity(model_t *m, const lowbit_tokenizer *tok, const char *path,
                           int64_t ctx, int threads, const char *weights_path) {
   char *text = read_file(path);
@@ -215,11 +218,7 @@ static int run_perplexity(model_t *m, const lowbit_tokenizer *tok, const char *p
     return die("%s: cannot read text: %s", path, strerror(errno));
   lowbit_tok_ids ids = {0};
   int64_t bos = lowbit_model_meta[LOWBIT_META_BOS];
-  if (bos >= 0 && bos < m->vocab) {
-    ids.ids = malloc(sizeof(int32_t) * 64);
-    ids.cap = 64;
-    ids.ids[ids.n++] = (int32_t)bos;
-  }
+  int has_bos = bos >= 0 && bos < m->vocab;
   if (lowbit_tok_encode(tok, text, strlen(text), &ids))
     return die("%s", lowbit_rt_error());
   free(text);
@@ -227,36 +226,47 @@ static int run_perplexity(model_t *m, const lowbit_tokenizer *tok, const char *p
     if (ids.ids[i] >= m->vocab)
       return die("%s: token %d is beyond the model's vocabulary of %lld", path,
                  ids.ids[i], (long long)m->vocab);
-  if (ids.n < 2)
-    return die("%s: needs at least one token of text", path);
+  if ((int64_t)ids.n < 2 - has_bos)
+    return die("%s: needs at least %d token%s of text", path, 2 - has_bos,
+               has_bos ? "" : "s");
   if (ctx <= 1 || ctx > m->context)
     ctx = m->context < 512 ? m->context : 512;
   if (model_start(m, weights_path, ctx, threads))
     return 1;
-  int64_t n = (int64_t)ids.n, stride = ctx / 2 > 0 ? ctx / 2 : 1;
+  int32_t *win = malloc(sizeof(int32_t) * (size_t)ctx);
+  if (!win)
+    return die("out of memory");
+  int64_t n = (int64_t)ids.n, width = ctx - has_bos;
+  int64_t stride = width / 2 > 0 ? width / 2 : 1;
+  int64_t done = has_bos ? 0 : 1; /* the next text index not yet predicted */
   double nll = 0.0;
   int64_t count = 0;
   for (int64_t start = 0;; start += stride) {
-    int64_t len = n - start < ctx ? n - start : ctx;
-    if (len < 2)
-      break;
-    forward(m, ids.ids + start, len, 0);
-    for (int64_t i = start == 0 ? 0 : ctx - stride - 1; i < len - 1; ++i) {
-      const float *row = m->logits + i * m->vocab;
+    int64_t len = n - start < width ? n - start : width;
+    if (has_bos)
+      win[0] = (int32_t)bos;
+    memcpy(win + has_bos, ids.ids + start, sizeof(int32_t) * (size_t)len);
+    forward(m, win, len + has_bos, 0);
+    for (int64_t r = 0; r + 1 < len + has_bos; ++r) {
+      if (start + r + 1 - has_bos < done)
+        continue;
+      const float *row = m->logits + r * m->vocab;
       double mx = row[0], sum = 0.0;
       for (int64_t v = 1; v < m->vocab; ++v)
         mx = row[v] > mx ? row[v] : mx;
       for (int64_t v = 0; v < m->vocab; ++v)
         sum += exp((double)row[v] - mx);
-      nll += mx + log(sum) - (double)row[ids.ids[start + i + 1]];
+      nll += mx + log(sum) - (double)row[win[r + 1]];
       ++count;
     }
-    if (start + ctx >= n)
+    done = start + len;
+    if (start + len >= n)
       break;
   }
   printf("perplexity: %.6f over %lld tokens\n", exp(nll / (double)count),
          (long long)count);
   lowbit_rt_threads_stop();
+  free(win);
   free(ids.ids);
   return 0;
 }
