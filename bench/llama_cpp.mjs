@@ -15,10 +15,13 @@ if (!modelPath || !(prompt > 0) || !(gen > 0) || !(threads > 0)) {
   console.error("usage: node llama_cpp.mjs MODEL.gguf PROMPT_LEN GEN_LEN THREADS [REPEATS]");
   process.exit(1);
 }
-const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+// maxThreads 0: the context uses exactly `threads` (no sharing heuristics).
+const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error,
+                               maxThreads: 0 });
 const model = await llama.loadModel({ modelPath, useMmap: false, gpuLayers: 0 });
 const context = await model.createContext({
-  contextSize: prompt + gen + 16, batchSize: prompt, threads, sequences: 1,
+  contextSize: prompt + gen + 16, batchSize: prompt, sequences: 1,
+  threads: { ideal: threads, min: threads },
 });
 // The same kind of prompt as lowbit's -P: token ids spread over the vocab.
 const tokens = Array.from({ length: prompt }, (_, i) => 1 + ((i * 7919) % 1000));
