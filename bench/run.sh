@@ -64,7 +64,7 @@ for shape in "${shapes[@]}"; do
     rm -rf "$model"
     # tiny: the shipped trained models' shape (TQ2_0 needs rows of 256k).
     extra=()
-    [ "$shape" = tiny ] && extra=(--hidden 256 --intermediate 768 --layers 6 --heads 4 --kv-heads 2)
+    [ "$shape" = tiny ] && extra=(--hidden 256 --intermediate 768 --layers 6 --heads 4 --kv-heads 2 --context 512)
     /usr/bin/python3 "$root/reference/make_checkpoint.py" --shape "$shape" "${extra[@]}" \
       --vocab 128256 --layout packed "$model.tmp"
     cp "$tokenizer" "$model.tmp/tokenizer.json"
