@@ -1526,6 +1526,20 @@ LogicalResult KernelGenerator::lowerElementwise(Operation *op) {
   return success();
 }
 
+/// The lm_head task body's loops: rows [begin, end) x kRowBlock (clipped to
+/// v), and for each, the tokens [from, nt) whose logits are used.
+static void forHeadRows(Emit &e, Value begin, Value end, Value from, Value nt,
+                        int64_t v, function_ref<void(Value, Value)> body) {
+  e.loop(begin, end, 1, [&](Value blk) {
+    Value r0 = arith::MulIOp::create(e.b, e.loc, blk, e.idx(kRowBlock));
+    Value r1 = arith::MinUIOp::create(e.b, e.loc, e.add(r0, e.idx(kRowBlock)),
+                                      e.idx(v));
+    e.loop(r0, r1, 1, [&](Value row) {
+      e.loop(from, nt, 1, [&](Value t) { body(row, t); });
+    });
+  });
+}
+
 LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
   Value x = lowered(op, op.getInput());
   if (!x)
@@ -1549,23 +1563,15 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
   auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
     Value xs = a[0], wm = a[1], o = a[2], from = a[3];
     Value begin = a[4], end = a[5];
-    Value nt = memref::DimOp::create(b, loc, xs, 0);
-    e.loop(begin, end, 1, [&](Value blk) {
-      Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
-      Value r1 = arith::MinUIOp::create(b, loc, e.add(r0, e.idx(kRowBlock)),
-                                        e.idx(v));
-      e.loop(r0, r1, 1, [&](Value row) {
-        e.loop(from, nt, 1, [&](Value t) {
-          Value total = reduceRow(
-              e, h, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::ADD,
-              [&](Value c, int64_t wd) {
-                return e.mul(load(e, xs, {t, c}, wd),
-                             loadF32(e, wm, {row, c}, wd));
-              },
-              [&](Value a, Value c) { return e.add(a, c); });
-          memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
-        });
-      });
+    forHeadRows(e, begin, end, from, memref::DimOp::create(b, loc, xs, 0), v,
+                [&](Value row, Value t) {
+      Value total = reduceRow(
+          e, h, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::ADD,
+          [&](Value c, int64_t wd) {
+            return e.mul(load(e, xs, {t, c}, wd), loadF32(e, wm, {row, c}, wd));
+          },
+          [&](Value a, Value c) { return e.add(a, c); });
+      memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
     });
   });
   callTasks(kern, {x, *w, logitsArg, logitsFromArg},
@@ -1683,22 +1689,21 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
         all.push_back(i);
       return vector::ShuffleOp::create(b, loc, lo, hi, all);
     };
-    Value nt = memref::DimOp::create(b, loc, q, 0);
-    e.loop(begin, end, 1, [&](Value blk) {
-      Value r0 = arith::MulIOp::create(b, loc, blk, e.idx(kRowBlock));
-      Value r1 = arith::MinUIOp::create(b, loc, e.add(r0, e.idx(kRowBlock)),
-                                        e.idx(v));
-      e.loop(r0, r1, 1, [&](Value row) {
-        e.loop(from, nt, 1, [&](Value t) {
+    // The 64 activation codes of block c of token t.
+    auto blockActs = [&](Value t, Value c) -> Value {
+      return vector::LoadOp::create(
+          b, loc, v64b, q,
+          ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(64))});
+    };
+    forHeadRows(e, begin, end, from, memref::DimOp::create(b, loc, q, 0), v,
+                [&](Value row, Value t) {
           Value total;
           if (vnni && int4) {
             Value zf = arith::ConstantOp::create(
                 b, loc, DenseElementsAttr::get(v16f, b.getF32FloatAttr(0.0f)));
             Value accf = e.fold(e.idx(0), e.idx(nb64), 1, {zf},
                                 [&](Value c, ValueRange cur) -> SmallVector<Value> {
-              Value act = vector::LoadOp::create(
-                  b, loc, v64b, q,
-                  ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(64))});
+              Value act = blockActs(t, c);
               Value init = vector::LoadOp::create(
                   b, loc, v16, cr,
                   ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(16))});
@@ -1717,9 +1722,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
                 b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
             Value acc = e.fold(e.idx(0), e.idx(nb64), 1, {zi},
                                [&](Value c, ValueRange cur) -> SmallVector<Value> {
-              Value act = vector::LoadOp::create(
-                  b, loc, v64b, q,
-                  ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(64))});
+              Value act = blockActs(t, c);
               return {LLVM::CallIntrinsicOp::create(
                           b, loc, v16,
                           b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
@@ -1740,11 +1743,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
               Value u = arith::SubIOp::create(
                   b, loc, arith::ExtUIOp::create(b, loc, v64i, blockCodes(row, c)),
                   offv);
-              Value act = arith::ExtSIOp::create(
-                  b, loc, v64i,
-                  vector::LoadOp::create(
-                      b, loc, v64b, q,
-                      ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(64))}));
+              Value act = arith::ExtSIOp::create(b, loc, v64i, blockActs(t, c));
               Value dot = e.reduce(vector::CombiningKind::ADD, e.mul(u, act));
               Value s = memref::LoadOp::create(
                   b, loc, sc, ValueRange{row, int4 ? c : e.idx(0)});
@@ -1753,8 +1752,6 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
           }
           total = e.mul(total, memref::LoadOp::create(b, loc, d, ValueRange{t}));
           memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
-        });
-      });
     });
   });
   callTasks(kern, {xq, dx, xsum, corr, codes, scales, logitsArg, logitsFromArg},
