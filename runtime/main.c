@@ -200,6 +200,7 @@ static int model_start(model_t *m, const char *weights_path,
   if (!m->k_cache || !m->v_cache || !m->logits)
     return die("out of memory for the KV caches (2 x %lld bytes) and logits",
                (long long)cache_bytes);
+  lowbit_rt_heap_setup();
   if (lowbit_rt_threads_start(threads))
     return die("cannot start %d threads", threads);
   return 0;

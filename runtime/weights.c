@@ -3,6 +3,9 @@
 #include "lowbit_rt.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,4 +140,14 @@ lowbit_status lowbit_rt_weights_copy(lowbit_weights *w) {
   w->copy = p;
   w->data = p;
   return 0;
+}
+
+void lowbit_rt_heap_setup(void) {
+#ifdef __GLIBC__
+  /* The generated code allocates its buffers per forward call; above the
+   * default 128 KiB threshold each one would be a new mapping faulted in
+   * page by page. */
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }
