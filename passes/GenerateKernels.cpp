@@ -215,6 +215,14 @@ private:
   DenseMap<Value, Value> buffers;        // f32 tensor -> memref<?xDxf32>
   struct QBuf { Value codes, scale, sum, zeros; int64_t kp; };
   DenseMap<Value, QBuf> qbufs;           // qact -> its buffers
+  /// A ternary matmul's quantized input, sizes, f32 output buffer, weight
+  /// view and alpha constant.
+  struct MatmulParts {
+    QBuf q;
+    int64_t n, k;
+    Value out, w, alpha;
+  };
+  FailureOr<MatmulParts> matmulParts(Operation *op, Value input, Value weight);
   DenseMap<Value, std::pair<Value, float>> weights; // ternary -> view, alpha
   SmallVector<Value> allocs;
   llvm::StringMap<func::FuncOp> kernels;
@@ -607,15 +615,21 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
       out.push_back(e.reduce(vector::CombiningKind::ADD, a));
     return out;
   };
+  // Block c of row n (rows2: 256 codes in 64 bytes) as 16 x i32, and the
+  // column of its first code.
+  auto packedBlock = [&](Value c) -> std::pair<Value, Value> {
+    Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
+    Value p8 = vector::LoadOp::create(b, loc, VectorType::get({64}, i8), w,
+                                      ValueRange{n, off});
+    return {vector::BitCastOp::create(b, loc, VectorType::get({16}, i32), p8),
+            arith::MulIOp::create(b, loc, c, e.idx(256))};
+  };
   if (isaName == "avx512vnni") {
     auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
     return reduceAll(e.fold(
         e.idx(0), e.idx(blocks), 1, zeros(v16),
         [&](Value c, ValueRange cur) -> SmallVector<Value> {
-          Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
-          Value p8 = vector::LoadOp::create(b, loc, v64, w, ValueRange{n, off});
-          Value p32 = vector::BitCastOp::create(b, loc, v16, p8);
-          Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
+          auto [p32, base] = packedBlock(c);
           SmallVector<Value> acc(cur);
           for (int i = 0; i < 4; ++i) {
             Value codes =
@@ -680,10 +694,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
   return reduceAll(e.fold(
       e.idx(0), e.idx(blocks), 1, zeros(v64i32),
       [&](Value c, ValueRange cur) -> SmallVector<Value> {
-        Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
-        Value p8 = vector::LoadOp::create(b, loc, v64, w, ValueRange{n, off});
-        Value p32 = vector::BitCastOp::create(b, loc, v16, p8);
-        Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
+        auto [p32, base] = packedBlock(c);
         SmallVector<Value> acc(cur);
         for (int i = 0; i < 4; ++i) {
           Value codes = arith::ExtUIOp::create(
@@ -775,15 +786,25 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
   return transposeReduce16(e, accs);
 }
 
-LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
-  auto it = qbufs.find(op.getInput());
-  auto wt = weights.find(op.getWeight());
+FailureOr<KernelGenerator::MatmulParts>
+KernelGenerator::matmulParts(Operation *op, Value input, Value weight) {
+  auto it = qbufs.find(input);
+  auto wt = weights.find(weight);
   if (it == qbufs.end() || wt == weights.end())
-    return op.emitError("matmul operands were not lowered");
-  QBuf q = it->second;
-  TernaryType ty = op.getWeight().getType();
-  int64_t n = ty.getRows(), k = ty.getCols();
-  Value out = alloc({kDyn, n}, b.getF32Type());
+    return op->emitError("matmul operands were not lowered");
+  auto ty = cast<TernaryType>(weight.getType());
+  int64_t n = ty.getRows();
+  return MatmulParts{it->second, n, ty.getCols(),
+                     alloc({kDyn, n}, b.getF32Type()), wt->second.first,
+                     arith::ConstantOp::create(
+                         b, loc, b.getF32FloatAttr(wt->second.second))};
+}
+
+LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
+  FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
+  if (failed(parts))
+    return failure();
+  auto [q, n, k, out, w, alpha] = *parts;
   // K and V feeding a quantized KV cache also keep their integer sums: the
   // cache codes are computed from them exactly (spec, "Project decisions").
   auto feedsCache = [&](Value v, bool viaRope) {
@@ -809,9 +830,6 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   std::string name = "tmatmul_" + std::to_string(n) + "x" +
                      std::to_string(k) + "_" + isaName + (withAcc ? "_acc" : "") +
                      (gate ? "_gated" : "");
-  Value w = wt->second.first;
-  Value alpha = arith::ConstantOp::create(b, loc,
-                                          b.getF32FloatAttr(wt->second.second));
   SmallVector<Type> types{q.codes.getType(), q.scale.getType(),
                           q.sum.getType(),   w.getType(),
                           b.getF32Type(),    out.getType()};
@@ -937,17 +955,10 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
 /// multiply-added; a zero code reads nothing. The integer sums equal the
 /// dense kernel's, so the results are bit-identical.
 LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
-  auto it = qbufs.find(op.getInput());
-  auto wt = weights.find(op.getWeight());
-  if (it == qbufs.end() || wt == weights.end())
-    return op.emitError("matmul operands were not lowered");
-  QBuf q = it->second;
-  TernaryType ty = op.getWeight().getType();
-  int64_t n = ty.getRows(), k = ty.getCols();
-  Value out = alloc({kDyn, n}, b.getF32Type());
-  Value w = wt->second.first;
-  Value alpha = arith::ConstantOp::create(b, loc,
-                                          b.getF32FloatAttr(wt->second.second));
+  FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
+  if (failed(parts))
+    return failure();
+  auto [q, n, k, out, w, alpha] = *parts;
   std::string name = "tmatmul_sparse_" + std::to_string(n) + "x" +
                      std::to_string(k);
   auto kern = kernel(

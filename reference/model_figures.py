@@ -68,7 +68,7 @@ def main():
                                    ("kjv-a4.8", (), "float32", "bf16"),
                                    ("kjv-a4.8", ("--kv-bits=3",), "3-bit", "bf16"),
                                    ("kjv-a4.8", ("--kv-bits=3", "--lm-head=int4"), "3-bit", "int4")]:
-        value, n = ppl(build(model, *flags))
+        value, _ = ppl(build(model, *flags))
         p[(model, flags)] = value
         print("| %s | %s | %s | %.3f |" % (model, kv, head, value))
     gap = p[("kjv-a4.8", ())] / p[("kjv-b1.58", ())] - 1
@@ -87,7 +87,7 @@ def main():
 
     def logits(exe):
         out = []
-        for i, c in enumerate(chunks):
+        for c in chunks:
             tf, lf = os.path.join(a.work, "t.txt"), os.path.join(a.work, "l.f32")
             with open(tf, "w") as f:
                 f.write(",".join(map(str, c)))
