@@ -6,7 +6,7 @@
 //   embed       token rows of the embedding table (bf16 or f32) -> f32
 //   rmsquant    [RMSNorm +] per-token absmax/absmean quantizer -> i8 codes,
 //               scale d = 1/s, code sum (tasks over tokens)
-//   tmatmul     codes x rows2 ternary weights: vpdpbusd (VNNI) / vpmaddubsw
+//   tmatmul     codes x tiles2 ternary weights: vpdpbusd (VNNI) / vpmaddubsw
 //               (AVX2) / generic, y = (acc - sum q) * d * alpha (tasks over
 //               blocks of rows)
 //   rope        rotate-half, angles and cos/sin in f64
@@ -46,11 +46,16 @@ namespace {
 
 constexpr int64_t kDyn = ShapedType::kDynamic;
 /// Rows of a ternary matmul / lm_head task.
-constexpr int64_t kRowBlock = 8;
+constexpr int64_t kRowBlock = 16;
 /// Tokens a ternary matmul kernel takes at once (prefill).
 constexpr int64_t kTokenBlock = 4;
 
 int64_t padTo(int64_t v, int64_t m) { return llvm::divideCeil(v, m) * m; }
+
+/// Rows per tile of the tiles2 weight layout (PackTernaryWeights).
+constexpr int64_t kTileRows = 16;
+static_assert(kRowBlock % kTileRows == 0,
+              "the 16 x 1 matmul tile reads whole weight tiles");
 
 /// Small builder helpers shared by every kernel body.
 struct Emit {
@@ -174,12 +179,13 @@ private:
   /// Adds a quantizer's zero counts to its stats slot (when stats are on).
   void recordStats(QuantizeOp op, Value zeros, int64_t k);
 
-  /// Dot products of codes (row `n` of W, rows2) with i8 rows `ts` of q;
+  /// Dot products of codes (row `n` of W, tiles2) with i8 rows `ts` of q;
   /// each 64-byte chunk of the row is unpacked once for all of them.
   SmallVector<Value> emitTernaryDot(Emit &e, Value w, Value n, Value q,
                                     ArrayRef<Value> ts, int64_t kp);
-  /// VNNI only: the 16 dot products of rows `ns` x tokens `ts` (4 x 4), as
-  /// one vector (lane 4 i + j: row i, token j), reduced by one shuffle tree.
+  /// VNNI only: the 16 dot products of rows `ns` x tokens `ts` (4 x 4 or
+  /// 16 x 1), as one vector (lane j * |ns| + i: row i, token j), reduced by
+  /// one shuffle tree.
   Value emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns, Value q,
                            ArrayRef<Value> ts, int64_t kp);
 
@@ -592,6 +598,13 @@ void KernelGenerator::recordStats(QuantizeOp op, Value zeros, int64_t k) {
 // Ternary matmul
 //===----------------------------------------------------------------------===//
 
+/// Indices of byte `byte` of block `c` of row `row` in a tiles2 weight view
+/// [tiles, blocks, kTileRows, 64].
+static SmallVector<Value> tileIndices(Emit &e, Value row, Value c, Value byte) {
+  return {arith::DivUIOp::create(e.b, e.loc, row, e.idx(kTileRows)), c,
+          arith::RemUIOp::create(e.b, e.loc, row, e.idx(kTileRows)), byte};
+}
+
 SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
                                                   Value q, ArrayRef<Value> ts,
                                                   int64_t kp) {
@@ -615,12 +628,11 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
       out.push_back(e.reduce(vector::CombiningKind::ADD, a));
     return out;
   };
-  // Block c of row n (rows2: 256 codes in 64 bytes) as 16 x i32, and the
+  // Block c of row n (tiles2: 256 codes in 64 bytes) as 16 x i32, and the
   // column of its first code.
   auto packedBlock = [&](Value c) -> std::pair<Value, Value> {
-    Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
     Value p8 = vector::LoadOp::create(b, loc, VectorType::get({64}, i8), w,
-                                      ValueRange{n, off});
+                                      tileIndices(e, n, c, e.idx(0)));
     return {vector::BitCastOp::create(b, loc, VectorType::get({16}, i32), p8),
             arith::MulIOp::create(b, loc, c, e.idx(256))};
   };
@@ -658,11 +670,13 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
         [&](Value c, ValueRange cur) -> SmallVector<Value> {
           // 32-byte half h of block c/2 holds codes j + 64 i for
           // j in [32 h, 32 h + 32).
-          Value off = arith::MulIOp::create(b, loc, c, e.idx(32));
-          Value p8 = vector::LoadOp::create(b, loc, v32, w, ValueRange{n, off});
-          Value p32 = vector::BitCastOp::create(b, loc, v8, p8);
           Value blk = arith::DivUIOp::create(b, loc, c, e.idx(2));
           Value half = arith::RemUIOp::create(b, loc, c, e.idx(2));
+          Value p8 = vector::LoadOp::create(
+              b, loc, v32, w,
+              tileIndices(e, n, blk,
+                          arith::MulIOp::create(b, loc, half, e.idx(32))));
+          Value p32 = vector::BitCastOp::create(b, loc, v8, p8);
           Value base = e.add(arith::MulIOp::create(b, loc, blk, e.idx(256)),
                              arith::MulIOp::create(b, loc, half, e.idx(32)));
           SmallVector<Value> acc(cur);
@@ -745,40 +759,69 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
                                           Value q, ArrayRef<Value> ts,
                                           int64_t kp) {
   int64_t blocks = kp / 256;
+  size_t nr = ns.size(), nt = ts.size();
+  assert(nr * nt == 16 && "a tile has 16 dot products");
   auto i32 = b.getI32Type(), i8 = b.getI8Type();
   auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
   Value zero = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
-  SmallVector<Value> init(ns.size() * ts.size(), zero);
+  Value mask = e.splat(v16, e.i32(0x03030303));
+  // acc[k * nr + r]: row r, token k (the lane order of the result).
+  SmallVector<Value> init(16, zero);
   SmallVector<Value> accs = e.fold(
       e.idx(0), e.idx(blocks), 1, init,
       [&](Value c, ValueRange cur) -> SmallVector<Value> {
-        Value off = arith::MulIOp::create(b, loc, c, e.idx(64));
         Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
+        SmallVector<Value> acc(cur);
+        auto loadRow = [&](Value n) {
+          return vector::BitCastOp::create(
+              b, loc, v16,
+              vector::LoadOp::create(b, loc, v64, w,
+                                     tileIndices(e, n, c, e.idx(0))));
+        };
+        auto codesOf = [&](Value packed, int i) {
+          Value sh = packed;
+          if (i)
+            sh = arith::ShRUIOp::create(b, loc, sh, e.splat(v16, e.i32(2 * i)));
+          return vector::BitCastOp::create(
+              b, loc, v64, arith::AndIOp::create(b, loc, sh, mask));
+        };
+        auto dot = [&](Value a, Value codes, Value act) {
+          return LLVM::CallIntrinsicOp::create(
+                     b, loc, v16,
+                     b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                     ValueRange{a, codes, act})
+              .getResult(0);
+        };
+        auto actAt = [&](Value t, int i) {
+          return vector::LoadOp::create(b, loc, v64, q,
+                                        ValueRange{t, e.add(base, e.idx(64 * i))})
+              .getResult();
+        };
+        if (nt == 1) {
+          // Many rows, one token: the token's 256 codes stay in registers,
+          // each row is loaded and unpacked once.
+          SmallVector<Value> acts;
+          for (int i = 0; i < 4; ++i)
+            acts.push_back(actAt(ts[0], i));
+          for (size_t r = 0; r < nr; ++r) {
+            Value packed = loadRow(ns[r]);
+            for (int i = 0; i < 4; ++i)
+              acc[r] = dot(acc[r], codesOf(packed, i), acts[i]);
+          }
+          return acc;
+        }
         SmallVector<Value> packed;
         for (Value n : ns)
-          packed.push_back(vector::BitCastOp::create(
-              b, loc, v16,
-              vector::LoadOp::create(b, loc, v64, w, ValueRange{n, off})));
-        SmallVector<Value> acc(cur);
+          packed.push_back(loadRow(n));
         for (int i = 0; i < 4; ++i) {
-          Value at = e.add(base, e.idx(64 * i));
           SmallVector<Value> acts;
           for (Value t : ts)
-            acts.push_back(vector::LoadOp::create(b, loc, v64, q, ValueRange{t, at}));
-          for (size_t r = 0; r < ns.size(); ++r) {
-            Value sh = packed[r];
-            if (i)
-              sh = arith::ShRUIOp::create(b, loc, sh, e.splat(v16, e.i32(2 * i)));
-            sh = arith::AndIOp::create(b, loc, sh, e.splat(v16, e.i32(0x03030303)));
-            Value codes = vector::BitCastOp::create(b, loc, v64, sh);
-            for (size_t k = 0; k < ts.size(); ++k) {
-              Value &a = acc[r * ts.size() + k];
-              a = LLVM::CallIntrinsicOp::create(
-                      b, loc, v16, b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
-                      ValueRange{a, codes, acts[k]})
-                      .getResult(0);
-            }
+            acts.push_back(actAt(t, i));
+          for (size_t r = 0; r < nr; ++r) {
+            Value codes = codesOf(packed[r], i);
+            for (size_t k = 0; k < nt; ++k)
+              acc[k * nr + r] = dot(acc[k * nr + r], codes, acts[k]);
           }
         }
         return acc;
@@ -804,7 +847,9 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
   if (failed(parts))
     return failure();
-  auto [q, n, k, out, w, alpha] = *parts;
+  QBuf q = parts->q;
+  int64_t n = parts->n, k = parts->k;
+  Value out = parts->out, w = parts->w, alpha = parts->alpha;
   // K and V feeding a quantized KV cache also keep their integer sums: the
   // cache codes are computed from them exactly (spec, "Project decisions").
   auto feedsCache = [&](Value v, bool viaRope) {
@@ -861,27 +906,67 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
             if (accs)
               memref::StoreOp::create(b, loc, acc, accs, ValueRange{t, row});
           };
-          // VNNI prefill: 4 rows x 4 tokens per tile, one reduction tree;
-          // rows and tokens left over go through the loops below.
-          Value tokensDone = e.idx(0);
-          if (isaName == "avx512vnni" && !gates && n % 4 == 0) {
-            tokensDone = arith::MulIOp::create(
+          // VNNI: tiles of 16 dot products, one reduction tree and vector
+          // epilogue each: 4 rows x 4 tokens while 4 tokens are left, then
+          // 16 rows x 1 token; what is left goes through the loops below.
+          if (isaName == "avx512vnni" && !gates && n % 16 == 0) {
+            Value quads = arith::MulIOp::create(
                 b, loc, arith::DivUIOp::create(b, loc, nt, e.idx(4)), e.idx(4));
+            // Stores the tile of rows rr.. x tokens t0.. (lane k * nr + i).
+            auto finishTile = [&](Value rr, Value t0, int64_t nr, Value dots) {
+              int64_t ntk = 16 / nr;
+              auto v16f = VectorType::get({16}, b.getF32Type());
+              SmallVector<int64_t> spread;
+              for (int64_t l = 0; l < 16; ++l)
+                spread.push_back(l / nr);
+              auto perLane = [&](Value buf, Type elt) -> Value {
+                if (ntk == 1)
+                  return e.splat(VectorType::get({16}, elt),
+                                 memref::LoadOp::create(b, loc, buf,
+                                                        ValueRange{t0}));
+                Value v = vector::LoadOp::create(
+                    b, loc, VectorType::get({ntk}, elt), buf, ValueRange{t0});
+                return vector::ShuffleOp::create(b, loc, v, v, spread);
+              };
+              Value acc = arith::SubIOp::create(b, loc, dots,
+                                                perLane(sums, b.getI32Type()));
+              Value y = e.mul(arith::SIToFPOp::create(b, loc, v16f, acc),
+                              e.mul(perLane(scales, b.getF32Type()),
+                                    e.splat(v16f, al)));
+              for (int64_t k = 0; k < ntk; ++k) {
+                Value t = e.add(t0, e.idx(k));
+                auto part = [&](Value v) {
+                  return ntk == 1 ? v
+                                  : Value(vector::ExtractStridedSliceOp::create(
+                                        b, loc, v, ArrayRef<int64_t>{k * nr},
+                                        ArrayRef<int64_t>{nr},
+                                        ArrayRef<int64_t>{1}));
+                };
+                vector::StoreOp::create(b, loc, part(y), o, ValueRange{t, rr});
+                if (accs)
+                  vector::StoreOp::create(b, loc, part(acc), accs,
+                                          ValueRange{t, rr});
+              }
+            };
             e.loop(r0, r1, 4, [&](Value rr) {
-              e.loop(e.idx(0), tokensDone, 4, [&](Value t0) {
+              e.loop(e.idx(0), quads, 4, [&](Value t0) {
                 SmallVector<Value> rows, ts;
                 for (int64_t k = 0; k < 4; ++k) {
                   rows.push_back(e.add(rr, e.idx(k)));
                   ts.push_back(e.add(t0, e.idx(k)));
                 }
-                Value dots = emitTernaryDotTile(e, wm, rows, codes, ts, q.kp);
-                for (int64_t i = 0; i < 4; ++i)
-                  for (int64_t k = 0; k < 4; ++k)
-                    finishAt(ts[k], rows[i],
-                             vector::ExtractOp::create(b, loc, dots,
-                                                       ArrayRef<int64_t>{4 * i + k}));
+                finishTile(rr, t0, 4,
+                           emitTernaryDotTile(e, wm, rows, codes, ts, q.kp));
               });
             });
+            e.loop(quads, nt, 1, [&](Value t) {
+              SmallVector<Value> rows;
+              for (int64_t k = 0; k < 16; ++k)
+                rows.push_back(e.add(r0, e.idx(k)));
+              finishTile(r0, t, 16,
+                         emitTernaryDotTile(e, wm, rows, codes, {t}, q.kp));
+            });
+            return;
           }
           e.loop(r0, r1, 1, [&](Value row) {
             auto finish = [&](Value t, Value dot) { finishAt(t, row, dot); };
@@ -892,7 +977,7 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
               Value blocks4 = arith::MulIOp::create(
                   b, loc, arith::DivUIOp::create(b, loc, nt, e.idx(kTokenBlock)),
                   e.idx(kTokenBlock));
-              e.loop(tokensDone, blocks4, kTokenBlock, [&](Value t0) {
+              e.loop(e.idx(0), blocks4, kTokenBlock, [&](Value t0) {
                 SmallVector<Value> ts;
                 for (int64_t k = 0; k < kTokenBlock; ++k)
                   ts.push_back(e.add(t0, e.idx(k)));
@@ -958,7 +1043,9 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
   FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
   if (failed(parts))
     return failure();
-  auto [q, n, k, out, w, alpha] = *parts;
+  QBuf q = parts->q;
+  int64_t n = parts->n, k = parts->k;
+  Value out = parts->out, w = parts->w, alpha = parts->alpha;
   std::string name = "tmatmul_sparse_" + std::to_string(n) + "x" +
                      std::to_string(k);
   auto kern = kernel(
@@ -1951,7 +2038,7 @@ LogicalResult KernelGenerator::run() {
             .Case([&](WeightOp o) -> LogicalResult {
               TernaryType t = o.getType();
               bool cols = t.getLayout() == TernaryLayout::cols2;
-              if ((!cols && t.getLayout() != TernaryLayout::rows2) ||
+              if ((!cols && t.getLayout() != TernaryLayout::tiles2) ||
                   !o.getAlpha())
                 return o.emitError("weight is not packed for the CPU kernels "
                                    "(run the pack phase first)");
@@ -1959,7 +2046,8 @@ LogicalResult KernelGenerator::run() {
                   cols ? param(o, o.getSource(),
                                {t.getCols(), padTo(t.getRows(), 256) / 4})
                        : param(o, o.getSource(),
-                               {t.getRows(), padTo(t.getCols(), 256) / 4});
+                               {padTo(t.getRows(), kTileRows) / kTileRows,
+                                padTo(t.getCols(), 256) / 256, kTileRows, 64});
               if (failed(view))
                 return failure();
               weights[o.getResult()] = {*view, o.getAlpha()->convertToFloat()};

@@ -24,8 +24,9 @@ using namespace mlir::lowbit;
 
 namespace {
 
-/// Codes per rows2 block, and its bytes.
-constexpr int64_t kBlockCodes = 256, kBlockBytes = 64, kAlign = 64;
+/// Codes per tiles2 / cols2 block, and its bytes; rows per tiles2 tile.
+constexpr int64_t kBlockCodes = 256, kBlockBytes = 64, kAlign = 64,
+                  kTileRows = 16;
 
 float bf16ToF32(uint16_t v) {
   uint32_t u = uint32_t(v) << 16;
@@ -223,35 +224,43 @@ struct PackTernaryWeightsPass
       }
       blob.align();
       uint64_t offset = blob.size();
-      // rows2: per row, blocks of 256 codes along K; cols2: per column,
-      // blocks of 256 codes along N. Byte j of a block holds codes j, j+64,
-      // j+128, j+192 in its bit pairs, as code + 1 (0 = -1, 1 = 0, 2 = +1).
+      // tiles2: rows in tiles of kTileRows; per tile and block of 256 codes
+      // along K, each row's 64-byte block in turn (rows past N are zero
+      // codes). cols2: per column, the blocks along N. Byte j of a block
+      // holds codes j, j+64, j+128, j+192 in its bit pairs, as code + 1
+      // (0 = -1, 1 = 0, 2 = +1).
       bool cols = ty.getLayout() == TernaryLayout::cols2;
       int64_t lines = cols ? k : n, along = cols ? n : k;
       int64_t blocks = llvm::divideCeil(along, kBlockCodes);
-      std::vector<uint8_t> line(size_t(blocks * kBlockBytes));
-      for (int64_t l = 0; l < lines; ++l) {
-        for (int64_t bl = 0; bl < blocks; ++bl)
-          for (int64_t j = 0; j < kBlockBytes; ++j) {
-            uint8_t byte = 0;
-            for (int64_t i = 0; i < 4; ++i) {
-              int64_t c = bl * kBlockCodes + i * kBlockBytes + j;
-              int code = c >= along ? 0
-                         : cols     ? codes[c * k + l]
-                                    : codes[l * k + c];
-              byte |= uint8_t(code + 1) << (2 * i);
+      int64_t group = cols ? 1 : kTileRows;
+      // One group of lines, block-major: block bl of line l at
+      // (bl * group + l) * kBlockBytes.
+      std::vector<uint8_t> chunk(size_t(group * blocks * kBlockBytes));
+      for (int64_t l0 = 0; l0 < lines; l0 += group) {
+        for (int64_t r = 0; r < group; ++r) {
+          int64_t l = l0 + r;
+          for (int64_t bl = 0; bl < blocks; ++bl)
+            for (int64_t j = 0; j < kBlockBytes; ++j) {
+              uint8_t byte = 0;
+              for (int64_t i = 0; i < 4; ++i) {
+                int64_t c = bl * kBlockCodes + i * kBlockBytes + j;
+                int code = c >= along || l >= lines ? 0
+                           : cols                   ? codes[c * k + l]
+                                                    : codes[l * k + c];
+                byte |= uint8_t(code + 1) << (2 * i);
+              }
+              chunk[(bl * group + r) * kBlockBytes + j] = byte;
             }
-            line[bl * kBlockBytes + j] = byte;
-          }
-        blob.write(line.data(), line.size());
+        }
+        blob.write(chunk.data(), chunk.size());
       }
-      record(src.getName(), offset, cols ? "cols2" : "rows2");
+      record(src.getName(), offset, cols ? "cols2" : "tiles2");
       (*source)->release(*t);
       progress(*t);
       op.setAlphaAttr(b.getF32FloatAttr(alpha));
       op.getResult().setType(TernaryType::get(
           op.getContext(), n, k,
-          cols ? TernaryLayout::cols2 : TernaryLayout::rows2));
+          cols ? TernaryLayout::cols2 : TernaryLayout::tiles2));
     });
 
     // Then every float tensor another op reads.

@@ -125,7 +125,7 @@ Type TernaryType::parse(AsmParser &parser) {
   std::optional<TernaryLayout> layout = symbolizeTernaryLayout(layoutName);
   if (!layout) {
     parser.emitError(loc) << "unknown ternary layout '" << layoutName
-                          << "'; expected hf_packed, int8, rows2, cols2 or "
+                          << "'; expected hf_packed, int8, tiles2, cols2 or "
                              "base3";
     return {};
   }
@@ -158,8 +158,8 @@ int64_t TernaryType::getPackedBytes() const {
     return n / 4 * k;
   case TernaryLayout::int8:
     return n * k;
-  case TernaryLayout::rows2:
-    return n * llvm::divideCeil(k, 4);
+  case TernaryLayout::tiles2:
+    return llvm::alignTo(n, 16) * llvm::alignTo(k, 256) / 4;
   case TernaryLayout::cols2:
     return k * llvm::divideCeil(n, 4);
   case TernaryLayout::base3:

@@ -8,13 +8,13 @@
 // CHECK-NOT: lowbit.quantize
 // CHECK: lowbit.ternary_matmul %[[Q]], %arg1
 // CHECK: lowbit.ternary_matmul %[[Q]], %arg2
-func.func @qkv(%x: tensor<?x8xf32>, %w0: !lowbit.ternary<16x8, rows2>, %w1: !lowbit.ternary<4x8, rows2>)
+func.func @qkv(%x: tensor<?x8xf32>, %w0: !lowbit.ternary<16x8, tiles2>, %w1: !lowbit.ternary<4x8, tiles2>)
     -> (tensor<?x16xf32>, tensor<?x4xf32>) {
   %n = bitnet.rms_norm %x weight(#lowbit.param<"n" : tensor<8xbf16>>) {eps = 1.0e-05 : f32} : tensor<?x8xf32>
   %q0 = lowbit.quantize %n absmax : tensor<?x8xf32> -> !lowbit.qact<?x8, i8>
   %q1 = lowbit.quantize %n absmax : tensor<?x8xf32> -> !lowbit.qact<?x8, i8>
-  %y0 = lowbit.ternary_matmul %q0, %w0 : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x8, rows2> -> tensor<?x16xf32>
-  %y1 = lowbit.ternary_matmul %q1, %w1 : !lowbit.qact<?x8, i8>, !lowbit.ternary<4x8, rows2> -> tensor<?x4xf32>
+  %y0 = lowbit.ternary_matmul %q0, %w0 : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x8, tiles2> -> tensor<?x16xf32>
+  %y1 = lowbit.ternary_matmul %q1, %w1 : !lowbit.qact<?x8, i8>, !lowbit.ternary<4x8, tiles2> -> tensor<?x4xf32>
   return %y0, %y1 : tensor<?x16xf32>, tensor<?x4xf32>
 }
 

@@ -71,14 +71,16 @@ def PackTernaryWeightsPass
     importer recorded (`lowbit.model_dir`), memory-mapped, and writes one blob:
     ternary weights are ternarized (per-tensor absmean of master weights, or
     unpacked from the published layout) and packed in the kernel layout
-    (`rows2`: per row, blocks of 256 codes in 64 bytes, byte j holding codes
-    j, j+64, j+128, j+192 in its bit pairs, as code+1; `cols2`, for weights
-    the select pass put on the zero-skipping path: the same per column, so a
-    zero input skips its column's bytes); 1-D float tensors are
+    (`tiles2`: rows in tiles of 16; per tile and block of 256 codes along K,
+    the 16 rows' 64-byte blocks in turn, byte j of a block holding codes j,
+    j+64, j+128, j+192 in its bit pairs, as code+1, so a tile streams
+    through memory in order; `cols2`, for weights the select pass put on the
+    zero-skipping path: 64-byte blocks per column along N, so a zero input
+    skips its column's bytes); 1-D float tensors are
     stored as f32, 2-D float tensors keep bf16 or become f32. Every entry is
     64-byte aligned. The module gets `lowbit.blob` (name -> [offset, kind]),
     `lowbit.blob_size` and `lowbit.blob_checksum`; each `lowbit.weight` gets
-    its `alpha` and the `rows2` layout in its type.
+    its `alpha` and the `tiles2` layout in its type.
   }];
   let options = [
     Option<"blobPath", "blob-path", "std::string", /*default=*/"\"\"",

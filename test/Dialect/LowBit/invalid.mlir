@@ -34,7 +34,7 @@ func.func @f(%w: !lowbit.ternary<8x8x8, int8>)
 // -----
 
 // Tests that a ternary layout must be known.
-// expected-error @+1 {{unknown ternary layout 'rows3'; expected hf_packed, int8, rows2, cols2 or base3}}
+// expected-error @+1 {{unknown ternary layout 'rows3'; expected hf_packed, int8, tiles2, cols2 or base3}}
 func.func @f(%w: !lowbit.ternary<8x8, rows3>)
 
 // -----
@@ -220,36 +220,36 @@ func.func @f(%x: tensor<?x8xf32>) {
 // -----
 
 // Tests that the matmul's input features match the weight columns.
-func.func @f(%q: !lowbit.qact<?x8, i8>, %w: !lowbit.ternary<16x12, rows2>) {
+func.func @f(%q: !lowbit.qact<?x8, i8>, %w: !lowbit.ternary<16x12, tiles2>) {
   // expected-error @+1 {{'lowbit.ternary_matmul' op input has 8 features but the weight has 12 columns}}
-  %0 = lowbit.ternary_matmul %q, %w : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x12, rows2> -> tensor<?x16xf32>
+  %0 = lowbit.ternary_matmul %q, %w : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x12, tiles2> -> tensor<?x16xf32>
   return
 }
 
 // -----
 
 // Tests that the matmul's result ends in the weight rows.
-func.func @f(%q: !lowbit.qact<?x8, i8>, %w: !lowbit.ternary<16x8, rows2>) {
+func.func @f(%q: !lowbit.qact<?x8, i8>, %w: !lowbit.ternary<16x8, tiles2>) {
   // expected-error @+1 {{'lowbit.ternary_matmul' op result (?x15) must end in the weight's 16 rows}}
-  %0 = lowbit.ternary_matmul %q, %w : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x8, rows2> -> tensor<?x15xf32>
+  %0 = lowbit.ternary_matmul %q, %w : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x8, tiles2> -> tensor<?x15xf32>
   return
 }
 
 // -----
 
 // Tests that the matmul keeps the token dimensions.
-func.func @f(%q: !lowbit.qact<3x8, i8>, %w: !lowbit.ternary<16x8, rows2>) {
+func.func @f(%q: !lowbit.qact<3x8, i8>, %w: !lowbit.ternary<16x8, tiles2>) {
   // expected-error @+1 {{'lowbit.ternary_matmul' op input and result must have the same token dimensions, got 3x8 and 2x16}}
-  %0 = lowbit.ternary_matmul %q, %w : !lowbit.qact<3x8, i8>, !lowbit.ternary<16x8, rows2> -> tensor<2x16xf32>
+  %0 = lowbit.ternary_matmul %q, %w : !lowbit.qact<3x8, i8>, !lowbit.ternary<16x8, tiles2> -> tensor<2x16xf32>
   return
 }
 
 // -----
 
 // Tests that zero-skipping needs a column-major weight.
-func.func @f(%q: !lowbit.qact<?x8, i8>, %w: !lowbit.ternary<16x8, rows2>) {
-  // expected-error @+1 {{'lowbit.ternary_matmul_sparse' op zero-skipping needs a column-major (cols2) weight, got rows2}}
-  %0 = lowbit.ternary_matmul_sparse %q, %w : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x8, rows2> -> tensor<?x16xf32>
+func.func @f(%q: !lowbit.qact<?x8, i8>, %w: !lowbit.ternary<16x8, tiles2>) {
+  // expected-error @+1 {{'lowbit.ternary_matmul_sparse' op zero-skipping needs a column-major (cols2) weight, got tiles2}}
+  %0 = lowbit.ternary_matmul_sparse %q, %w : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x8, tiles2> -> tensor<?x16xf32>
   return
 }
 
@@ -310,8 +310,8 @@ func.func @f(%x: tensor<?x8xf32>) {
 // -----
 
 // Tests that a gate has the matmul result's shape.
-func.func @f(%q: !lowbit.qact<?x8, i8>, %w: !lowbit.ternary<16x8, rows2>, %g: tensor<?x8xf32>) {
+func.func @f(%q: !lowbit.qact<?x8, i8>, %w: !lowbit.ternary<16x8, tiles2>, %g: tensor<?x8xf32>) {
   // expected-error @+1 {{'lowbit.ternary_matmul' op gate 'tensor<?x8xf32>' must have the result's type 'tensor<?x16xf32>'}}
-  %0 = lowbit.ternary_matmul %q, %w gated by %g : tensor<?x8xf32> : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x8, rows2> -> tensor<?x16xf32>
+  %0 = lowbit.ternary_matmul %q, %w gated by %g : tensor<?x8xf32> : !lowbit.qact<?x8, i8>, !lowbit.ternary<16x8, tiles2> -> tensor<?x16xf32>
   return
 }

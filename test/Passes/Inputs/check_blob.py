@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Checks a packed blob against reference/bitnet_ref.py's view of the model:
-check_blob.py MODEL_DIR PACKED_IR BLOB. Every ternary weight must unpack (rows2
-layout) to the reference's codes with the reference's alpha; every float
-tensor must hold the checkpoint's values. Prints one summary line."""
+check_blob.py MODEL_DIR PACKED_IR BLOB. Every ternary weight must unpack
+(tiles2 layout: tiles of 16 rows, block-major) to the reference's codes with
+the reference's alpha; every float tensor must hold the checkpoint's values.
+Prints one summary line."""
 import os
 import re
 import sys
@@ -26,16 +27,20 @@ checked = 0
 for name, (offset, kind) in entries.items():
     if offset % 64:
         sys.exit("FAIL: %s at offset %d is not 64-byte aligned" % (name, offset))
-    if kind == "rows2":
+    if kind == "tiles2":
         codes, alpha = ref.ternary(name[: -len(".weight")])
         n, k = codes.shape
         kp = -(-k // 256) * 256
-        raw = blob[offset: offset + n * kp // 4].reshape(n, kp // 256, 64)
-        got = np.empty((n, kp // 256, 4, 64), np.int8)
+        npad = -(-n // 16) * 16
+        raw = blob[offset: offset + npad * kp // 4].reshape(
+            npad // 16, kp // 256, 16, 64).transpose(0, 2, 1, 3).reshape(
+            npad, kp // 256, 64)
+        got = np.empty((npad, kp // 256, 4, 64), np.int8)
         for i in range(4):
             got[:, :, i, :] = ((raw >> (2 * i)) & 3).astype(np.int8) - 1
-        got = got.reshape(n, kp)
-        if not np.array_equal(got[:, :k], codes) or np.any(got[:, k:] != 0):
+        got = got.reshape(npad, kp)
+        if not np.array_equal(got[:n, :k], codes) or np.any(got[:, k:] != 0) \
+                or np.any(got[n:] != 0):
             sys.exit("FAIL: %s codes differ from the reference" % name)
         if abs(alphas[name] - float(alpha)) > 1e-6 * abs(float(alpha)):
             sys.exit("FAIL: %s alpha %g != reference %g" % (name, alphas[name], alpha))

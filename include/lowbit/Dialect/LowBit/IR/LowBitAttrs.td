@@ -14,7 +14,7 @@ def LowBit_TernaryLayout : I32EnumAttr<"TernaryLayout",
     "how the codes of a ternary weight matrix are stored", [
       I32EnumAttrCase<"hf_packed", 0>,
       I32EnumAttrCase<"int8", 1>,
-      I32EnumAttrCase<"rows2", 2>,
+      I32EnumAttrCase<"tiles2", 2>,
       I32EnumAttrCase<"cols2", 3>,
       I32EnumAttrCase<"base3", 4>
     ]> {
@@ -24,7 +24,10 @@ def LowBit_TernaryLayout : I32EnumAttr<"TernaryLayout",
     - `hf_packed`: the published Hugging Face layout, U8 `[N/4, K]`; bit pair
       i of byte (r, c) holds row i*N/4 + r (spec §2.4).
     - `int8`: one signed byte per code, `[N, K]`, unpacked.
-    - `rows2`: 2 bits per code, row-major, 4 consecutive K codes per byte.
+    - `tiles2`: 2 bits per code, rows in tiles of 16: per tile and block of
+      256 K codes, the 16 rows' 64-byte blocks in turn (byte j: codes j,
+      j+64, j+128, j+192 of the block); rows padded to a multiple of 16 and
+      K to a multiple of 256 with zero codes.
     - `cols2`: 2 bits per code, column-major (4 consecutive N codes per byte),
       so a zero activation skips its weight column (zero-skipping kernels).
     - `base3`: 5 codes per byte in base 3 (1.6 bits per weight), row-major.

@@ -32,7 +32,7 @@ def LowBit_WeightOp : LowBit_Op<"weight", [Pure]> {
     ```mlir
     %w = lowbit.weight(#lowbit.param<"l0.q.weight" : tensor<16x64xui8>>)
            scale(#lowbit.param<"l0.q.weight_scale" : tensor<1xbf16>>)
-           : !lowbit.ternary<64x64, rows2>
+           : !lowbit.ternary<64x64, tiles2>
     ```
   }];
   let arguments = (ins LowBit_ParamAttr:$source,
@@ -114,9 +114,9 @@ def LowBit_TernaryMatmulOp : LowBit_Op<"ternary_matmul", [Pure]> {
 
     ```mlir
     %y = lowbit.ternary_matmul %q, %w : !lowbit.qact<?x64, i8>,
-           !lowbit.ternary<128x64, rows2> -> tensor<?x128xf32>
+           !lowbit.ternary<128x64, tiles2> -> tensor<?x128xf32>
     %u = lowbit.ternary_matmul %q, %w gated by %g : tensor<?x128xf32>
-           : !lowbit.qact<?x64, i8>, !lowbit.ternary<128x64, rows2>
+           : !lowbit.qact<?x64, i8>, !lowbit.ternary<128x64, tiles2>
            -> tensor<?x128xf32>
     ```
   }];

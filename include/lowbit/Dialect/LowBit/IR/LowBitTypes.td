@@ -17,7 +17,7 @@ def LowBit_TernaryType : LowBit_Type<"Ternary", "ternary"> {
     float scale. The layout says how the codes are stored.
 
     ```mlir
-    !lowbit.ternary<2560x6912, rows2>
+    !lowbit.ternary<2560x6912, tiles2>
     ```
   }];
   let parameters = (ins "int64_t":$rows, "int64_t":$cols,
