@@ -54,8 +54,8 @@ int64_t padTo(int64_t v, int64_t m) { return llvm::divideCeil(v, m) * m; }
 
 /// Rows per tile of the tiles2 weight layout (PackTernaryWeights).
 constexpr int64_t kTileRows = 16;
-static_assert(kRowBlock % kTileRows == 0,
-              "the 16 x 1 matmul tile reads whole weight tiles");
+static_assert(kRowBlock == kTileRows,
+              "a matmul or int4 lm_head task is one tile of weight rows");
 
 /// Small builder helpers shared by every kernel body.
 struct Emit {
@@ -232,6 +232,8 @@ private:
   DenseMap<Value, std::pair<Value, float>> weights; // ternary -> view, alpha
   SmallVector<Value> allocs;
   llvm::StringMap<func::FuncOp> kernels;
+  /// RoPE cos/sin tables [tokens, 2, head_dim / 2] per head size and theta.
+  llvm::StringMap<Value> ropeTables;
   int64_t numLayers = 0, vocab = 0, hidden = 0, context = 0, kvWidth = 0;
 };
 
@@ -1147,39 +1149,66 @@ LogicalResult KernelGenerator::lowerRoPE(bitnet::RoPEOp op) {
   int64_t d = op.getInput().getType().getShape()[1], hd = op.getHeadDim();
   int64_t half = hd / 2, heads = d / hd;
   double theta = op.getTheta().convertToFloat();
-  // The angle of pair i at position p is p * theta^(-2i/hd), in f64.
-  std::string name = "rope_" + std::to_string(d) + "_" + std::to_string(hd) +
-                     "_" + std::to_string(llvm::bit_cast<uint32_t>(float(theta)));
-  auto kern = kernel(name, {x.getType(), b.getIndexType()}, false,
+  std::string suffix = std::to_string(hd) + "_" +
+                       std::to_string(llvm::bit_cast<uint32_t>(float(theta)));
+  // cos and sin of the angle p * theta^(-2i/hd) (in f64, rounded to f32) of
+  // pair i at the position p of each token: computed once per forward call
+  // for every rope of that head size and theta.
+  Value &table = ropeTables[suffix];
+  if (!table) {
+    table = alloc({kDyn, 2, half}, b.getF32Type());
+    auto tableKern = kernel("ropetable_" + suffix,
+                            {table.getType(), b.getIndexType()}, false,
+                            [&](Emit &e, ValueRange a) {
+      Value tab = a[0], start = a[1];
+      Value n = memref::DimOp::create(b, loc, tab, 0);
+      auto f64 = b.getF64Type(), f32 = b.getF32Type();
+      e.loop(e.idx(0), n, 1, [&](Value t) {
+        Value p = arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                             e.add(start, t));
+        Value pf = arith::SIToFPOp::create(b, loc, f64, p);
+        e.loop(e.idx(0), e.idx(half), 1, [&](Value i) {
+          Value ii = arith::SIToFPOp::create(
+              b, loc, f64,
+              arith::IndexCastOp::create(b, loc, b.getI64Type(), i));
+          Value ex = arith::DivFOp::create(
+              b, loc, arith::MulFOp::create(b, loc, ii, e.f64(-2.0)),
+              e.f64(double(hd)));
+          Value inv = math::PowFOp::create(b, loc, e.f64(theta), ex);
+          Value ang = arith::MulFOp::create(b, loc, pf, inv);
+          memref::StoreOp::create(
+              b, loc,
+              arith::TruncFOp::create(b, loc, f32,
+                                      math::CosOp::create(b, loc, ang)),
+              tab, ValueRange{t, e.idx(0), i});
+          memref::StoreOp::create(
+              b, loc,
+              arith::TruncFOp::create(b, loc, f32,
+                                      math::SinOp::create(b, loc, ang)),
+              tab, ValueRange{t, e.idx(1), i});
+        });
+      });
+    });
+    call(tableKern, {table, startArg});
+  }
+  std::string name = "rope_" + std::to_string(d) + "_" + suffix;
+  auto kern = kernel(name, {x.getType(), table.getType()}, false,
                      [&](Emit &e, ValueRange a) {
-    Value xs = a[0], start = a[1];
+    Value xs = a[0], tab = a[1];
     Value n = memref::DimOp::create(b, loc, xs, 0);
-    auto f64 = b.getF64Type(), f32 = b.getF32Type();
     e.loop(e.idx(0), n, 1, [&](Value t) {
-      Value p = arith::IndexCastOp::create(b, loc, b.getI64Type(),
-                                           e.add(start, t));
-      Value pf = arith::SIToFPOp::create(b, loc, f64, p);
-      e.loop(e.idx(0), e.idx(half), 1, [&](Value i) {
-        Value ii = arith::SIToFPOp::create(
-            b, loc, f64, arith::IndexCastOp::create(b, loc, b.getI64Type(), i));
-        Value ex = arith::DivFOp::create(
-            b, loc, arith::MulFOp::create(b, loc, ii, e.f64(-2.0)),
-            e.f64(double(hd)));
-        Value inv = math::PowFOp::create(b, loc, e.f64(theta), ex);
-        Value ang = arith::MulFOp::create(b, loc, pf, inv);
-        Value c = arith::TruncFOp::create(b, loc, f32,
-                                          math::CosOp::create(b, loc, ang));
-        Value s = arith::TruncFOp::create(b, loc, f32,
-                                          math::SinOp::create(b, loc, ang));
-        e.loop(e.idx(0), e.idx(heads), 1, [&](Value h) {
-          Value i0 = e.add(arith::MulIOp::create(b, loc, h, e.idx(hd)), i);
-          Value i1 = e.add(i0, e.idx(half));
-          Value x0 = memref::LoadOp::create(b, loc, xs, ValueRange{t, i0});
-          Value x1 = memref::LoadOp::create(b, loc, xs, ValueRange{t, i1});
-          Value y0 = arith::SubFOp::create(b, loc, e.mul(x0, c), e.mul(x1, s));
-          Value y1 = e.add(e.mul(x1, c), e.mul(x0, s));
-          memref::StoreOp::create(b, loc, y0, xs, ValueRange{t, i0});
-          memref::StoreOp::create(b, loc, y1, xs, ValueRange{t, i1});
+      e.loop(e.idx(0), e.idx(heads), 1, [&](Value h) {
+        Value h0 = arith::MulIOp::create(b, loc, h, e.idx(hd));
+        rowLoop(e, half, vw, [&](Value i, int64_t wd) {
+          Value i0 = e.add(h0, i), i1 = e.add(i0, e.idx(half));
+          Value c = load(e, tab, {t, e.idx(0), i}, wd);
+          Value sn = load(e, tab, {t, e.idx(1), i}, wd);
+          Value x0 = load(e, xs, {t, i0}, wd), x1 = load(e, xs, {t, i1}, wd);
+          Value y0 =
+              arith::SubFOp::create(b, loc, e.mul(x0, c), e.mul(x1, sn));
+          Value y1 = e.add(e.mul(x1, c), e.mul(x0, sn));
+          ::store(e, y0, xs, {t, i0});
+          ::store(e, y1, xs, {t, i1});
         });
       });
     });
@@ -1187,7 +1216,7 @@ LogicalResult KernelGenerator::lowerRoPE(bitnet::RoPEOp op) {
   // In place: the un-rotated value has no other user in imported models.
   if (!op.getInput().hasOneUse())
     return op.emitError("rope input must have one use");
-  call(kern, {x, startArg});
+  call(kern, {x, table});
   buffers[op.getResult()] = x;
   // At position 0 the rotation is the identity: the sums still describe K.
   if (Value acc = accs.lookup(op.getInput())) {
@@ -1685,19 +1714,28 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
 LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
                                                   int64_t offset, bool int4) {
   ArrayRef<int64_t> ws = op.getWeight().getType().getShape();
-  int64_t v = ws[0], h = ws[1], hp = padTo(h, 64), nb64 = hp / 64;
-  int64_t nb = int4 ? nb64 : 1, rowBytes = int4 ? hp / 2 : hp;
+  // The pack pass's layouts: int8 codes [V, hp] and f32 scales [V]; int4
+  // codes [V/16, hp/128, 16, 64] (tiles of 16 rows, pairs of 64-column
+  // blocks in the two nibbles) and f32 scales [V/16, hp/64, 16].
+  int64_t v = ws[0], h = ws[1], hp = padTo(h, int4 ? 128 : 64),
+          nb64 = hp / 64, tiles = llvm::divideCeil(v, kTileRows);
   int32_t off = int4 ? 8 : 128;
   IntegerType i8 = b.getI8Type(), i32 = b.getI32Type();
   FloatType f32 = b.getF32Type();
+  int64_t codeBytes = int4 ? tiles * kTileRows * hp / 2 : v * hp;
   Value codes = memref::ViewOp::create(
-      b, loc, MemRefType::get({v, rowBytes}, i8), blobArg,
-      arith::ConstantIndexOp::create(b, loc, offset), ValueRange{});
+      b, loc,
+      int4 ? MemRefType::get({tiles, hp / 128, kTileRows, 64}, i8)
+           : MemRefType::get({v, hp}, i8),
+      blobArg, arith::ConstantIndexOp::create(b, loc, offset), ValueRange{});
   Value scales = memref::ViewOp::create(
-      b, loc, MemRefType::get({v, nb}, f32), blobArg,
-      arith::ConstantIndexOp::create(b, loc, offset + padTo(v * rowBytes, 64)),
+      b, loc,
+      int4 ? MemRefType::get({tiles, nb64, kTileRows}, f32)
+           : MemRefType::get({v, 1}, f32),
+      blobArg,
+      arith::ConstantIndexOp::create(b, loc, offset + padTo(codeBytes, 64)),
       ValueRange{});
-  bytesPerToken += v * rowBytes + 4 * v * nb;
+  bytesPerToken += codeBytes + 4 * (int4 ? tiles * kTileRows * nb64 : v);
 
   // Per token: codes xq [T, hp] (zero padded), d = max|x| / 127, the code
   // sum, and per group of 4 columns -off * (their code sum): the vpdpbusd
@@ -1768,25 +1806,32 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
     Value q = a[0], d = a[1], sums = a[2], cr = a[3], wm = a[4], sc = a[5],
           o = a[6], from = a[7], begin = a[8], end = a[9];
     auto v16 = VectorType::get({16}, i32), v16f = VectorType::get({16}, f32);
-    auto v32b = VectorType::get({32}, i8), v64b = VectorType::get({64}, i8);
+    auto v64b = VectorType::get({64}, i8);
     auto v64i = VectorType::get({64}, i32);
-    // The 64 stored codes (unsigned, offset `off`) of block c of `row`.
-    auto blockCodes = [&](Value row, Value c) -> Value {
+    auto byteSplat = [&](VectorType t, int8_t c) {
+      return e.splat(t, arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(c)));
+    };
+    // The 64 stored codes (unsigned, offset `off`) of block c of `row`
+    // (int4: block 2 p + half).
+    auto blockCodes = [&](Value row, Value c, int half) -> Value {
       if (!int4)
         return vector::LoadOp::create(
             b, loc, v64b, wm,
             ValueRange{row, arith::MulIOp::create(b, loc, c, e.idx(64))});
       Value p = vector::LoadOp::create(
-          b, loc, v32b, wm,
-          ValueRange{row, arith::MulIOp::create(b, loc, c, e.idx(32))});
-      Value m = e.splat(v32b, arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(15)));
-      Value lo = arith::AndIOp::create(b, loc, p, m);
-      Value hi = arith::ShRUIOp::create(
-          b, loc, p, e.splat(v32b, arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(4))));
-      SmallVector<int64_t> all;
-      for (int64_t i = 0; i < 64; ++i)
-        all.push_back(i);
-      return vector::ShuffleOp::create(b, loc, lo, hi, all);
+          b, loc, v64b, wm,
+          tileIndices(e, row, arith::DivUIOp::create(b, loc, c, e.idx(2)),
+                      e.idx(0)));
+      if (half)
+        p = arith::ShRUIOp::create(b, loc, p, byteSplat(v64b, 4));
+      return arith::AndIOp::create(b, loc, p, byteSplat(v64b, 15));
+    };
+    // The scale of block c of `row`.
+    auto blockScale = [&](Value row, Value c) -> Value {
+      if (!int4)
+        return memref::LoadOp::create(b, loc, sc, ValueRange{row, e.idx(0)});
+      SmallVector<Value> at = tileIndices(e, row, c, e.idx(0));
+      return memref::LoadOp::create(b, loc, sc, ValueRange{at[0], c, at[2]});
     };
     // The 64 activation codes of block c of token t.
     auto blockActs = [&](Value t, Value c) -> Value {
@@ -1794,59 +1839,102 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
           b, loc, v64b, q,
           ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(64))});
     };
-    forHeadRows(e, begin, end, from, memref::DimOp::create(b, loc, q, 0), v,
-                [&](Value row, Value t) {
-          Value total;
-          if (vnni && int4) {
-            Value zf = arith::ConstantOp::create(
-                b, loc, DenseElementsAttr::get(v16f, b.getF32FloatAttr(0.0f)));
-            Value accf = e.fold(e.idx(0), e.idx(nb64), 1, {zf},
-                                [&](Value c, ValueRange cur) -> SmallVector<Value> {
-              Value act = blockActs(t, c);
-              Value init = vector::LoadOp::create(
+    auto vpdpbusd = [&](Value acc, Value u, Value s) -> Value {
+      return LLVM::CallIntrinsicOp::create(
+                 b, loc, v16, b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                 ValueRange{acc, u, s})
+          .getResult(0);
+    };
+    Value nt = memref::DimOp::create(b, loc, q, 0);
+    if (vnni && int4) {
+      // One task = one tile of 16 rows. Per row and block: a vector of
+      // integer dot products (started from the token's offset correction),
+      // converted and multiply-added with the block's scale into the row's
+      // f32 lanes; one shuffle tree per tile sums each row's lanes.
+      e.loop(begin, end, 1, [&](Value tile) {
+        Value r0 = arith::MulIOp::create(b, loc, tile, e.idx(kTileRows));
+        Value valid = arith::MinUIOp::create(
+            b, loc, arith::SubIOp::create(b, loc, e.idx(v), r0),
+            e.idx(kTileRows));
+        Value mask = vector::CreateMaskOp::create(
+            b, loc, VectorType::get({16}, b.getI1Type()), ValueRange{valid});
+        e.loop(from, nt, 1, [&](Value t) {
+          Value zf = arith::ConstantOp::create(
+              b, loc, DenseElementsAttr::get(v16f, b.getF32FloatAttr(0.0f)));
+          SmallVector<Value> rowAccs = e.fold(
+              e.idx(0), e.idx(hp / 128), 1, SmallVector<Value>(kTileRows, zf),
+              [&](Value pr, ValueRange cur) -> SmallVector<Value> {
+            SmallVector<Value> acc(cur), cs, acts, inits;
+            for (int half = 0; half < 2; ++half) {
+              Value c = e.add(arith::MulIOp::create(b, loc, pr, e.idx(2)),
+                              e.idx(half));
+              cs.push_back(c);
+              acts.push_back(blockActs(t, c));
+              inits.push_back(vector::LoadOp::create(
                   b, loc, v16, cr,
-                  ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(16))});
-              Value acc = LLVM::CallIntrinsicOp::create(
-                              b, loc, v16,
-                              b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
-                              ValueRange{init, blockCodes(row, c), act})
-                              .getResult(0);
-              Value s = memref::LoadOp::create(b, loc, sc, ValueRange{row, c});
-              return {e.add(cur[0], e.mul(arith::SIToFPOp::create(b, loc, v16f, acc),
-                                          e.splat(v16f, s)))};
-            })[0];
-            total = e.reduce(vector::CombiningKind::ADD, accf);
-          } else if (vnni) {
+                  ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(16))}));
+            }
+            for (int64_t r = 0; r < kTileRows; ++r) {
+              Value p = vector::LoadOp::create(
+                  b, loc, v64b, wm, ValueRange{tile, pr, e.idx(r), e.idx(0)});
+              for (int half = 0; half < 2; ++half) {
+                Value u = half ? arith::ShRUIOp::create(b, loc, p,
+                                                        byteSplat(v64b, 4))
+                               : p;
+                u = arith::AndIOp::create(b, loc, u, byteSplat(v64b, 15));
+                Value dot = vpdpbusd(inits[half], u, acts[half]);
+                Value s = memref::LoadOp::create(
+                    b, loc, sc, ValueRange{tile, cs[half], e.idx(r)});
+                acc[r] = e.add(acc[r],
+                               e.mul(arith::SIToFPOp::create(b, loc, v16f, dot),
+                                     e.splat(v16f, s)));
+              }
+            }
+            return acc;
+          });
+          Value accf = transposeReduce16(e, rowAccs);
+          Value y = e.mul(accf, e.splat(v16f, memref::LoadOp::create(
+                                                  b, loc, d, ValueRange{t})));
+          vector::MaskedStoreOp::create(b, loc, o, ValueRange{t, r0}, mask, y);
+        });
+      });
+      return;
+    }
+    forHeadRows(e, begin, end, from, nt, v, [&](Value row, Value t) {
+          Value total;
+          if (vnni) {
             Value zi = arith::ConstantOp::create(
                 b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
             Value acc = e.fold(e.idx(0), e.idx(nb64), 1, {zi},
                                [&](Value c, ValueRange cur) -> SmallVector<Value> {
-              Value act = blockActs(t, c);
-              return {LLVM::CallIntrinsicOp::create(
-                          b, loc, v16,
-                          b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
-                          ValueRange{cur[0], blockCodes(row, c), act})
-                          .getResult(0)};
+              return {vpdpbusd(cur[0], blockCodes(row, c, 0), blockActs(t, c))};
             })[0];
             Value dot = e.add(e.reduce(vector::CombiningKind::ADD, acc),
                               e.mul(memref::LoadOp::create(b, loc, sums, ValueRange{t}),
                                     e.i32(-off)));
             total = e.mul(arith::SIToFPOp::create(b, loc, f32, dot),
-                          memref::LoadOp::create(b, loc, sc,
-                                                 ValueRange{row, e.idx(0)}));
+                          blockScale(row, e.idx(0)));
           } else {
             // Other targets: exact block dot products in i32 lanes.
             Value offv = e.splat(v64i, e.i32(off));
-            total = e.fold(e.idx(0), e.idx(nb64), 1, {e.f32(0.0f)},
-                           [&](Value c, ValueRange cur) -> SmallVector<Value> {
+            auto blockDot = [&](Value c, int half) -> Value {
               Value u = arith::SubIOp::create(
-                  b, loc, arith::ExtUIOp::create(b, loc, v64i, blockCodes(row, c)),
+                  b, loc,
+                  arith::ExtUIOp::create(b, loc, v64i, blockCodes(row, c, half)),
                   offv);
               Value act = arith::ExtSIOp::create(b, loc, v64i, blockActs(t, c));
               Value dot = e.reduce(vector::CombiningKind::ADD, e.mul(u, act));
-              Value s = memref::LoadOp::create(
-                  b, loc, sc, ValueRange{row, int4 ? c : e.idx(0)});
-              return {e.add(cur[0], e.mul(arith::SIToFPOp::create(b, loc, f32, dot), s))};
+              return e.mul(arith::SIToFPOp::create(b, loc, f32, dot),
+                           blockScale(row, int4 ? c : e.idx(0)));
+            };
+            total = e.fold(e.idx(0), e.idx(int4 ? hp / 128 : nb64), 1,
+                           {e.f32(0.0f)},
+                           [&](Value c, ValueRange cur) -> SmallVector<Value> {
+              if (!int4)
+                return {e.add(cur[0], blockDot(c, 0))};
+              Value c0 = arith::MulIOp::create(b, loc, c, e.idx(2));
+              return {e.add(e.add(cur[0], blockDot(c0, 0)),
+                            blockDot(e.add(c0, e.idx(1)), 1))};
             })[0];
           }
           total = e.mul(total, memref::LoadOp::create(b, loc, d, ValueRange{t}));

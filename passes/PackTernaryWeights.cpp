@@ -301,12 +301,16 @@ struct PackTernaryWeightsPass
         progress(*t);
       }
     });
-    // A quantized copy of the lm_head (--lm-head=int8|int4), rows padded
-    // to a multiple of 64 columns. int8: per row s = max|w| / 127, codes
-    // q = round(w / s) stored as q + 128; int4: per block of 64 columns
-    // s = max|w| / 7, q = round(w / s) stored as q + 8 in nibbles (byte j of
-    // a block: column j low, column j + 32 high). Rounding is half to even.
-    // Then the f32 scales: [V] (int8) or [V, H / 64] (int4).
+    // A quantized copy of the lm_head (--lm-head=int8|int4). Rounding is
+    // half to even.
+    // int8: per row s = max|w| / 127, codes q = round(w / s) stored as q + 128,
+    //   rows padded to a multiple of 64 columns; then the f32 scales [V].
+    // int4: per row and block of 64 columns s = max|w| / 7, q = round(w / s)
+    //   stored as q + 8 in nibbles. Rows in tiles of 16 (zero rows past V),
+    //   columns padded to a multiple of 128; per tile and pair of blocks,
+    //   each row's 64 bytes in turn, byte j holding column j of the first
+    //   block (low nibble) and of the second (high). Then the f32 scales
+    //   [V / 16, H / 64, 16].
     if (lmHead == "int8" || lmHead == "int4")
       module.walk([&](bitnet::LMHeadOp op) {
         ParamAttr p = op.getWeight();
@@ -317,37 +321,48 @@ struct PackTernaryWeightsPass
         const TensorInfo *t = lookup(op, p);
         if (!t)
           return;
-        int64_t v = t->shape[0], h = t->shape[1], hp = (h + 63) / 64 * 64;
+        int64_t v = t->shape[0], h = t->shape[1];
+        int64_t hp = int4 ? (h + 127) / 128 * 128 : (h + 63) / 64 * 64;
         int64_t blk = int4 ? 64 : hp, nb = hp / blk;
+        int64_t tile = int4 ? 16 : 1, vt = (v + tile - 1) / tile * tile;
         float qmax = int4 ? 7.0f : 127.0f, off = int4 ? 8.0f : 128.0f;
         blob.align();
         uint64_t offset = blob.size();
-        std::vector<float> scales(size_t(v * nb), 1.0f);
-        std::vector<uint8_t> codes(static_cast<size_t>(hp));
-        std::vector<uint8_t> row(static_cast<size_t>(int4 ? hp / 2 : hp));
-        for (int64_t r = 0; r < v; ++r) {
-          for (int64_t bi = 0; bi < nb; ++bi) {
-            float mx = 0.0f;
-            for (int64_t c = bi * blk; c < std::min(h, (bi + 1) * blk); ++c)
-              mx = std::max(mx, std::fabs(floatAt(*t, r * h + c)));
-            float sc = mx > 0.0f ? mx / qmax : 1.0f;
-            scales[size_t(r * nb + bi)] = sc;
-            for (int64_t c = bi * blk; c < (bi + 1) * blk; ++c) {
-              float q = c < h ? std::clamp(std::nearbyint(floatAt(*t, r * h + c) / sc),
+        // Scales in file order: [V] (int8) or [V / 16, nb, 16] (int4).
+        std::vector<float> scales(size_t(vt * nb), 1.0f);
+        // Codes + off of the tile's rows, [tile, hp].
+        std::vector<uint8_t> codes(static_cast<size_t>(tile * hp));
+        std::vector<uint8_t> out(static_cast<size_t>(int4 ? tile * hp / 2 : hp));
+        for (int64_t r0 = 0; r0 < vt; r0 += tile) {
+          for (int64_t ri = 0; ri < tile; ++ri) {
+            int64_t r = r0 + ri;
+            for (int64_t bi = 0; bi < nb; ++bi) {
+              float mx = 0.0f;
+              for (int64_t c = bi * blk; r < v && c < std::min(h, (bi + 1) * blk); ++c)
+                mx = std::max(mx, std::fabs(floatAt(*t, r * h + c)));
+              float sc = mx > 0.0f ? mx / qmax : 1.0f;
+              scales[size_t(int4 ? (r0 / tile * nb + bi) * tile + ri
+                                 : r * nb + bi)] = sc;
+              for (int64_t c = bi * blk; c < (bi + 1) * blk; ++c) {
+                float q = r < v && c < h
+                              ? std::clamp(std::nearbyint(floatAt(*t, r * h + c) / sc),
                                            -qmax, qmax)
                               : 0.0f;
-              codes[size_t(c)] = uint8_t(q + off);
+                codes[size_t(ri * hp + c)] = uint8_t(q + off);
+              }
             }
           }
           if (int4) {
-            for (int64_t bi = 0; bi < hp / 64; ++bi)
-              for (int64_t j = 0; j < 32; ++j)
-                row[size_t(bi * 32 + j)] = uint8_t(
-                    codes[size_t(bi * 64 + j)] | (codes[size_t(bi * 64 + 32 + j)] << 4));
+            for (int64_t pr = 0; pr < hp / 128; ++pr)
+              for (int64_t ri = 0; ri < tile; ++ri)
+                for (int64_t j = 0; j < 64; ++j)
+                  out[size_t((pr * tile + ri) * 64 + j)] = uint8_t(
+                      codes[size_t(ri * hp + pr * 128 + j)] |
+                      (codes[size_t(ri * hp + pr * 128 + 64 + j)] << 4));
           } else {
-            row = codes;
+            out = codes;
           }
-          blob.write(row.data(), row.size());
+          blob.write(out.data(), out.size());
         }
         blob.align();
         for (float sc : scales) {

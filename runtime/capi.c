@@ -33,11 +33,8 @@ lowbit_model *lowbit_open(const char *weights_path, int threads, char *err,
       why = lowbit_rt_error();
   }
   if (!why) {
-    size_t n = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
-    m->k_cache = calloc(n, 1);
-    m->v_cache = calloc(n, 1);
-    if (!m->k_cache || !m->v_cache)
-      why = "out of memory for the KV cache";
+    if (lowbit_rt_caches_alloc(&m->k_cache, &m->v_cache))
+      why = lowbit_rt_error();
     else if (lowbit_rt_threads_start(threads))
       why = "cannot start the threads";
   }
@@ -80,7 +77,6 @@ void lowbit_close(lowbit_model *m) {
     return;
   lowbit_rt_threads_stop();
   lowbit_rt_weights_close(&m->weights);
-  free(m->k_cache);
-  free(m->v_cache);
+  lowbit_rt_caches_free(m->k_cache, m->v_cache);
   free(m);
 }

@@ -33,6 +33,13 @@ void lowbit_rt_weights_close(lowbit_weights *w);
  * they stay resident: file-backed pages of these VMs come and go. */
 lowbit_status lowbit_rt_weights_copy(lowbit_weights *w);
 
+/* The zeroed K and V caches (LOWBIT_META_KV_BYTES each), in huge pages
+ * where the kernel gives them and touched before the first token: decoding
+ * writes one new row per layer and token, and pages faulted in one by one
+ * on the way cost more than the rows. Returns 0, or fails with a message. */
+lowbit_status lowbit_rt_caches_alloc(uint8_t **k_cache, uint8_t **v_cache);
+void lowbit_rt_caches_free(uint8_t *k_cache, uint8_t *v_cache);
+
 /* Builds the memref descriptors and runs the generated forward step.
  * Logits rows before `logits_from` are left uncomputed; `stats` (may be
  * NULL) accumulates zero counts per quantizer. */

@@ -193,13 +193,11 @@ static int model_start(model_t *m, const char *weights_path,
                        int64_t logits_rows, int threads) {
   if (lowbit_rt_weights_open(&m->weights, weights_path))
     return die("%s", lowbit_rt_error());
-  size_t cache_bytes = (size_t)lowbit_model_meta[LOWBIT_META_KV_BYTES];
-  m->k_cache = calloc(cache_bytes, 1);
-  m->v_cache = calloc(cache_bytes, 1);
+  if (lowbit_rt_caches_alloc(&m->k_cache, &m->v_cache))
+    return die("%s", lowbit_rt_error());
   m->logits = malloc(sizeof(float) * (size_t)(logits_rows * m->vocab));
-  if (!m->k_cache || !m->v_cache || !m->logits)
-    return die("out of memory for the KV caches (2 x %lld bytes) and logits",
-               (long long)cache_bytes);
+  if (!m->logits)
+    return die("out of memory for %lld rows of logits", (long long)logits_rows);
   lowbit_rt_heap_setup();
   if (lowbit_rt_threads_start(threads))
     return die("cannot start %d threads", threads);
@@ -713,8 +711,7 @@ int main(int argc, char **argv) {
   }
   lowbit_rt_threads_stop();
   lowbit_rt_weights_close(&m.weights);
-  free(m.k_cache);
-  free(m.v_cache);
+  lowbit_rt_caches_free(m.k_cache, m.v_cache);
   free(m.logits);
   free(prompt);
   free(history);
