@@ -29,7 +29,10 @@
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "mlir/Dialect/Math/Transforms/Approximation.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
 #include <cmath>
@@ -1525,12 +1528,34 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                                         : load(e, kc, {lay, p, e.add(ko, c)}, hv);
                     return {e.add(cc[0], e.mul(x, y))};
                   })[0];
-              Value sc = hv == 1 ? acc : e.reduce(vector::CombiningKind::ADD, acc);
+              // A shuffle tree, not 16 dependent scalar adds.
+              Value sc = hv == 1 ? acc
+                                 : Value(vector::ReductionOp::create(
+                                       b, loc, vector::CombiningKind::ADD, acc,
+                                       arith::FastMathFlags::reassoc));
               sc = e.mul(sc, e.f32(scale));
               memref::StoreOp::create(b, loc, sc, scores, ValueRange{p});
               return {arith::MaximumFOp::create(b, loc, cur[0], sc)};
             })[0];
-        Value sum = e.fold(e.idx(0), len, 1, {e.f32(0.0f)},
+        // exp(s - max), 16 lanes at a time (math.exp becomes a polynomial,
+        // generateKernels' last step), then the rest one by one.
+        auto v16f = VectorType::get({16}, f32);
+        Value len16 = arith::MulIOp::create(
+            b, loc, arith::DivUIOp::create(b, loc, len, e.idx(16)), e.idx(16));
+        Value sum16 = e.fold(e.idx(0), len16, 16,
+            {e.splat(v16f, e.f32(0.0f))},
+            [&](Value p, ValueRange cur) -> SmallVector<Value> {
+              Value s = vector::LoadOp::create(b, loc, v16f, scores,
+                                               ValueRange{p});
+              Value ex = math::ExpOp::create(
+                  b, loc, arith::SubFOp::create(b, loc, s, e.splat(v16f, mx)));
+              vector::StoreOp::create(b, loc, ex, scores, ValueRange{p});
+              return {e.add(cur[0], ex)};
+            })[0];
+        Value sum = e.fold(len16, len, 1,
+            {vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                         sum16, arith::FastMathFlags::reassoc)
+                 .getResult()},
             [&](Value p, ValueRange cur) -> SmallVector<Value> {
               Value s = memref::LoadOp::create(b, loc, scores, ValueRange{p});
               Value ex = math::ExpOp::create(
@@ -1539,8 +1564,29 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               return {e.add(cur[0], ex)};
             })[0];
         Value inv = arith::DivFOp::create(b, loc, e.f32(1.0f), sum);
+        if (!quantized && hd / hv <= 16) {
+          // out = sum_p (e_p / sum) V_p: position by position, the head's
+          // row of V read in order into hd / hv register accumulators.
+          SmallVector<Value> init(hd / hv, vzero());
+          SmallVector<Value> acc = e.fold(e.idx(0), len, 1, init,
+              [&](Value p, ValueRange cc) -> SmallVector<Value> {
+                Value pr = lanes(
+                    e,
+                    e.mul(memref::LoadOp::create(b, loc, scores, ValueRange{p}),
+                          inv),
+                    hv);
+                SmallVector<Value> next;
+                for (int64_t i = 0; i < hd / hv; ++i) {
+                  Value y = load(e, vc, {lay, p, e.add(ko, e.idx(i * hv))}, hv);
+                  next.push_back(e.add(cc[i], e.mul(pr, y)));
+                }
+                return next;
+              });
+          for (int64_t i = 0; i < hd / hv; ++i)
+            ::store(e, acc[i], o, {t, e.add(qo, e.idx(i * hv))});
+          return;
+        }
         if (!quantized) {
-          // out = sum_p (e_p / sum) V_p
           e.loop(e.idx(0), e.idx(hd), hv, [&](Value c) {
             Value acc = e.fold(e.idx(0), len, 1, {vzero()},
                 [&](Value p, ValueRange cc) -> SmallVector<Value> {
@@ -2232,6 +2278,20 @@ struct GenerateKernelsPass
       return signalPassFailure();
     }
     if (failed(KernelGenerator(getOperation(), isa, embeddedWeights).run()))
+      return signalPassFailure();
+    // The softmax's math.exp (16 lanes at a time) becomes upstream's
+    // polynomial approximation instead of one libm call per lane.
+    SmallVector<Operation *> exps;
+    getOperation().walk([&](math::ExpOp op) { exps.push_back(op); });
+    if (exps.empty())
+      return;
+    RewritePatternSet patterns(&getContext());
+    populateMathPolynomialApproximationPatterns(
+        patterns, [](StringRef name) { return name == "math.exp" || name == "exp"; });
+    GreedyRewriteConfig config;
+    config.setStrictness(GreedyRewriteStrictness::ExistingAndNewOps);
+    config.enableFolding(false);
+    if (failed(applyOpPatternsGreedily(exps, std::move(patterns), config)))
       signalPassFailure();
   }
 };
