@@ -1760,28 +1760,28 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
 LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
                                                   int64_t offset, bool int4) {
   ArrayRef<int64_t> ws = op.getWeight().getType().getShape();
-  // The pack pass's layouts: int8 codes [V, hp] and f32 scales [V]; int4
-  // codes [V/16, hp/128, 16, 64] (tiles of 16 rows, pairs of 64-column
-  // blocks in the two nibbles) and f32 scales [V/16, hp/64, 16].
+  // The pack pass's layouts, rows in tiles of 16: int8 codes
+  // [V/16, hp/64, 16, 64] and f32 scales [V/16 * 16]; int4 codes
+  // [V/16, hp/128, 16, 64] (pairs of 64-column blocks in the two nibbles)
+  // and f32 scales [V/16, hp/64, 16].
   int64_t v = ws[0], h = ws[1], hp = padTo(h, int4 ? 128 : 64),
           nb64 = hp / 64, tiles = llvm::divideCeil(v, kTileRows);
   int32_t off = int4 ? 8 : 128;
   IntegerType i8 = b.getI8Type(), i32 = b.getI32Type();
   FloatType f32 = b.getF32Type();
-  int64_t codeBytes = int4 ? tiles * kTileRows * hp / 2 : v * hp;
+  int64_t codeBytes = tiles * kTileRows * (int4 ? hp / 2 : hp);
   Value codes = memref::ViewOp::create(
       b, loc,
-      int4 ? MemRefType::get({tiles, hp / 128, kTileRows, 64}, i8)
-           : MemRefType::get({v, hp}, i8),
+      MemRefType::get({tiles, int4 ? hp / 128 : hp / 64, kTileRows, 64}, i8),
       blobArg, arith::ConstantIndexOp::create(b, loc, offset), ValueRange{});
   Value scales = memref::ViewOp::create(
       b, loc,
       int4 ? MemRefType::get({tiles, nb64, kTileRows}, f32)
-           : MemRefType::get({v, 1}, f32),
+           : MemRefType::get({tiles * kTileRows}, f32),
       blobArg,
       arith::ConstantIndexOp::create(b, loc, offset + padTo(codeBytes, 64)),
       ValueRange{});
-  bytesPerToken += codeBytes + 4 * (int4 ? tiles * kTileRows * nb64 : v);
+  bytesPerToken += codeBytes + 4 * tiles * kTileRows * (int4 ? nb64 : 1);
 
   // Per token: codes xq [T, hp] (zero padded), d = max|x| / 127, the code
   // sum, and per group of 4 columns -off * (their code sum): the vpdpbusd
@@ -1861,9 +1861,8 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
     // (int4: block 2 p + half).
     auto blockCodes = [&](Value row, Value c, int half) -> Value {
       if (!int4)
-        return vector::LoadOp::create(
-            b, loc, v64b, wm,
-            ValueRange{row, arith::MulIOp::create(b, loc, c, e.idx(64))});
+        return vector::LoadOp::create(b, loc, v64b, wm,
+                                      tileIndices(e, row, c, e.idx(0)));
       Value p = vector::LoadOp::create(
           b, loc, v64b, wm,
           tileIndices(e, row, arith::DivUIOp::create(b, loc, c, e.idx(2)),
@@ -1875,7 +1874,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
     // The scale of block c of `row`.
     auto blockScale = [&](Value row, Value c) -> Value {
       if (!int4)
-        return memref::LoadOp::create(b, loc, sc, ValueRange{row, e.idx(0)});
+        return memref::LoadOp::create(b, loc, sc, ValueRange{row});
       SmallVector<Value> at = tileIndices(e, row, c, e.idx(0));
       return memref::LoadOp::create(b, loc, sc, ValueRange{at[0], c, at[2]});
     };
@@ -1892,19 +1891,60 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
           .getResult(0);
     };
     Value nt = memref::DimOp::create(b, loc, q, 0);
+    // VNNI: one task = one tile of 16 rows, its logits stored as one vector.
+    auto tileLogits = [&](Value tile, function_ref<Value(Value)> logitsOf) {
+      Value r0 = arith::MulIOp::create(b, loc, tile, e.idx(kTileRows));
+      Value valid = arith::MinUIOp::create(
+          b, loc, arith::SubIOp::create(b, loc, e.idx(v), r0),
+          e.idx(kTileRows));
+      Value mask = vector::CreateMaskOp::create(
+          b, loc, VectorType::get({16}, b.getI1Type()), ValueRange{valid});
+      e.loop(from, nt, 1, [&](Value t) {
+        Value y = e.mul(logitsOf(t), e.splat(v16f, memref::LoadOp::create(
+                                                     b, loc, d, ValueRange{t})));
+        vector::MaskedStoreOp::create(b, loc, o, ValueRange{t, r0}, mask, y);
+      });
+    };
+    if (vnni && !int4) {
+      // int8: per row, integer dot products over all blocks; one shuffle
+      // tree per tile, the offset correction and the 16 row scales.
+      e.loop(begin, end, 1, [&](Value tile) {
+        tileLogits(tile, [&](Value t) -> Value {
+          Value zi = arith::ConstantOp::create(
+              b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
+          SmallVector<Value> rowAccs = e.fold(
+              e.idx(0), e.idx(nb64), 1, SmallVector<Value>(kTileRows, zi),
+              [&](Value c, ValueRange cur) -> SmallVector<Value> {
+            SmallVector<Value> acc(cur);
+            Value act = blockActs(t, c);
+            for (int64_t r = 0; r < kTileRows; ++r)
+              acc[r] = vpdpbusd(acc[r],
+                                vector::LoadOp::create(
+                                    b, loc, v64b, wm,
+                                    ValueRange{tile, c, e.idx(r), e.idx(0)}),
+                                act);
+            return acc;
+          });
+          Value dots = arith::SubIOp::create(
+              b, loc, transposeReduce16(e, rowAccs),
+              e.splat(v16, e.mul(memref::LoadOp::create(b, loc, sums,
+                                                        ValueRange{t}),
+                                 e.i32(off))));
+          Value s = vector::LoadOp::create(
+              b, loc, v16f, sc,
+              ValueRange{arith::MulIOp::create(b, loc, tile, e.idx(kTileRows))});
+          return e.mul(arith::SIToFPOp::create(b, loc, v16f, dots), s);
+        });
+      });
+      return;
+    }
     if (vnni && int4) {
       // One task = one tile of 16 rows. Per row and block: a vector of
       // integer dot products (started from the token's offset correction),
       // converted and multiply-added with the block's scale into the row's
       // f32 lanes; one shuffle tree per tile sums each row's lanes.
       e.loop(begin, end, 1, [&](Value tile) {
-        Value r0 = arith::MulIOp::create(b, loc, tile, e.idx(kTileRows));
-        Value valid = arith::MinUIOp::create(
-            b, loc, arith::SubIOp::create(b, loc, e.idx(v), r0),
-            e.idx(kTileRows));
-        Value mask = vector::CreateMaskOp::create(
-            b, loc, VectorType::get({16}, b.getI1Type()), ValueRange{valid});
-        e.loop(from, nt, 1, [&](Value t) {
+        tileLogits(tile, [&](Value t) -> Value {
           Value zf = arith::ConstantOp::create(
               b, loc, DenseElementsAttr::get(v16f, b.getF32FloatAttr(0.0f)));
           SmallVector<Value> rowAccs = e.fold(
@@ -1938,51 +1978,33 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
             }
             return acc;
           });
-          Value accf = transposeReduce16(e, rowAccs);
-          Value y = e.mul(accf, e.splat(v16f, memref::LoadOp::create(
-                                                  b, loc, d, ValueRange{t})));
-          vector::MaskedStoreOp::create(b, loc, o, ValueRange{t, r0}, mask, y);
+          return transposeReduce16(e, rowAccs);
         });
       });
       return;
     }
     forHeadRows(e, begin, end, from, nt, v, [&](Value row, Value t) {
-          Value total;
-          if (vnni) {
-            Value zi = arith::ConstantOp::create(
-                b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
-            Value acc = e.fold(e.idx(0), e.idx(nb64), 1, {zi},
-                               [&](Value c, ValueRange cur) -> SmallVector<Value> {
-              return {vpdpbusd(cur[0], blockCodes(row, c, 0), blockActs(t, c))};
-            })[0];
-            Value dot = e.add(e.reduce(vector::CombiningKind::ADD, acc),
-                              e.mul(memref::LoadOp::create(b, loc, sums, ValueRange{t}),
-                                    e.i32(-off)));
-            total = e.mul(arith::SIToFPOp::create(b, loc, f32, dot),
-                          blockScale(row, e.idx(0)));
-          } else {
-            // Other targets: exact block dot products in i32 lanes.
-            Value offv = e.splat(v64i, e.i32(off));
-            auto blockDot = [&](Value c, int half) -> Value {
-              Value u = arith::SubIOp::create(
-                  b, loc,
-                  arith::ExtUIOp::create(b, loc, v64i, blockCodes(row, c, half)),
-                  offv);
-              Value act = arith::ExtSIOp::create(b, loc, v64i, blockActs(t, c));
-              Value dot = e.reduce(vector::CombiningKind::ADD, e.mul(u, act));
-              return e.mul(arith::SIToFPOp::create(b, loc, f32, dot),
-                           blockScale(row, int4 ? c : e.idx(0)));
-            };
-            total = e.fold(e.idx(0), e.idx(int4 ? hp / 128 : nb64), 1,
-                           {e.f32(0.0f)},
-                           [&](Value c, ValueRange cur) -> SmallVector<Value> {
-              if (!int4)
-                return {e.add(cur[0], blockDot(c, 0))};
-              Value c0 = arith::MulIOp::create(b, loc, c, e.idx(2));
-              return {e.add(e.add(cur[0], blockDot(c0, 0)),
-                            blockDot(e.add(c0, e.idx(1)), 1))};
-            })[0];
-          }
+          // Other targets: exact block dot products in i32 lanes.
+          Value offv = e.splat(v64i, e.i32(off));
+          auto blockDot = [&](Value c, int half) -> Value {
+            Value u = arith::SubIOp::create(
+                b, loc,
+                arith::ExtUIOp::create(b, loc, v64i, blockCodes(row, c, half)),
+                offv);
+            Value act = arith::ExtSIOp::create(b, loc, v64i, blockActs(t, c));
+            Value dot = e.reduce(vector::CombiningKind::ADD, e.mul(u, act));
+            return e.mul(arith::SIToFPOp::create(b, loc, f32, dot),
+                         blockScale(row, int4 ? c : e.idx(0)));
+          };
+          Value total = e.fold(
+              e.idx(0), e.idx(int4 ? hp / 128 : nb64), 1, {e.f32(0.0f)},
+              [&](Value c, ValueRange cur) -> SmallVector<Value> {
+            if (!int4)
+              return {e.add(cur[0], blockDot(c, 0))};
+            Value c0 = arith::MulIOp::create(b, loc, c, e.idx(2));
+            return {e.add(e.add(cur[0], blockDot(c0, 0)),
+                          blockDot(e.add(c0, e.idx(1)), 1))};
+          })[0];
           total = e.mul(total, memref::LoadOp::create(b, loc, d, ValueRange{t}));
           memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
     });

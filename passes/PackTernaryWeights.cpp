@@ -303,14 +303,16 @@ struct PackTernaryWeightsPass
     });
     // A quantized copy of the lm_head (--lm-head=int8|int4). Rounding is
     // half to even.
-    // int8: per row s = max|w| / 127, codes q = round(w / s) stored as q + 128,
-    //   rows padded to a multiple of 64 columns; then the f32 scales [V].
+    // Rows in tiles of 16 (zero rows past V): per tile and 64 bytes of a row,
+    // the tile's rows in turn, so 16 rows stream through memory in order.
+    // int8: per row s = max|w| / 127, codes q = round(w / s) stored as
+    //   q + 128, columns padded to a multiple of 64; then the f32 scales
+    //   [V rounded up to 16].
     // int4: per row and block of 64 columns s = max|w| / 7, q = round(w / s)
-    //   stored as q + 8 in nibbles. Rows in tiles of 16 (zero rows past V),
-    //   columns padded to a multiple of 128; per tile and pair of blocks,
-    //   each row's 64 bytes in turn, byte j holding column j of the first
-    //   block (low nibble) and of the second (high). Then the f32 scales
-    //   [V / 16, H / 64, 16].
+    //   stored as q + 8 in nibbles, columns padded to a multiple of 128; the
+    //   64 bytes of a pair of blocks hold column j of the first block in the
+    //   low nibble of byte j and of the second in the high one. Then the f32
+    //   scales [V / 16, H / 64, 16].
     if (lmHead == "int8" || lmHead == "int4")
       module.walk([&](bitnet::LMHeadOp op) {
         ParamAttr p = op.getWeight();
@@ -324,7 +326,7 @@ struct PackTernaryWeightsPass
         int64_t v = t->shape[0], h = t->shape[1];
         int64_t hp = int4 ? (h + 127) / 128 * 128 : (h + 63) / 64 * 64;
         int64_t blk = int4 ? 64 : hp, nb = hp / blk;
-        int64_t tile = int4 ? 16 : 1, vt = (v + tile - 1) / tile * tile;
+        int64_t tile = 16, vt = (v + tile - 1) / tile * tile;
         float qmax = int4 ? 7.0f : 127.0f, off = int4 ? 8.0f : 128.0f;
         blob.align();
         uint64_t offset = blob.size();
@@ -332,7 +334,7 @@ struct PackTernaryWeightsPass
         std::vector<float> scales(size_t(vt * nb), 1.0f);
         // Codes + off of the tile's rows, [tile, hp].
         std::vector<uint8_t> codes(static_cast<size_t>(tile * hp));
-        std::vector<uint8_t> out(static_cast<size_t>(int4 ? tile * hp / 2 : hp));
+        std::vector<uint8_t> out(static_cast<size_t>(int4 ? tile * hp / 2 : tile * hp));
         for (int64_t r0 = 0; r0 < vt; r0 += tile) {
           for (int64_t ri = 0; ri < tile; ++ri) {
             int64_t r = r0 + ri;
@@ -360,7 +362,10 @@ struct PackTernaryWeightsPass
                       codes[size_t(ri * hp + pr * 128 + j)] |
                       (codes[size_t(ri * hp + pr * 128 + 64 + j)] << 4));
           } else {
-            out = codes;
+            for (int64_t bl = 0; bl < hp / 64; ++bl)
+              for (int64_t ri = 0; ri < tile; ++ri)
+                std::memcpy(&out[size_t((bl * tile + ri) * 64)],
+                            &codes[size_t(ri * hp + bl * 64)], 64);
           }
           blob.write(out.data(), out.size());
         }
