@@ -191,9 +191,12 @@ def main(argv=None):
             f.write(b"\0" * (-len(data) % ALIGN))
     os.replace(tmp, a.out)
     # What one decoded token reads: every tensor once (the tied embedding
-    # in full, as the lm_head).
+    # in full, as the lm_head), and per position it attends to, a K and a V
+    # row per layer in llama.cpp's default f16 cache.
+    kv_width = c.get("num_key_value_heads", nh) * (H // nh)
     print(json.dumps({"gguf": a.out, "weight_bytes_per_token":
-                      sum(nbytes(ty, dims) for _, ty, dims, _ in specs)}))
+                      sum(nbytes(ty, dims) for _, ty, dims, _ in specs),
+                      "kv_bytes_per_position": L * 2 * kv_width * 2}))
 
 
 def embd_bytes(t, kind):

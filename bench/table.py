@@ -9,8 +9,12 @@ for line in open(sys.argv[1]):
     if "bandwidth_gb_s" in d:
         bw[d["threads"]] = d["bandwidth_gb_s"]
         continue
-    b = d["bench"]
-    mb = (b.get("weight_bytes_per_token") or d.get("gguf", {}).get("weight_bytes_per_token", 0)) / 1e6
+    b, g = d["bench"], d.get("gguf", {})
+    # Weights, plus the KV-cache rows a decoded token attends to on average.
+    kv = b.get("kv_bytes_per_token")
+    if kv is None:
+        kv = g.get("kv_bytes_per_position", 0) * (b.get("prompt", 0) + (b.get("gen", 1) + 1) / 2)
+    mb = ((b.get("weight_bytes_per_token") or g.get("weight_bytes_per_token", 0)) + kv) / 1e6
     rows.append((d["shape"], d["engine"], d["config"], d["threads"], b["prefill_tok_s"],
                  b["decode_tok_s"], mb, d.get("compile_s")))
 # Which llama.cpp configuration each lowbit one is compared with.
@@ -30,5 +34,7 @@ for s, e, c, t, p, dc, mb, cs in rows:
         ratio = "%.2fx/%.2fx" % (p / lp, dc / ld)
     print("%-6s %-10s %-16s %3d %9.1f %9.1f %8.0f %5.0f%% %13s %9s" % (
         s, e, c, t, p, dc, mb, share, ratio, "%ss" % cs if cs else ""))
+print("MB/token: weights + the KV-cache rows a decoded token attends to (mean over the "
+      "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth")
 print("vs llama.cpp: lowbit / llama.cpp prefill x / decode x, same shape and threads, "
       "head of the same width (bf16 ~ F16, int8 ~ Q8_0, int4 ~ Q4_0)")

@@ -703,11 +703,17 @@ int main(int argc, char **argv) {
     lowbit_tok_free(&tok_);
   if (bench) {
     int64_t decoded = pos - n_prompt;
+    /* Cache bytes a decoded token reads: K and V of every position up to its
+     * own, averaged over the decoded tokens. */
+    double per_position = 2.0 * (double)lowbit_model_meta[LOWBIT_META_KV_BYTES] /
+                          (double)m.context;
+    double kv = decoded > 0 ? per_position * ((double)n_prompt + (double)(decoded + 1) / 2) : 0;
     printf("{\"prefill_tokens\": %lld, \"prefill_tok_s\": %.2f, \"decode_tokens\": %lld, "
-           "\"decode_tok_s\": %.2f, \"threads\": %lld, \"weight_bytes_per_token\": %lld}\n",
+           "\"decode_tok_s\": %.2f, \"threads\": %lld, \"weight_bytes_per_token\": %lld, "
+           "\"kv_bytes_per_token\": %.0f}\n",
            (long long)n_prompt, (double)n_prompt / (t1 - t0), (long long)decoded,
            decoded > 0 ? (double)decoded / (t3 - t2) : 0.0, (long long)threads,
-           (long long)lowbit_model_meta[LOWBIT_META_BYTES_PER_TOKEN]);
+           (long long)lowbit_model_meta[LOWBIT_META_BYTES_PER_TOKEN], kv);
   }
   lowbit_rt_threads_stop();
   lowbit_rt_weights_close(&m.weights);
