@@ -852,9 +852,7 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
   if (failed(parts))
     return failure();
-  QBuf q = parts->q;
-  int64_t n = parts->n, k = parts->k;
-  Value out = parts->out, w = parts->w, alpha = parts->alpha;
+  auto [q, n, k, out, w, alpha] = *parts;
   // K and V feeding a quantized KV cache also keep their integer sums: the
   // cache codes are computed from them exactly (spec, "Project decisions").
   auto feedsCache = [&](Value v, bool viaRope) {
@@ -1048,9 +1046,7 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
   FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
   if (failed(parts))
     return failure();
-  QBuf q = parts->q;
-  int64_t n = parts->n, k = parts->k;
-  Value out = parts->out, w = parts->w, alpha = parts->alpha;
+  auto [q, n, k, out, w, alpha] = *parts;
   std::string name = "tmatmul_sparse_" + std::to_string(n) + "x" +
                      std::to_string(k);
   auto kern = kernel(
