@@ -89,7 +89,8 @@ def PackTernaryWeightsPass
            "lm_head storage: auto or f16 (as stored: bf16 in BitNet "
            "checkpoints, or f32), int8 (per-row absmax codes + 128 and f32 "
            "scales, recorded as '<name>#int8') or int4 (per-64-column "
-           "absmax nibbles + 8 and f32 scales, '<name>#int4')">,
+           "absmax nibbles + 8 and f32 scales, '<name>#int4'); both in "
+           "tiles of 16 rows">,
   ];
   let dependentDialects = ["::mlir::lowbit::LowBitDialect"];
 }
