@@ -29,7 +29,6 @@
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
-#include "mlir/Dialect/Math/Transforms/Approximation.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -610,18 +609,34 @@ static SmallVector<Value> tileIndices(Emit &e, Value row, Value c, Value byte) {
           arith::RemUIOp::create(e.b, e.loc, row, e.idx(kTileRows)), byte};
 }
 
+/// Bit pair `i` of every byte of packed ternary codes held as i32 lanes
+/// (codes 64 i .. 64 i + 63 of a 64-byte block, code + 1), as bytes.
+static Value codePlane(Emit &e, Value packed, int i) {
+  auto t = cast<VectorType>(packed.getType());
+  Value s = packed;
+  if (i)
+    s = arith::ShRUIOp::create(e.b, e.loc, s, e.splat(t, e.i32(2 * i)));
+  s = arith::AndIOp::create(e.b, e.loc, s, e.splat(t, e.i32(0x03030303)));
+  return vector::BitCastOp::create(
+      e.b, e.loc, VectorType::get({4 * t.getNumElements()}, e.b.getI8Type()),
+      s);
+}
+
+/// acc + the VNNI dot products of unsigned bytes `u` and signed bytes `s`.
+static Value vpdpbusd(Emit &e, Value acc, Value u, Value s) {
+  return LLVM::CallIntrinsicOp::create(
+             e.b, e.loc, acc.getType(),
+             e.b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+             ValueRange{acc, u, s})
+      .getResult(0);
+}
+
 SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
                                                   Value q, ArrayRef<Value> ts,
                                                   int64_t kp) {
   int64_t blocks = kp / 256;
   size_t nt = ts.size();
   auto i32 = b.getI32Type(), i8 = b.getI8Type();
-  auto shifted = [&](Value packed32, int i, VectorType v32) {
-    Value s = packed32;
-    if (i)
-      s = arith::ShRUIOp::create(b, loc, s, e.splat(v32, e.i32(2 * i)));
-    return arith::AndIOp::create(b, loc, s, e.splat(v32, e.i32(0x03030303)));
-  };
   auto zeros = [&](VectorType t) {
     Value z = arith::ConstantOp::create(
         b, loc, DenseElementsAttr::get(t, b.getI32IntegerAttr(0)));
@@ -649,18 +664,12 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
           auto [p32, base] = packedBlock(c);
           SmallVector<Value> acc(cur);
           for (int i = 0; i < 4; ++i) {
-            Value codes =
-                vector::BitCastOp::create(b, loc, v64, shifted(p32, i, v16));
+            Value codes = codePlane(e, p32, i);
             Value at = e.add(base, e.idx(64 * i));
-            for (size_t k = 0; k < nt; ++k) {
-              Value act = vector::LoadOp::create(b, loc, v64, q,
-                                                 ValueRange{ts[k], at});
-              acc[k] = LLVM::CallIntrinsicOp::create(
-                           b, loc, v16,
-                           b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
-                           ValueRange{acc[k], codes, act})
-                           .getResult(0);
-            }
+            for (size_t k = 0; k < nt; ++k)
+              acc[k] = vpdpbusd(e, acc[k], codes,
+                                vector::LoadOp::create(b, loc, v64, q,
+                                                       ValueRange{ts[k], at}));
           }
           return acc;
         }));
@@ -687,7 +696,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
           SmallVector<Value> acc(cur);
           for (int i = 0; i < 4; ++i) {
             Value codes =
-                vector::BitCastOp::create(b, loc, v32, shifted(p32, i, v8));
+                codePlane(e, p32, i);
             Value at = e.add(base, e.idx(64 * i));
             for (size_t k = 0; k < nt; ++k) {
               Value act = vector::LoadOp::create(b, loc, v32, q,
@@ -708,7 +717,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
         }));
   }
   // Generic vector code for other targets.
-  auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
+  auto v64 = VectorType::get({64}, i8);
   auto v64i32 = VectorType::get({64}, i32);
   return reduceAll(e.fold(
       e.idx(0), e.idx(blocks), 1, zeros(v64i32),
@@ -718,7 +727,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
         for (int i = 0; i < 4; ++i) {
           Value codes = arith::ExtUIOp::create(
               b, loc, v64i32,
-              vector::BitCastOp::create(b, loc, v64, shifted(p32, i, v16)));
+              codePlane(e, p32, i));
           for (size_t k = 0; k < nt; ++k) {
             Value act = vector::LoadOp::create(
                 b, loc, v64, q, ValueRange{ts[k], e.add(base, e.idx(64 * i))});
@@ -770,7 +779,6 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
   auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
   Value zero = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
-  Value mask = e.splat(v16, e.i32(0x03030303));
   // acc[k * nr + r]: row r, token k (the lane order of the result).
   SmallVector<Value> init(16, zero);
   SmallVector<Value> accs = e.fold(
@@ -783,20 +791,6 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
               b, loc, v16,
               vector::LoadOp::create(b, loc, v64, w,
                                      tileIndices(e, n, c, e.idx(0))));
-        };
-        auto codesOf = [&](Value packed, int i) {
-          Value sh = packed;
-          if (i)
-            sh = arith::ShRUIOp::create(b, loc, sh, e.splat(v16, e.i32(2 * i)));
-          return vector::BitCastOp::create(
-              b, loc, v64, arith::AndIOp::create(b, loc, sh, mask));
-        };
-        auto dot = [&](Value a, Value codes, Value act) {
-          return LLVM::CallIntrinsicOp::create(
-                     b, loc, v16,
-                     b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
-                     ValueRange{a, codes, act})
-              .getResult(0);
         };
         auto actAt = [&](Value t, int i) {
           return vector::LoadOp::create(b, loc, v64, q,
@@ -812,7 +806,7 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
           for (size_t r = 0; r < nr; ++r) {
             Value packed = loadRow(ns[r]);
             for (int i = 0; i < 4; ++i)
-              acc[r] = dot(acc[r], codesOf(packed, i), acts[i]);
+              acc[r] = vpdpbusd(e, acc[r], codePlane(e, packed, i), acts[i]);
           }
           return acc;
         }
@@ -824,9 +818,9 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
           for (Value t : ts)
             acts.push_back(actAt(t, i));
           for (size_t r = 0; r < nr; ++r) {
-            Value codes = codesOf(packed[r], i);
+            Value codes = codePlane(e, packed[r], i);
             for (size_t k = 0; k < nt; ++k)
-              acc[k * nr + r] = dot(acc[k * nr + r], codes, acts[k]);
+              acc[k * nr + r] = vpdpbusd(e, acc[k * nr + r], codes, acts[k]);
           }
         }
         return acc;
@@ -1088,14 +1082,8 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
                 Value qs = e.splat(v64i32,
                                    arith::ExtSIOp::create(b, loc, i32, qv));
                 for (int i = 0; i < 4; ++i) {
-                  Value sh = p32;
-                  if (i)
-                    sh = arith::ShRUIOp::create(b, loc, sh,
-                                                e.splat(v16, e.i32(2 * i)));
-                  sh = arith::AndIOp::create(b, loc, sh,
-                                             e.splat(v16, e.i32(0x03030303)));
-                  Value c8 = vector::BitCastOp::create(b, loc, v64, sh);
-                  Value c32 = arith::ExtUIOp::create(b, loc, v64i32, c8);
+                  Value c32 = arith::ExtUIOp::create(b, loc, v64i32,
+                                                     codePlane(e, p32, i));
                   Value at = e.idx(64 * i);
                   Value cur = vector::LoadOp::create(b, loc, v64i32, acc,
                                                      ValueRange{t, at});
@@ -1853,19 +1841,24 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
     auto byteSplat = [&](VectorType t, int8_t c) {
       return e.splat(t, arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(c)));
     };
+    // int4: the codes of the first (half 0) or second block of a pair.
+    auto nibbles = [&](Value p, int half) -> Value {
+      if (half)
+        p = arith::ShRUIOp::create(b, loc, p, byteSplat(v64b, 4));
+      return arith::AndIOp::create(b, loc, p, byteSplat(v64b, 15));
+    };
     // The 64 stored codes (unsigned, offset `off`) of block c of `row`
     // (int4: block 2 p + half).
     auto blockCodes = [&](Value row, Value c, int half) -> Value {
       if (!int4)
         return vector::LoadOp::create(b, loc, v64b, wm,
                                       tileIndices(e, row, c, e.idx(0)));
-      Value p = vector::LoadOp::create(
-          b, loc, v64b, wm,
-          tileIndices(e, row, arith::DivUIOp::create(b, loc, c, e.idx(2)),
-                      e.idx(0)));
-      if (half)
-        p = arith::ShRUIOp::create(b, loc, p, byteSplat(v64b, 4));
-      return arith::AndIOp::create(b, loc, p, byteSplat(v64b, 15));
+      return nibbles(
+          vector::LoadOp::create(
+              b, loc, v64b, wm,
+              tileIndices(e, row, arith::DivUIOp::create(b, loc, c, e.idx(2)),
+                          e.idx(0))),
+          half);
     };
     // The scale of block c of `row`.
     auto blockScale = [&](Value row, Value c) -> Value {
@@ -1879,12 +1872,6 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
       return vector::LoadOp::create(
           b, loc, v64b, q,
           ValueRange{t, arith::MulIOp::create(b, loc, c, e.idx(64))});
-    };
-    auto vpdpbusd = [&](Value acc, Value u, Value s) -> Value {
-      return LLVM::CallIntrinsicOp::create(
-                 b, loc, v16, b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
-                 ValueRange{acc, u, s})
-          .getResult(0);
     };
     Value nt = memref::DimOp::create(b, loc, q, 0);
     // VNNI: one task = one tile of 16 rows, its logits stored as one vector.
@@ -1914,7 +1901,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
             SmallVector<Value> acc(cur);
             Value act = blockActs(t, c);
             for (int64_t r = 0; r < kTileRows; ++r)
-              acc[r] = vpdpbusd(acc[r],
+              acc[r] = vpdpbusd(e, acc[r],
                                 vector::LoadOp::create(
                                     b, loc, v64b, wm,
                                     ValueRange{tile, c, e.idx(r), e.idx(0)}),
@@ -1960,11 +1947,8 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
               Value p = vector::LoadOp::create(
                   b, loc, v64b, wm, ValueRange{tile, pr, e.idx(r), e.idx(0)});
               for (int half = 0; half < 2; ++half) {
-                Value u = half ? arith::ShRUIOp::create(b, loc, p,
-                                                        byteSplat(v64b, 4))
-                               : p;
-                u = arith::AndIOp::create(b, loc, u, byteSplat(v64b, 15));
-                Value dot = vpdpbusd(inits[half], u, acts[half]);
+                Value dot =
+                    vpdpbusd(e, inits[half], nibbles(p, half), acts[half]);
                 Value s = memref::LoadOp::create(
                     b, loc, sc, ValueRange{tile, cs[half], e.idx(r)});
                 acc[r] = e.add(acc[r],
