@@ -303,8 +303,9 @@ struct PackTernaryWeightsPass
     });
     // A quantized copy of the lm_head (--lm-head=int8|int4). Rounding is
     // half to even.
-    // Rows in tiles of 16 (zero rows past V): per tile and 64 bytes of a row,
-    // the tile's rows in turn, so 16 rows stream through memory in order.
+    // Rows in tiles of kTileRows (zero rows past V): per tile and 64 bytes
+    // of a row, the tile's rows in turn, so a tile streams through memory in
+    // order.
     // int8: per row s = max|w| / 127, codes q = round(w / s) stored as
     //   q + 128, columns padded to a multiple of 64; then the f32 scales
     //   [V rounded up to 16].
@@ -326,11 +327,11 @@ struct PackTernaryWeightsPass
         int64_t v = t->shape[0], h = t->shape[1];
         int64_t hp = int4 ? (h + 127) / 128 * 128 : (h + 63) / 64 * 64;
         int64_t blk = int4 ? 64 : hp, nb = hp / blk;
-        int64_t tile = 16, vt = (v + tile - 1) / tile * tile;
+        int64_t tile = kTileRows, vt = (v + tile - 1) / tile * tile;
         float qmax = int4 ? 7.0f : 127.0f, off = int4 ? 8.0f : 128.0f;
         blob.align();
         uint64_t offset = blob.size();
-        // Scales in file order: [V] (int8) or [V / 16, nb, 16] (int4).
+        // Scales in file order: [vt] (int8) or [vt / 16, nb, 16] (int4).
         std::vector<float> scales(size_t(vt * nb), 1.0f);
         // Codes + off of the tile's rows, [tile, hp].
         std::vector<uint8_t> codes(static_cast<size_t>(tile * hp));
