@@ -2,10 +2,11 @@
  *
  * Workers spin on a generation counter, so a parallel region costs no system
  * call to start. The range [0, n) is split into one contiguous share per
- * thread, which the thread walks in order in a few chunks (one weight stream
- * per thread); a thread done with its share takes the next chunks of the
- * others'. The two vCPUs of these VMs often run 15-30 % apart for seconds, so
- * a fixed split left the faster thread waiting ~10 % of every call. Each
+ * thread, which the thread walks in order in shrinking chunks (one weight
+ * stream per thread); a thread done with its share takes the next chunks of
+ * the others'. The two vCPUs of these VMs often run 15-30 % apart for
+ * seconds, so a fixed split left the faster thread waiting ~10 % of every
+ * call. Each
  * index is computed the same way whichever thread takes it (the generated
  * tasks have no cross-index state), so results never depend on timing.
  *
@@ -30,10 +31,9 @@ typedef struct {
   lowbit_task_fn fn;
   void *args;
   int64_t n;
-  int64_t chunk;
 } job_t;
 
-enum { kMaxThreads = 256, kChunksPerShare = 8 };
+enum { kMaxThreads = 256, kShrink = 8 };
 
 /* The next unclaimed index of each thread's share, one cache line each. */
 typedef struct {
@@ -55,10 +55,17 @@ static int64_t share_end(int index) {
   return pool.job.n * (index + 1) / pool.threads;
 }
 
-/* Runs the unclaimed chunks of thread `owner`'s share. */
+/* Runs the unclaimed chunks of thread `owner`'s share: an eighth of what is
+ * left each time, so the chunks shrink towards the end of the share and the
+ * threads finish within a few indices of each other. */
 static void drain(int owner) {
-  int64_t end = share_end(owner), chunk = pool.job.chunk;
+  int64_t end = share_end(owner);
   for (;;) {
+    int64_t left = end - atomic_load_explicit(&cursors[owner].next,
+                                              memory_order_relaxed);
+    if (left <= 0)
+      return;
+    int64_t chunk = left / kShrink > 0 ? left / kShrink : 1;
     int64_t begin = atomic_fetch_add_explicit(&cursors[owner].next, chunk,
                                               memory_order_relaxed);
     if (begin >= end)
@@ -131,8 +138,7 @@ void lowbit_rt_parallel_for(lowbit_task_fn fn, void *args, int64_t n) {
     return;
   }
   int t = pool.threads;
-  int64_t share = (n + t - 1) / t;
-  pool.job = (job_t){fn, args, n, (share + kChunksPerShare - 1) / kChunksPerShare};
+  pool.job = (job_t){fn, args, n};
   for (int i = 0; i < t; ++i)
     atomic_store_explicit(&cursors[i].next, n * i / t, memory_order_relaxed);
   atomic_store_explicit(&pool.pending, t - 1, memory_order_relaxed);
