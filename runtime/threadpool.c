@@ -6,9 +6,9 @@
  * stream per thread); a thread done with its share takes the next chunks of
  * the others'. The two vCPUs of these VMs often run 15-30 % apart for
  * seconds, so a fixed split left the faster thread waiting ~10 % of every
- * call. Each
- * index is computed the same way whichever thread takes it (the generated
- * tasks have no cross-index state), so results never depend on timing.
+ * call. Each index is computed the same way whichever thread takes it (the
+ * generated tasks have no cross-index state), so results never depend on
+ * timing.
  *
  *===----------------------------------------------------------------------===*/
 #include "lowbit_rt.h"
