@@ -127,8 +127,9 @@ struct Emit {
 /// Builds @lowbit_forward and its kernels from the tensor-level @forward.
 class KernelGenerator {
 public:
-  KernelGenerator(ModuleOp module, StringRef isa, bool embedded)
-      : module(module), isaName(isa), embedded(embedded),
+  KernelGenerator(ModuleOp module, StringRef isa, bool gfni, bool embedded)
+      : module(module), isaName(isa), gfni(gfni && isa == "avx512vnni"),
+        embedded(embedded),
         vw(isa == "avx512vnni" ? 16 : 8), b(module.getContext()) {}
 
   LogicalResult run();
@@ -199,6 +200,8 @@ private:
 
   ModuleOp module;
   std::string isaName;
+  /// GFNI's affine byte transform unpacks ternary codes (avx512vnni only).
+  bool gfni;
   bool embedded;
   int64_t vw;
   OpBuilder b;
@@ -630,9 +633,30 @@ static void prefetchAhead(Emit &e, Value w, Value tile, Value c, int64_t r) {
 }
 
 /// Bit pair `i` of every byte of packed ternary codes held as i32 lanes
-/// (codes 64 i .. 64 i + 63 of a 64-byte block, code + 1), as bytes.
-static Value codePlane(Emit &e, Value packed, int i) {
+/// (codes 64 i .. 64 i + 63 of a 64-byte block, code + 1), as bytes. With
+/// GFNI (and 64 bytes) one affine byte transform moves bits 2i, 2i+1 to bits
+/// 0, 1 and clears the rest: one instruction for the shift and the mask
+/// (+3 % decode on 2B4T, identical codes).
+static Value codePlane(Emit &e, Value packed, int i, bool gfni) {
   auto t = cast<VectorType>(packed.getType());
+  if (gfni && i && t.getNumElements() * t.getElementTypeBitWidth() == 512) {
+    // Result bit j of a byte is the parity of (byte AND matrix byte 7 - j).
+    auto v64 = VectorType::get({64}, e.b.getI8Type());
+    uint64_t select = (uint64_t(1) << (2 * i)) << 56 |
+                      (uint64_t(1) << (2 * i + 1)) << 48;
+    Value matrix = vector::BitCastOp::create(
+        e.b, e.loc, v64,
+        e.splat(VectorType::get({8}, e.b.getI64Type()),
+                arith::ConstantOp::create(e.b, e.loc,
+                                          e.b.getI64IntegerAttr(int64_t(select)))));
+    Value noXor = LLVM::ConstantOp::create(e.b, e.loc, e.b.getI8Type(),
+                                           e.b.getI8IntegerAttr(0));
+    return LLVM::CallIntrinsicOp::create(
+               e.b, e.loc, v64, e.b.getStringAttr("llvm.x86.vgf2p8affineqb.512"),
+               ValueRange{vector::BitCastOp::create(e.b, e.loc, v64, packed),
+                          matrix, noXor})
+        .getResult(0);
+  }
   Value s = packed;
   if (i)
     s = arith::ShRUIOp::create(e.b, e.loc, s, e.splat(t, e.i32(2 * i)));
@@ -684,7 +708,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
           auto [p32, base] = packedBlock(c);
           SmallVector<Value> acc(cur);
           for (int i = 0; i < 4; ++i) {
-            Value codes = codePlane(e, p32, i);
+            Value codes = codePlane(e, p32, i, gfni);
             Value at = e.add(base, e.idx(64 * i));
             for (size_t k = 0; k < nt; ++k)
               acc[k] = vpdpbusd(e, acc[k], codes,
@@ -716,7 +740,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
           SmallVector<Value> acc(cur);
           for (int i = 0; i < 4; ++i) {
             Value codes =
-                codePlane(e, p32, i);
+                codePlane(e, p32, i, gfni);
             Value at = e.add(base, e.idx(64 * i));
             for (size_t k = 0; k < nt; ++k) {
               Value act = vector::LoadOp::create(b, loc, v32, q,
@@ -747,7 +771,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
         for (int i = 0; i < 4; ++i) {
           Value codes = arith::ExtUIOp::create(
               b, loc, v64i32,
-              codePlane(e, p32, i));
+              codePlane(e, p32, i, gfni));
           for (size_t k = 0; k < nt; ++k) {
             Value act = vector::LoadOp::create(
                 b, loc, v64, q, ValueRange{ts[k], e.add(base, e.idx(64 * i))});
@@ -829,7 +853,7 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
             prefetchAhead(e, w, tile, c, r);
             Value packed = loadRow(ns[r]);
             for (int i = 0; i < 4; ++i)
-              acc[r] = vpdpbusd(e, acc[r], codePlane(e, packed, i), acts[i]);
+              acc[r] = vpdpbusd(e, acc[r], codePlane(e, packed, i, gfni), acts[i]);
           }
           return acc;
         }
@@ -841,7 +865,7 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
           for (Value t : ts)
             acts.push_back(actAt(t, i));
           for (size_t r = 0; r < nr; ++r) {
-            Value codes = codePlane(e, packed[r], i);
+            Value codes = codePlane(e, packed[r], i, gfni);
             for (size_t k = 0; k < nt; ++k)
               acc[k * nr + r] = vpdpbusd(e, acc[k * nr + r], codes, acts[k]);
           }
@@ -1106,7 +1130,7 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
                                    arith::ExtSIOp::create(b, loc, i32, qv));
                 for (int i = 0; i < 4; ++i) {
                   Value c32 = arith::ExtUIOp::create(b, loc, v64i32,
-                                                     codePlane(e, p32, i));
+                                                     codePlane(e, p32, i, gfni));
                   Value at = e.idx(64 * i);
                   Value cur = vector::LoadOp::create(b, loc, v64i32, acc,
                                                      ValueRange{t, at});
@@ -2305,7 +2329,7 @@ struct GenerateKernelsPass
                                             "generic";
       return signalPassFailure();
     }
-    if (failed(KernelGenerator(getOperation(), isa, embeddedWeights).run()))
+    if (failed(KernelGenerator(getOperation(), isa, gfni, embeddedWeights).run()))
       return signalPassFailure();
     // The softmax's math.exp (16 lanes at a time) becomes upstream's
     // polynomial approximation instead of one libm call per lane.

@@ -57,7 +57,7 @@ void mlir::lowbit::buildPhasePipeline(OpPassManager &pm, Phase phase,
   case Phase::Kernels:
     // The model becomes shape-specialised vector kernels over memrefs.
     pm.addPass(createGenerateKernelsPass(GenerateKernelsPassOptions{
-        options.isa, options.embeddedWeights}));
+        options.isa, options.gfni, options.embeddedWeights}));
     // Folds the index arithmetic the kernel builders leave behind.
     pm.addPass(createCanonicalizerPass());
     break;

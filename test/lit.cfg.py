@@ -34,3 +34,13 @@ config.substitutions.append(
 tools = ["lowbit-opt", "lowbit-translate", "lowbitc"]
 llvm_config.add_tool_substitutions(["llvm-objdump", "llvm-objcopy", "llvm-readelf"], [config.llvm_tools_dir])
 llvm_config.add_tool_substitutions(tools, [config.lowbit_tools_dir])
+
+# The host's x86 features, for tests that run code built for a narrower CPU.
+try:
+    with open("/proc/cpuinfo") as f:
+        flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+except OSError:
+    flags = []
+for flag in ("avx512_vnni", "gfni"):
+    if flag in flags:
+        config.available_features.add("host-" + flag)

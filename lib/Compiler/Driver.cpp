@@ -335,6 +335,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   else
     pipelineOptions.blobPath = (outPath == "-" ? stem : outPath) + ".blob";
   pipelineOptions.isa = kernelISA(**tm);
+  pipelineOptions.gfni = hasGFNI(**tm);
   pipelineOptions.statsFile = calibrationStats.getValue();
   pipelineOptions.lmHead = lmHead.getValue();
   pipelineOptions.embeddedWeights = weightsMode == "embedded";

@@ -83,6 +83,11 @@ std::string mlir::lowbit::kernelISA(const llvm::TargetMachine &tm) {
   return "generic";
 }
 
+bool mlir::lowbit::hasGFNI(const llvm::TargetMachine &tm) {
+  return tm.getTargetTriple().getArch() == llvm::Triple::x86_64 &&
+         tm.getMCSubtargetInfo()->checkFeatures("+gfni");
+}
+
 Error mlir::lowbit::emitObject(ModuleOp module, llvm::TargetMachine &tm,
                                StringRef path) {
   registerBuiltinDialectTranslation(*module.getContext());

@@ -21,6 +21,9 @@ createTargetMachine(llvm::StringRef triple, llvm::StringRef cpu,
 /// The kernel ISA the machine supports: "avx512vnni", "avx2" or "generic".
 std::string kernelISA(const llvm::TargetMachine &tm);
 
+/// Whether the machine has GFNI (the avx512vnni kernels then use it).
+bool hasGFNI(const llvm::TargetMachine &tm);
+
 /// Translates an LLVM-dialect module to LLVM IR, optimizes it at O3 for `tm`
 /// and writes an object file to `path`.
 llvm::Error emitObject(ModuleOp module, llvm::TargetMachine &tm,

@@ -41,6 +41,9 @@ struct PipelineOptions : public PassPipelineOptions<PipelineOptions> {
   Option<std::string> isa{*this, "isa",
                           llvm::cl::desc("kernel ISA: avx512vnni, avx2, generic"),
                           llvm::cl::init("avx2")};
+  Option<bool> gfni{*this, "gfni",
+                    llvm::cl::desc("kernels may use GFNI (with isa=avx512vnni)"),
+                    llvm::cl::init(false)};
   Option<std::string> lmHead{
       *this, "lm-head",
       llvm::cl::desc("lm_head storage: auto, f16, int8 or int4"), llvm::cl::init("auto")};

@@ -115,6 +115,9 @@ def GenerateKernelsPass
   let options = [
     Option<"isa", "isa", "std::string", /*default=*/"\"avx2\"",
            "instruction set of the kernels: avx512vnni, avx2 or generic">,
+    Option<"gfni", "gfni", "bool", /*default=*/"false",
+           "unpack ternary codes with GFNI's affine byte transform "
+           "(isa=avx512vnni only)">,
     Option<"embeddedWeights", "embedded-weights", "bool", /*default=*/"true",
            "whether the weights are linked into the executable">,
   ];
