@@ -7,7 +7,9 @@ rows, bw = [], {}
 for line in open(sys.argv[1]):
     d = json.loads(line)
     if "bandwidth_gb_s" in d:
-        bw[d["threads"]] = d["bandwidth_gb_s"]
+        # Probed before and after the runs: the higher one (the bw% is then
+        # the conservative figure).
+        bw[d["threads"]] = max(bw.get(d["threads"], 0), d["bandwidth_gb_s"])
         continue
     b, g = d["bench"], d.get("gguf", {})
     # Weights, plus the KV-cache rows a decoded token attends to on average.
@@ -35,6 +37,6 @@ for s, e, c, t, p, dc, mb, cs in rows:
     print("%-6s %-10s %-16s %3d %9.1f %9.1f %8.0f %5.0f%% %13s %9s" % (
         s, e, c, t, p, dc, mb, share, ratio, "%ss" % cs if cs else ""))
 print("MB/token: weights + the KV-cache rows a decoded token attends to (mean over the "
-      "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth")
+      "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth (the higher of the probes before and after the runs)")
 print("vs llama.cpp: lowbit / llama.cpp prefill x / decode x, same shape and threads, "
       "head of the same width (bf16 ~ F16, int8 ~ Q8_0, int4 ~ Q4_0)")

@@ -63,7 +63,10 @@ extern const int64_t lowbit_model_meta[LOWBIT_META_COUNT];
 /* Per stats slot, the comma-separated weight names it feeds; one line each. */
 extern const char lowbit_stat_names[];
 
-/* A task body: works on [begin, end) of the task range. */
+/* A task body: works on [begin, end) of the task range. The pool calls it
+ * on any of its threads with sub-ranges of [0, n) that cover every index
+ * once, in chunks that depend on timing: an index's result must not depend
+ * on the sub-range it came in. */
 typedef void (*lowbit_task_fn)(void *args, int64_t begin, int64_t end);
 void lowbit_rt_parallel_for(lowbit_task_fn fn, void *args, int64_t n);
 
