@@ -222,8 +222,14 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerDefaultTimingManagerCLOptions();
-  cl::ParseCommandLineOptions(argc, argv,
-                              "lowbit: BitNet ahead-of-time compiler\n");
+  // --help shows lowbitc's own options, not every linked LLVM backend's
+  // (they stay accepted, and --help-hidden lists them).
+  cl::HideUnrelatedOptions(cat);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "lowbit: BitNet ahead-of-time compiler\n\n"
+      "  MLIR's debugging options (--mlir-print-ir-after-all, ...) are\n"
+      "  accepted too; --help-hidden lists every option.\n");
 
   std::optional<Phase> phase = parsePhase(emit);
   if (!phase)
