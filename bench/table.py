@@ -3,33 +3,33 @@
 import json
 import sys
 
-rows, bw = [], {}
+rows, probes = [], {}
 for line in open(sys.argv[1]):
     d = json.loads(line)
-    if "bandwidth_gb_s" in d:
-        # Probed before and after the runs: the higher one (the bw% is then
-        # the conservative figure).
-        bw[d["threads"]] = max(bw.get(d["threads"], 0), d["bandwidth_gb_s"])
-        continue
     b, g = d["bench"], d.get("gguf", {})
+    # The row's own probes (before each timed run and after the last): the
+    # highest, so the bw% is the conservative figure.
+    bw = max(d.get("bandwidth_gb_s") or [0])
+    probes.setdefault(d["threads"], []).extend(d.get("bandwidth_gb_s") or [])
     # Weights, plus the KV-cache rows a decoded token attends to on average.
     kv = b.get("kv_bytes_per_token")
     if kv is None:
         kv = g.get("kv_bytes_per_position", 0) * (b.get("prompt", 0) + (b.get("gen", 1) + 1) / 2)
     mb = ((b.get("weight_bytes_per_token") or g.get("weight_bytes_per_token", 0)) + kv) / 1e6
     rows.append((d["shape"], d["engine"], d["config"], d["threads"], b["prefill_tok_s"],
-                 b["decode_tok_s"], mb, d.get("compile_s")))
+                 b["decode_tok_s"], mb, bw, d.get("compile_s")))
 # Which llama.cpp configuration each lowbit one is compared with.
 peer = {"b1.58": "TQ2_0+f16", "b1.58+int8-head": "TQ2_0+q8_0",
         "b1.58+int4-head": "TQ2_0+q4_0", "a4.8+int4-head": "TQ2_0+q4_0"}
-index = {(s, c, t): (p, dc) for s, e, c, t, p, dc, _, _ in rows}
-print("read bandwidth: " + ", ".join("%s GB/s (%d thread%s)" % (v, k, "s" * (k > 1))
-                                     for k, v in sorted(bw.items())))
+index = {(s, c, t): (p, dc) for s, e, c, t, p, dc, _, _, _ in rows}
+print("read bandwidth over the run: " + ", ".join(
+    "%.1f-%.1f GB/s (%d thread%s)" % (min(v), max(v), k, "s" * (k > 1))
+    for k, v in sorted(probes.items()) if v))
 print("%-6s %-10s %-16s %3s %9s %9s %8s %6s %13s %9s" % (
     "shape", "engine", "config", "thr", "prefill/s", "decode/s", "MB/token", "bw%",
     "vs llama.cpp", "compile"))
-for s, e, c, t, p, dc, mb, cs in rows:
-    share = 100 * dc * mb / (bw.get(t, 0) * 1e3) if bw.get(t) else 0
+for s, e, c, t, p, dc, mb, bw, cs in rows:
+    share = 100 * dc * mb / (bw * 1e3) if bw else 0
     ratio = ""
     if e == "lowbit" and (s, peer[c], t) in index:
         lp, ld = index[(s, peer[c], t)]
@@ -37,6 +37,6 @@ for s, e, c, t, p, dc, mb, cs in rows:
     print("%-6s %-10s %-16s %3d %9.1f %9.1f %8.0f %5.0f%% %13s %9s" % (
         s, e, c, t, p, dc, mb, share, ratio, "%ss" % cs if cs else ""))
 print("MB/token: weights + the KV-cache rows a decoded token attends to (mean over the "
-      "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth (the higher of the probes before and after the runs)")
+      "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth (the highest of the row's probes, one before each timed run and one after the last)")
 print("vs llama.cpp: lowbit / llama.cpp prefill x / decode x, same shape and threads, "
       "head of the same width (bf16 ~ F16, int8 ~ Q8_0, int4 ~ Q4_0)")
