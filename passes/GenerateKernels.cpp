@@ -1554,29 +1554,78 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       e.loop(e.idx(0), nt, 1, [&](Value t) {
         Value len = e.add(e.add(start, t), e.idx(1));
         // scores and their max
-        Value mx = e.fold(e.idx(0), len, 1, {e.f32(-INFINITY)},
-            [&](Value p, ValueRange cur) -> SmallVector<Value> {
-              if (quantized)
-                dequantRow(kc, ks, kb, p, kvh, ko);
-              Value acc = e.fold(e.idx(0), e.idx(hd), hv, {vzero()},
-                  [&](Value c, ValueRange cc) -> SmallVector<Value> {
-                    Value x = load(e, qs, {t, e.add(qo, c)}, hv);
-                    Value y = quantized ? load(e, row, {c}, hv)
-                                        : load(e, kc, {lay, p, e.add(ko, c)}, hv);
-                    return {e.add(cc[0], e.mul(x, y))};
-                  })[0];
-              // A shuffle tree, not 16 dependent scalar adds.
-              Value sc = hv == 1 ? acc
-                                 : Value(vector::ReductionOp::create(
-                                       b, loc, vector::CombiningKind::ADD, acc,
-                                       arith::FastMathFlags::reassoc));
-              sc = e.mul(sc, e.f32(scale));
-              memref::StoreOp::create(b, loc, sc, scores, ValueRange{p});
-              return {arith::MaximumFOp::create(b, loc, cur[0], sc)};
-            })[0];
+        auto v16f = VectorType::get({16}, f32);
+        Value mx;
+        if (!quantized && hv == 16) {
+          // 16 positions at a time: 16 independent FMA chains over the head
+          // (not one latency-bound chain per position), one shuffle tree
+          // for the 16 sums. The last block repeats position len - 1 in its
+          // unused lanes and stores only the valid ones, so every score is
+          // computed the same way whatever len is.
+          Value last = arith::SubIOp::create(b, loc, len, e.idx(1));
+          Value m16 = e.fold(e.idx(0), len, 16,
+              {e.splat(v16f, e.f32(-INFINITY))},
+              [&](Value p0, ValueRange cur) -> SmallVector<Value> {
+                SmallVector<Value> pos;
+                for (int64_t i = 0; i < 16; ++i)
+                  pos.push_back(arith::MinUIOp::create(
+                      b, loc, e.add(p0, e.idx(i)), last));
+                SmallVector<Value> accs = e.fold(
+                    e.idx(0), e.idx(hd), 16,
+                    SmallVector<Value>(16, e.splat(v16f, e.f32(0.0f))),
+                    [&](Value c, ValueRange cc) -> SmallVector<Value> {
+                      Value x = load(e, qs, {t, e.add(qo, c)}, 16);
+                      SmallVector<Value> next;
+                      for (int64_t i = 0; i < 16; ++i)
+                        next.push_back(vector::FMAOp::create(
+                            b, loc, x,
+                            load(e, kc, {lay, pos[i], e.add(ko, c)}, 16),
+                            cc[i]));
+                      return next;
+                    });
+                Value sc = e.mul(transposeReduce16(e, accs),
+                                 e.splat(v16f, e.f32(scale)));
+                Value valid = arith::MinUIOp::create(
+                    b, loc, arith::SubIOp::create(b, loc, len, p0), e.idx(16));
+                Value mask = vector::CreateMaskOp::create(
+                    b, loc, VectorType::get({16}, b.getI1Type()),
+                    ValueRange{valid});
+                vector::MaskedStoreOp::create(b, loc, scores, ValueRange{p0},
+                                              mask, sc);
+                return {arith::MaximumFOp::create(
+                    b, loc, cur[0],
+                    arith::SelectOp::create(b, loc, mask, sc,
+                                            e.splat(v16f, e.f32(-INFINITY))))};
+              })[0];
+          mx = vector::ReductionOp::create(
+              b, loc, vector::CombiningKind::MAXIMUMF, m16);
+        } else {
+          // One position at a time (quantized rows are dequantized per use).
+          mx = e.fold(e.idx(0), len, 1, {e.f32(-INFINITY)},
+              [&](Value p, ValueRange cur) -> SmallVector<Value> {
+                if (quantized)
+                  dequantRow(kc, ks, kb, p, kvh, ko);
+                Value acc = e.fold(e.idx(0), e.idx(hd), hv, {vzero()},
+                    [&](Value c, ValueRange cc) -> SmallVector<Value> {
+                      Value x = load(e, qs, {t, e.add(qo, c)}, hv);
+                      Value y =
+                          quantized ? load(e, row, {c}, hv)
+                                    : load(e, kc, {lay, p, e.add(ko, c)}, hv);
+                      return {e.add(cc[0], e.mul(x, y))};
+                    })[0];
+                // A shuffle tree, not 16 dependent scalar adds.
+                Value sc =
+                    hv == 1 ? acc
+                            : Value(vector::ReductionOp::create(
+                                  b, loc, vector::CombiningKind::ADD, acc,
+                                  arith::FastMathFlags::reassoc));
+                sc = e.mul(sc, e.f32(scale));
+                memref::StoreOp::create(b, loc, sc, scores, ValueRange{p});
+                return {arith::MaximumFOp::create(b, loc, cur[0], sc)};
+              })[0];
+        }
         // exp(s - max), 16 lanes at a time (math.exp becomes a polynomial,
         // generateKernels' last step), then the rest one by one.
-        auto v16f = VectorType::get({16}, f32);
         Value len16 = arith::MulIOp::create(
             b, loc, arith::DivUIOp::create(b, loc, len, e.idx(16)), e.idx(16));
         Value sum16 = e.fold(e.idx(0), len16, 16,
@@ -1615,7 +1664,9 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                 SmallVector<Value> next;
                 for (int64_t i = 0; i < hd / hv; ++i) {
                   Value y = load(e, vc, {lay, p, e.add(ko, e.idx(i * hv))}, hv);
-                  next.push_back(e.add(cc[i], e.mul(pr, y)));
+                  next.push_back(hv == 1 ? e.add(cc[i], e.mul(pr, y))
+                                         : Value(vector::FMAOp::create(
+                                               b, loc, pr, y, cc[i])));
                 }
                 return next;
               });
