@@ -33,6 +33,9 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/BitVector.h"
 
 #include <cmath>
 
@@ -187,6 +190,9 @@ private:
   LogicalResult lowerTopK(TopKMaskOp op);
   /// Adds a quantizer's zero counts to its stats slot (when stats are on).
   void recordStats(QuantizeOp op, Value zeros, int64_t k);
+  /// Merges runs of adjacent, independent parallel calls with constant task
+  /// counts (q/k/v, gate/up) into one call over the concatenated ranges.
+  void groupParallelCalls();
 
   /// Dot products of codes (row `n` of W, tiles2) with i8 rows `ts` of q;
   /// each 64-byte chunk of the row is unpacked once for all of them.
@@ -285,6 +291,151 @@ void KernelGenerator::callTasks(func::FuncOp k, ValueRange args, Value n) {
   SmallVector<Value> operands(args);
   operands.push_back(n);
   func::CallOp::create(b, loc, decl, operands);
+}
+
+//===----------------------------------------------------------------------===//
+// Grouped parallel calls
+//===----------------------------------------------------------------------===//
+
+static constexpr StringLiteral kParMarker = "__lowbit_par_";
+
+/// The buffer a memref value views.
+static Value rootBuffer(Value v) {
+  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
+    v = view.getViewSource();
+  return v;
+}
+
+/// Arguments of kernel `k` it writes (or might: any use that is not a pure
+/// read or a prefetch counts as a write).
+static llvm::BitVector writtenArgs(func::FuncOp k) {
+  llvm::BitVector written(k.getNumArguments());
+  for (BlockArgument a : k.getArguments()) {
+    if (!isa<MemRefType>(a.getType()))
+      continue;
+    for (Operation *user : a.getUsers()) {
+      if (isa<memref::PrefetchOp>(user))
+        continue;
+      auto mem = dyn_cast<MemoryEffectOpInterface>(user);
+      SmallVector<MemoryEffects::EffectInstance> effects;
+      if (mem)
+        mem.getEffectsOnValue(a, effects);
+      if (!mem || llvm::any_of(effects, [](auto &effect) {
+            return !isa<MemoryEffects::Read>(effect.getEffect());
+          })) {
+        written.set(a.getArgNumber());
+        break;
+      }
+    }
+  }
+  return written;
+}
+
+void KernelGenerator::groupParallelCalls() {
+  Block &body = newFunc.getBody().front();
+  // A call's kernel, its constant task count and the buffers it writes.
+  struct Par {
+    func::CallOp call;
+    func::FuncOp kernel;
+    int64_t n;
+    SmallVector<Value> writes, reads;
+  };
+  auto asPar = [&](Operation &op) -> std::optional<Par> {
+    auto call = dyn_cast<func::CallOp>(op);
+    if (!call || !call.getCallee().starts_with(kParMarker))
+      return std::nullopt;
+    auto kernel = module.lookupSymbol<func::FuncOp>(
+        call.getCallee().drop_front(kParMarker.size()));
+    std::optional<int64_t> n =
+        getConstantIntValue(call.getArgOperands().back());
+    if (!kernel || !n || kernel.getNumArguments() != call.getNumOperands() + 1)
+      return std::nullopt;
+    Par par{call, kernel, *n, {}, {}};
+    llvm::BitVector written = writtenArgs(kernel);
+    for (auto [i, v] : llvm::enumerate(call.getArgOperands().drop_back()))
+      if (isa<MemRefType>(v.getType()))
+        (written.test(i) ? par.writes : par.reads).push_back(rootBuffer(v));
+    return par;
+  };
+  // Two calls may run as one when neither writes a buffer the other uses.
+  auto independent = [](const Par &x, const Par &y) {
+    auto touches = [](const Par &p, Value buf) {
+      return llvm::is_contained(p.writes, buf) ||
+             llvm::is_contained(p.reads, buf);
+    };
+    return llvm::none_of(x.writes, [&](Value v) { return touches(y, v); }) &&
+           llvm::none_of(y.writes, [&](Value v) { return touches(x, v); });
+  };
+  // Runs of calls with only allocations and views (moved up) in between.
+  SmallVector<SmallVector<Par>> runs(1);
+  for (Operation &op : body) {
+    if (std::optional<Par> par = asPar(op)) {
+      if (!llvm::all_of(runs.back(), [&](const Par &p) {
+            return independent(p, *par);
+          }))
+        runs.emplace_back();
+      runs.back().push_back(std::move(*par));
+    } else if (!isa<memref::AllocOp, memref::ViewOp, arith::ConstantOp>(op)) {
+      if (!runs.back().empty())
+        runs.emplace_back();
+    }
+  }
+  for (SmallVector<Par> &run : runs) {
+    if (run.size() < 2)
+      continue;
+    Operation *first = run.front().call;
+    for (Operation *op = first->getNextNode(); op != run.back().call;) {
+      Operation *next = op->getNextNode();
+      if (!isa<func::CallOp>(op))
+        op->moveBefore(first);
+      op = next;
+    }
+    // One kernel over the concatenated task ranges; each part calls its own
+    // kernel on the overlap of [begin, end) with its range.
+    SmallVector<Value> args;
+    SmallVector<SmallVector<unsigned>> slots;
+    std::string name = "group";
+    for (Par &p : run) {
+      name += "_" + p.kernel.getSymName().str();
+      slots.emplace_back();
+      for (Value v : p.call.getArgOperands().drop_back()) {
+        auto *it = llvm::find(args, v);
+        slots.back().push_back(unsigned(it - args.begin()));
+        if (it == args.end())
+          args.push_back(v);
+        name += "." + std::to_string(slots.back().back());
+      }
+    }
+    SmallVector<Type> types(ValueRange(args).getTypes());
+    b.setInsertionPoint(first);
+    loc = first->getLoc();
+    auto group = kernel(name, types, true, [&](Emit &e, ValueRange a) {
+      Value begin = a[args.size()], end = a[args.size() + 1];
+      int64_t offset = 0;
+      for (auto [p, slot] : llvm::zip(run, slots)) {
+        Value lo = arith::MaxUIOp::create(b, loc, begin, e.idx(offset));
+        Value hi = arith::MinUIOp::create(b, loc, end, e.idx(offset + p.n));
+        Value any = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                          lo, hi);
+        auto ifOp = scf::IfOp::create(b, loc, any, /*withElse=*/false);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(ifOp.thenBlock());
+        SmallVector<Value> operands;
+        for (unsigned i : slot)
+          operands.push_back(a[i]);
+        operands.push_back(arith::SubIOp::create(b, loc, lo, e.idx(offset)));
+        operands.push_back(arith::SubIOp::create(b, loc, hi, e.idx(offset)));
+        func::CallOp::create(b, loc, p.kernel, operands);
+        offset += p.n;
+      }
+    });
+    int64_t total = 0;
+    for (Par &p : run)
+      total += p.n;
+    callTasks(group, args, arith::ConstantIndexOp::create(b, loc, total));
+    for (Par &p : run)
+      p.call.erase();
+  }
 }
 
 FailureOr<Value> KernelGenerator::param(Operation *op, ParamAttr p,
@@ -2318,6 +2469,7 @@ LogicalResult KernelGenerator::run() {
   }
   loc = UnknownLoc::get(module.getContext());
   func::ReturnOp::create(b, loc);
+  groupParallelCalls();
   // Each buffer is freed right after its last use, so later layers reuse the
   // memory of earlier ones instead of faulting in fresh pages (a 2B4T-shaped
   // prefill of 256 tokens would otherwise touch over a gigabyte).
