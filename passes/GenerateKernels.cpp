@@ -277,8 +277,12 @@ func::FuncOp KernelGenerator::kernel(StringRef name, TypeRange args, bool task,
   return f;
 }
 
+/// A call to `@__lowbit_par_K(args..., n)` runs @K over the tasks [0, n)
+/// (lowbit-lower-parallel-calls).
+static constexpr StringLiteral kParMarker = "__lowbit_par_";
+
 void KernelGenerator::callTasks(func::FuncOp k, ValueRange args, Value n) {
-  std::string marker = ("__lowbit_par_" + k.getSymName()).str();
+  std::string marker = (kParMarker + k.getSymName()).str();
   auto decl = module.lookupSymbol<func::FuncOp>(marker);
   if (!decl) {
     OpBuilder::InsertionGuard g(b);
@@ -296,8 +300,6 @@ void KernelGenerator::callTasks(func::FuncOp k, ValueRange args, Value n) {
 //===----------------------------------------------------------------------===//
 // Grouped parallel calls
 //===----------------------------------------------------------------------===//
-
-static constexpr StringLiteral kParMarker = "__lowbit_par_";
 
 /// The buffer a memref value views.
 static Value rootBuffer(Value v) {
@@ -333,7 +335,8 @@ static llvm::BitVector writtenArgs(func::FuncOp k) {
 
 void KernelGenerator::groupParallelCalls() {
   Block &body = newFunc.getBody().front();
-  // A call's kernel, its constant task count and the buffers it writes.
+  // A call's kernel, its constant task count and the buffers it writes
+  // and reads.
   struct Par {
     func::CallOp call;
     func::FuncOp kernel;
