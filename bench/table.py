@@ -9,8 +9,9 @@ for line in open(sys.argv[1]):
     b, g = d["bench"], d.get("gguf", {})
     # The row's own probes (before each timed run and after the last): the
     # highest, so the bw% is the conservative figure.
-    bw = max(d.get("bandwidth_gb_s") or [0])
-    probes.setdefault(d["threads"], []).extend(d.get("bandwidth_gb_s") or [])
+    row_probes = d.get("bandwidth_gb_s") or []
+    bw = max(row_probes, default=0)
+    probes.setdefault(d["threads"], []).extend(row_probes)
     # Weights, plus the KV-cache rows a decoded token attends to on average.
     kv = b.get("kv_bytes_per_token")
     if kv is None:

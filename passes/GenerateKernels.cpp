@@ -394,12 +394,15 @@ void KernelGenerator::groupParallelCalls() {
       op = next;
     }
     // One kernel over the concatenated task ranges; each part calls its own
-    // kernel on the overlap of [begin, end) with its range.
+    // kernel on the overlap of [begin, end) with its range. The name (the
+    // kernels cache key) holds each part's kernel, task count and arguments.
     SmallVector<Value> args;
     SmallVector<SmallVector<unsigned>> slots;
     std::string name = "group";
+    int64_t total = 0;
     for (Par &p : run) {
-      name += "_" + p.kernel.getSymName().str();
+      name += "_" + p.kernel.getSymName().str() + ".n" + std::to_string(p.n);
+      total += p.n;
       slots.emplace_back();
       for (Value v : p.call.getArgOperands().drop_back()) {
         auto *it = llvm::find(args, v);
@@ -432,9 +435,6 @@ void KernelGenerator::groupParallelCalls() {
         offset += p.n;
       }
     });
-    int64_t total = 0;
-    for (Par &p : run)
-      total += p.n;
     callTasks(group, args, arith::ConstantIndexOp::create(b, loc, total));
     for (Par &p : run)
       p.call.erase();
@@ -2541,7 +2541,8 @@ struct GenerateKernelsPass
                                             "generic";
       return signalPassFailure();
     }
-    if (failed(KernelGenerator(getOperation(), isa, gfni, embeddedWeights).run()))
+    if (failed(KernelGenerator(getOperation(), isa, gfni, embeddedWeights)
+                   .run()))
       return signalPassFailure();
     // The softmax's math.exp (16 lanes at a time) becomes upstream's
     // polynomial approximation instead of one libm call per lane.
