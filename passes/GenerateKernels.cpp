@@ -1618,10 +1618,17 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                    vBos, layerIdx, startArg});
   }
 
+  // Two query heads of one KV group per task (f32 cache, head_dim a multiple
+  // of 16 up to 128): each K and V load feeds both heads' FMAs, so the
+  // group's rows stream through L1 half as often. The 16 score accumulators
+  // are then 2 heads x 8 positions; P.V holds 2 x hd / 16 accumulators.
+  bool pairs = !quantized && hv == 16 && group % 2 == 0 && hd <= 128;
+  int64_t headsPerTask = pairs ? 2 : 1;
   std::string name = "attention_" + std::to_string(nh) + "x" +
                      std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
                      std::to_string(context) + "_b" + std::to_string(kvBits) +
-                     (quantized ? "_s" + std::to_string(storeBits) : "");
+                     (quantized ? "_s" + std::to_string(storeBits) : "") +
+                     (pairs ? "_p2" : "");
 
   SmallVector<Type> types{q.getType(), kCache.getType(), vCache.getType()};
   if (quantized)
@@ -1701,6 +1708,142 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     };
     auto vt = VectorType::get({hv}, f32);
     auto vzero = [&] { return hv == 1 ? e.f32(0.0f) : e.splat(vt, e.f32(0.0f)); };
+    auto v16f = VectorType::get({16}, f32);
+    // exp(s - max) over scores [0, len), 16 lanes at a time (math.exp
+    // becomes a polynomial, generateKernels' last step), then the rest one
+    // by one; returns 1 / sum.
+    auto softmaxExp = [&](Value sc, Value mx, Value len) -> Value {
+      Value len16 = arith::MulIOp::create(
+          b, loc, arith::DivUIOp::create(b, loc, len, e.idx(16)), e.idx(16));
+      Value sum16 = e.fold(e.idx(0), len16, 16,
+          {e.splat(v16f, e.f32(0.0f))},
+          [&](Value p, ValueRange cur) -> SmallVector<Value> {
+            Value s = vector::LoadOp::create(b, loc, v16f, sc, ValueRange{p});
+            Value ex = math::ExpOp::create(
+                b, loc, arith::SubFOp::create(b, loc, s, e.splat(v16f, mx)));
+            vector::StoreOp::create(b, loc, ex, sc, ValueRange{p});
+            return {e.add(cur[0], ex)};
+          })[0];
+      Value sum = e.fold(len16, len, 1,
+          {vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                       sum16, arith::FastMathFlags::reassoc)
+               .getResult()},
+          [&](Value p, ValueRange cur) -> SmallVector<Value> {
+            Value s = memref::LoadOp::create(b, loc, sc, ValueRange{p});
+            Value ex = math::ExpOp::create(
+                b, loc, arith::SubFOp::create(b, loc, s, mx));
+            memref::StoreOp::create(b, loc, ex, sc, ValueRange{p});
+            return {e.add(cur[0], ex)};
+          })[0];
+      return arith::DivFOp::create(b, loc, e.f32(1.0f), sum);
+    };
+    if (pairs) {
+      Value scores1 = memref::AllocaOp::create(
+          b, loc, MemRefType::get({context}, f32));
+      auto m8 = VectorType::get({8}, b.getI1Type());
+      // Lane l of a score block is head l / 8, position p0 + l % 8.
+      SmallVector<int64_t> laneIdx;
+      for (int64_t l = 0; l < 16; ++l)
+        laneIdx.push_back(l % 8);
+      Value laneOff = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(VectorType::get({16}, b.getIndexType()),
+                                         ArrayRef<int64_t>(laneIdx)));
+      int64_t nv = hd / 16;
+      e.loop(begin, end, 1, [&](Value j) {
+        Value h0 = arith::MulIOp::create(b, loc, j, e.idx(2));
+        Value kvh = arith::DivUIOp::create(b, loc, h0, e.idx(group));
+        Value qo0 = arith::MulIOp::create(b, loc, h0, e.idx(hd));
+        Value qo1 = e.add(qo0, e.idx(hd));
+        Value ko = arith::MulIOp::create(b, loc, kvh, e.idx(hd));
+        e.loop(e.idx(0), nt, 1, [&](Value t) {
+          Value len = e.add(e.add(start, t), e.idx(1));
+          Value last = arith::SubIOp::create(b, loc, len, e.idx(1));
+          // 8 positions x 2 heads per block; the last block repeats
+          // position len - 1 in its unused lanes and stores only the valid
+          // ones, so every score is computed the same way whatever len is.
+          Value m16 = e.fold(e.idx(0), len, 8,
+              {e.splat(v16f, e.f32(-INFINITY))},
+              [&](Value p0, ValueRange cur) -> SmallVector<Value> {
+                SmallVector<Value> pos;
+                for (int64_t i = 0; i < 8; ++i)
+                  pos.push_back(arith::MinUIOp::create(
+                      b, loc, e.add(p0, e.idx(i)), last));
+                SmallVector<Value> accs = e.fold(
+                    e.idx(0), e.idx(hd), 16,
+                    SmallVector<Value>(16, e.splat(v16f, e.f32(0.0f))),
+                    [&](Value c, ValueRange cc) -> SmallVector<Value> {
+                      Value x0 = load(e, qs, {t, e.add(qo0, c)}, 16);
+                      Value x1 = load(e, qs, {t, e.add(qo1, c)}, 16);
+                      SmallVector<Value> next(16);
+                      for (int64_t i = 0; i < 8; ++i) {
+                        Value kr = load(e, kc, {lay, pos[i], e.add(ko, c)}, 16);
+                        next[i] = vector::FMAOp::create(b, loc, x0, kr, cc[i]);
+                        next[8 + i] =
+                            vector::FMAOp::create(b, loc, x1, kr, cc[8 + i]);
+                      }
+                      return next;
+                    });
+                Value sc = e.mul(transposeReduce16(e, accs),
+                                 e.splat(v16f, e.f32(scale)));
+                Value valid = arith::MinUIOp::create(
+                    b, loc, arith::SubIOp::create(b, loc, len, p0), e.idx(8));
+                Value mask = vector::CreateMaskOp::create(b, loc, m8,
+                                                          ValueRange{valid});
+                for (int64_t h = 0; h < 2; ++h) {
+                  Value half = vector::ExtractStridedSliceOp::create(
+                      b, loc, sc, ArrayRef<int64_t>{8 * h},
+                      ArrayRef<int64_t>{8}, ArrayRef<int64_t>{1});
+                  vector::MaskedStoreOp::create(b, loc, h ? scores1 : scores,
+                                                ValueRange{p0}, mask, half);
+                }
+                Value mask16 = arith::CmpIOp::create(
+                    b, loc, arith::CmpIPredicate::ult, laneOff,
+                    vector::BroadcastOp::create(
+                        b, loc, VectorType::get({16}, b.getIndexType()), valid));
+                return {arith::MaximumFOp::create(
+                    b, loc, cur[0],
+                    arith::SelectOp::create(b, loc, mask16, sc,
+                                            e.splat(v16f, e.f32(-INFINITY))))};
+              })[0];
+          SmallVector<Value> inv;
+          for (int64_t h = 0; h < 2; ++h) {
+            Value half = vector::ExtractStridedSliceOp::create(
+                b, loc, m16, ArrayRef<int64_t>{8 * h}, ArrayRef<int64_t>{8},
+                ArrayRef<int64_t>{1});
+            Value mx = vector::ReductionOp::create(
+                b, loc, vector::CombiningKind::MAXIMUMF, half);
+            inv.push_back(softmaxExp(h ? scores1 : scores, mx, len));
+          }
+          // out_h = sum_p (e_hp / sum_h) V_p: each V row loaded once for
+          // both heads.
+          SmallVector<Value> acc = e.fold(e.idx(0), len, 1,
+              SmallVector<Value>(2 * nv, vzero()),
+              [&](Value p, ValueRange cc) -> SmallVector<Value> {
+                Value pr[2];
+                for (int64_t h = 0; h < 2; ++h)
+                  pr[h] = lanes(e,
+                                e.mul(memref::LoadOp::create(
+                                          b, loc, h ? scores1 : scores,
+                                          ValueRange{p}),
+                                      inv[h]),
+                                16);
+                SmallVector<Value> next(2 * nv);
+                for (int64_t i = 0; i < nv; ++i) {
+                  Value y = load(e, vc, {lay, p, e.add(ko, e.idx(i * 16))}, 16);
+                  for (int64_t h = 0; h < 2; ++h)
+                    next[h * nv + i] =
+                        vector::FMAOp::create(b, loc, pr[h], y, cc[h * nv + i]);
+                }
+                return next;
+              });
+          for (int64_t h = 0; h < 2; ++h)
+            for (int64_t i = 0; i < nv; ++i)
+              ::store(e, acc[h * nv + i], o,
+                      {t, e.add(h ? qo1 : qo0, e.idx(i * 16))});
+        });
+      });
+      return;
+    }
     e.loop(begin, end, 1, [&](Value j) {
       Value kvh = arith::DivUIOp::create(b, loc, j, e.idx(group));
       Value qo = arith::MulIOp::create(b, loc, j, e.idx(hd));
@@ -1708,7 +1851,6 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       e.loop(e.idx(0), nt, 1, [&](Value t) {
         Value len = e.add(e.add(start, t), e.idx(1));
         // scores and their max
-        auto v16f = VectorType::get({16}, f32);
         Value mx;
         if (!quantized && hv == 16) {
           // 16 positions at a time: 16 independent FMA chains over the head
@@ -1778,32 +1920,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                 return {arith::MaximumFOp::create(b, loc, cur[0], sc)};
               })[0];
         }
-        // exp(s - max), 16 lanes at a time (math.exp becomes a polynomial,
-        // generateKernels' last step), then the rest one by one.
-        Value len16 = arith::MulIOp::create(
-            b, loc, arith::DivUIOp::create(b, loc, len, e.idx(16)), e.idx(16));
-        Value sum16 = e.fold(e.idx(0), len16, 16,
-            {e.splat(v16f, e.f32(0.0f))},
-            [&](Value p, ValueRange cur) -> SmallVector<Value> {
-              Value s = vector::LoadOp::create(b, loc, v16f, scores,
-                                               ValueRange{p});
-              Value ex = math::ExpOp::create(
-                  b, loc, arith::SubFOp::create(b, loc, s, e.splat(v16f, mx)));
-              vector::StoreOp::create(b, loc, ex, scores, ValueRange{p});
-              return {e.add(cur[0], ex)};
-            })[0];
-        Value sum = e.fold(len16, len, 1,
-            {vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                         sum16, arith::FastMathFlags::reassoc)
-                 .getResult()},
-            [&](Value p, ValueRange cur) -> SmallVector<Value> {
-              Value s = memref::LoadOp::create(b, loc, scores, ValueRange{p});
-              Value ex = math::ExpOp::create(
-                  b, loc, arith::SubFOp::create(b, loc, s, mx));
-              memref::StoreOp::create(b, loc, ex, scores, ValueRange{p});
-              return {e.add(cur[0], ex)};
-            })[0];
-        Value inv = arith::DivFOp::create(b, loc, e.f32(1.0f), sum);
+        Value inv = softmaxExp(scores, mx, len);
         if (!quantized && hd / hv <= 16) {
           // out = sum_p (e_p / sum) V_p: position by position, the head's
           // row of V read in order into hd / hv register accumulators.
@@ -1864,7 +1981,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   if (quantized)
     args.append({kSteps, vSteps, kBos, vBos});
   args.append({layerIdx, startArg, out});
-  callTasks(kern, args, arith::ConstantIndexOp::create(b, loc, nh));
+  callTasks(kern, args, arith::ConstantIndexOp::create(b, loc, nh / headsPerTask));
   buffers[op.getResult()] = out;
   return success();
 }
