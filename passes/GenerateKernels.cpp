@@ -1618,11 +1618,12 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                    vBos, layerIdx, startArg});
   }
 
-  // Two query heads of one KV group per task (f32 cache, head_dim a multiple
-  // of 16 up to 128): each K and V load feeds both heads' FMAs, so the
+  // Two query heads of one KV group per task (head_dim a multiple of 16 up
+  // to 128): each K and V row is loaded (a quantized one dequantized, 16
+  // codes at a time in vector registers) once for both heads' FMAs, so the
   // group's rows stream through L1 half as often. The 16 score accumulators
   // are then 2 heads x 8 positions; P.V holds 2 x hd / 16 accumulators.
-  bool pairs = !quantized && hv == 16 && group % 2 == 0 && hd <= 128;
+  bool pairs = hv == 16 && group % 2 == 0 && hd <= 128;
   int64_t headsPerTask = pairs ? 2 : 1;
   std::string name = "attention_" + std::to_string(nh) + "x" +
                      std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
@@ -1737,6 +1738,82 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
           })[0];
       return arith::DivFOp::create(b, loc, e.f32(1.0f), sum);
     };
+    // Lanes [c, c + 16) of the K or V row at position p of KV head kvh, as
+    // f32: straight from an f32 cache; from a quantized one, the codes
+    // widened in vector registers and times the row's step (the BOS row's
+    // 8-bit codes from its own table), the same values dequantRow puts.
+    auto i32 = b.getI32Type();
+    auto v16i = VectorType::get({16}, i32);
+    auto constI32 = [&](ArrayRef<int32_t> vals) -> Value {
+      return arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(v16i, vals));
+    };
+    auto rowChunk = [&](Value cache, Value steps, Value bosRows, Value p,
+                        Value kvh, Value c) -> Value {
+      Value ko = arith::MulIOp::create(b, loc, kvh, e.idx(hd));
+      if (!quantized)
+        return load(e, cache, {lay, p, e.add(ko, c)}, 16);
+      Value step = e.splat(
+          v16f, memref::LoadOp::create(b, loc, steps, ValueRange{lay, p, kvh}));
+      Value isBos = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, p,
+                                          e.idx(0));
+      auto toF32 = [&](Value codes) {
+        return e.mul(arith::SIToFPOp::create(b, loc, v16f, codes), step);
+      };
+      auto ifOp = scf::IfOp::create(
+          b, loc, TypeRange{v16f}, isBos, /*withElseRegion=*/true);
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+        Value u = arith::ExtUIOp::create(
+            b, loc, v16i,
+            vector::LoadOp::create(b, loc, VectorType::get({16}, b.getI8Type()),
+                                   bosRows, ValueRange{lay, e.add(ko, c)}));
+        scf::YieldOp::create(b, loc,
+                             toF32(arith::SubIOp::create(b, loc, u,
+                                                         constI32({128}))));
+        b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+        Value at = e.add(
+            arith::MulIOp::create(b, loc, kvh,
+                                  e.idx(hd / groupCodes * groupBytes)),
+            arith::MulIOp::create(
+                b, loc, arith::DivUIOp::create(b, loc, c, e.idx(groupCodes)),
+                e.idx(groupBytes)));
+        // 16 codes = 16 / groupCodes groups of groupBytes bytes; lane l is
+        // code l % groupCodes of group l / groupCodes, its bytes shuffled
+        // into byte k of the lane's word, then shifted and masked.
+        int64_t nbytes = 16 / groupCodes * groupBytes;
+        auto rawTy = VectorType::get({nbytes}, b.getI8Type());
+        Value raw = vector::LoadOp::create(b, loc, rawTy, cache,
+                                           ValueRange{lay, p, at});
+        Value word;
+        for (int64_t k = 0; k < groupBytes; ++k) {
+          SmallVector<int64_t> pick;
+          for (int64_t l = 0; l < 16; ++l)
+            pick.push_back(l / groupCodes * groupBytes + k);
+          Value byteK = arith::ExtUIOp::create(
+              b, loc, v16i, vector::ShuffleOp::create(b, loc, raw, raw, pick));
+          if (k)
+            byteK = arith::ShLIOp::create(b, loc, byteK,
+                                          constI32({int32_t(8 * k)}));
+          word = k ? arith::OrIOp::create(b, loc, word, byteK) : byteK;
+        }
+        if (groupCodes > 1) {
+          SmallVector<int32_t> shifts;
+          for (int64_t l = 0; l < 16; ++l)
+            shifts.push_back(int32_t(storeBits * (l % groupCodes)));
+          word = arith::ShRUIOp::create(b, loc, word, constI32(shifts));
+        }
+        if (storeBits < 8)
+          word = arith::AndIOp::create(b, loc, word,
+                                       constI32({(1 << storeBits) - 1}));
+        scf::YieldOp::create(
+            b, loc,
+            toF32(arith::SubIOp::create(b, loc, word,
+                                        constI32({1 << (kvBits - 1)}))));
+      }
+      return ifOp.getResult(0);
+    };
     if (pairs) {
       Value scores1 = memref::AllocaOp::create(
           b, loc, MemRefType::get({context}, f32));
@@ -1754,7 +1831,6 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
         Value kvh = arith::DivUIOp::create(b, loc, h0, e.idx(group));
         Value qo0 = arith::MulIOp::create(b, loc, h0, e.idx(hd));
         Value qo1 = e.add(qo0, e.idx(hd));
-        Value ko = arith::MulIOp::create(b, loc, kvh, e.idx(hd));
         e.loop(e.idx(0), nt, 1, [&](Value t) {
           Value len = e.add(e.add(start, t), e.idx(1));
           Value last = arith::SubIOp::create(b, loc, len, e.idx(1));
@@ -1776,7 +1852,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                       Value x1 = load(e, qs, {t, e.add(qo1, c)}, 16);
                       SmallVector<Value> next(16);
                       for (int64_t i = 0; i < 8; ++i) {
-                        Value kr = load(e, kc, {lay, pos[i], e.add(ko, c)}, 16);
+                        Value kr = rowChunk(kc, ks, kb, pos[i], kvh, c);
                         next[i] = vector::FMAOp::create(b, loc, x0, kr, cc[i]);
                         next[8 + i] =
                             vector::FMAOp::create(b, loc, x1, kr, cc[8 + i]);
@@ -1829,7 +1905,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                                 16);
                 SmallVector<Value> next(2 * nv);
                 for (int64_t i = 0; i < nv; ++i) {
-                  Value y = load(e, vc, {lay, p, e.add(ko, e.idx(i * 16))}, 16);
+                  Value y = rowChunk(vc, vs, vb, p, kvh, e.idx(i * 16));
                   for (int64_t h = 0; h < 2; ++h)
                     next[h * nv + i] =
                         vector::FMAOp::create(b, loc, pr[h], y, cc[h * nv + i]);
