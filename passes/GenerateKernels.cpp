@@ -1623,7 +1623,10 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   // codes at a time in vector registers) once for both heads' FMAs, so the
   // group's rows stream through L1 half as often. The 16 score accumulators
   // are then 2 heads x 8 positions; P.V holds 2 x hd / 16 accumulators.
+  // One query head per task otherwise; with head_dim a multiple of 16 (up
+  // to 256) the same blocked kernel, 16 positions at a time.
   bool pairs = hv == 16 && group % 2 == 0 && hd <= 128;
+  bool blocks = hv == 16 && hd <= 256;
   int64_t headsPerTask = pairs ? 2 : 1;
   std::string name = "attention_" + std::to_string(nh) + "x" +
                      std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
@@ -1814,108 +1817,117 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       }
       return ifOp.getResult(0);
     };
-    if (pairs) {
-      Value scores1 = memref::AllocaOp::create(
-          b, loc, MemRefType::get({context}, f32));
-      auto m8 = VectorType::get({8}, b.getI1Type());
-      // Lane l of a score block is head l / 8, position p0 + l % 8.
+    if (blocks) {
+      // H = headsPerTask query heads of one KV head, P = 16 / H positions
+      // per block: lane l of a score block is head l / P, position
+      // p0 + l % P.
+      int64_t H = headsPerTask, P = 16 / H, nv = hd / 16;
+      SmallVector<Value> sc{scores};
+      for (int64_t h = 1; h < H; ++h)
+        sc.push_back(memref::AllocaOp::create(
+            b, loc, MemRefType::get({context}, f32)));
+      auto mP = VectorType::get({P}, b.getI1Type());
       SmallVector<int64_t> laneIdx;
       for (int64_t l = 0; l < 16; ++l)
-        laneIdx.push_back(l % 8);
+        laneIdx.push_back(l % P);
       Value laneOff = arith::ConstantOp::create(
           b, loc, DenseElementsAttr::get(VectorType::get({16}, b.getIndexType()),
                                          ArrayRef<int64_t>(laneIdx)));
-      int64_t nv = hd / 16;
+      auto headLanes = [&](Value v16, int64_t h) -> Value {
+        if (H == 1)
+          return v16;
+        return vector::ExtractStridedSliceOp::create(
+            b, loc, v16, ArrayRef<int64_t>{P * h}, ArrayRef<int64_t>{P},
+            ArrayRef<int64_t>{1});
+      };
       e.loop(begin, end, 1, [&](Value j) {
-        Value h0 = arith::MulIOp::create(b, loc, j, e.idx(2));
+        Value h0 = arith::MulIOp::create(b, loc, j, e.idx(H));
         Value kvh = arith::DivUIOp::create(b, loc, h0, e.idx(group));
-        Value qo0 = arith::MulIOp::create(b, loc, h0, e.idx(hd));
-        Value qo1 = e.add(qo0, e.idx(hd));
+        SmallVector<Value> qo;
+        for (int64_t h = 0; h < H; ++h)
+          qo.push_back(arith::MulIOp::create(b, loc, e.add(h0, e.idx(h)),
+                                             e.idx(hd)));
         e.loop(e.idx(0), nt, 1, [&](Value t) {
           Value len = e.add(e.add(start, t), e.idx(1));
           Value last = arith::SubIOp::create(b, loc, len, e.idx(1));
-          // 8 positions x 2 heads per block; the last block repeats
-          // position len - 1 in its unused lanes and stores only the valid
-          // ones, so every score is computed the same way whatever len is.
-          Value m16 = e.fold(e.idx(0), len, 8,
+          // 16 independent FMA chains over the head (not one latency-bound
+          // chain per position), one shuffle tree for the 16 sums. The last
+          // block repeats position len - 1 in its unused lanes and stores
+          // only the valid ones, so every score is computed the same way
+          // whatever len is.
+          Value m16 = e.fold(e.idx(0), len, P,
               {e.splat(v16f, e.f32(-INFINITY))},
               [&](Value p0, ValueRange cur) -> SmallVector<Value> {
                 SmallVector<Value> pos;
-                for (int64_t i = 0; i < 8; ++i)
+                for (int64_t i = 0; i < P; ++i)
                   pos.push_back(arith::MinUIOp::create(
                       b, loc, e.add(p0, e.idx(i)), last));
                 SmallVector<Value> accs = e.fold(
                     e.idx(0), e.idx(hd), 16,
                     SmallVector<Value>(16, e.splat(v16f, e.f32(0.0f))),
                     [&](Value c, ValueRange cc) -> SmallVector<Value> {
-                      Value x0 = load(e, qs, {t, e.add(qo0, c)}, 16);
-                      Value x1 = load(e, qs, {t, e.add(qo1, c)}, 16);
+                      SmallVector<Value> x;
+                      for (int64_t h = 0; h < H; ++h)
+                        x.push_back(load(e, qs, {t, e.add(qo[h], c)}, 16));
                       SmallVector<Value> next(16);
-                      for (int64_t i = 0; i < 8; ++i) {
+                      for (int64_t i = 0; i < P; ++i) {
                         Value kr = rowChunk(kc, ks, kb, pos[i], kvh, c);
-                        next[i] = vector::FMAOp::create(b, loc, x0, kr, cc[i]);
-                        next[8 + i] =
-                            vector::FMAOp::create(b, loc, x1, kr, cc[8 + i]);
+                        for (int64_t h = 0; h < H; ++h)
+                          next[h * P + i] = vector::FMAOp::create(
+                              b, loc, x[h], kr, cc[h * P + i]);
                       }
                       return next;
                     });
-                Value sc = e.mul(transposeReduce16(e, accs),
-                                 e.splat(v16f, e.f32(scale)));
+                Value s16 = e.mul(transposeReduce16(e, accs),
+                                  e.splat(v16f, e.f32(scale)));
                 Value valid = arith::MinUIOp::create(
-                    b, loc, arith::SubIOp::create(b, loc, len, p0), e.idx(8));
-                Value mask = vector::CreateMaskOp::create(b, loc, m8,
+                    b, loc, arith::SubIOp::create(b, loc, len, p0), e.idx(P));
+                Value mask = vector::CreateMaskOp::create(b, loc, mP,
                                                           ValueRange{valid});
-                for (int64_t h = 0; h < 2; ++h) {
-                  Value half = vector::ExtractStridedSliceOp::create(
-                      b, loc, sc, ArrayRef<int64_t>{8 * h},
-                      ArrayRef<int64_t>{8}, ArrayRef<int64_t>{1});
-                  vector::MaskedStoreOp::create(b, loc, h ? scores1 : scores,
-                                                ValueRange{p0}, mask, half);
-                }
+                for (int64_t h = 0; h < H; ++h)
+                  vector::MaskedStoreOp::create(b, loc, sc[h], ValueRange{p0},
+                                                mask, headLanes(s16, h));
                 Value mask16 = arith::CmpIOp::create(
                     b, loc, arith::CmpIPredicate::ult, laneOff,
                     vector::BroadcastOp::create(
                         b, loc, VectorType::get({16}, b.getIndexType()), valid));
                 return {arith::MaximumFOp::create(
                     b, loc, cur[0],
-                    arith::SelectOp::create(b, loc, mask16, sc,
+                    arith::SelectOp::create(b, loc, mask16, s16,
                                             e.splat(v16f, e.f32(-INFINITY))))};
               })[0];
           SmallVector<Value> inv;
-          for (int64_t h = 0; h < 2; ++h) {
-            Value half = vector::ExtractStridedSliceOp::create(
-                b, loc, m16, ArrayRef<int64_t>{8 * h}, ArrayRef<int64_t>{8},
-                ArrayRef<int64_t>{1});
-            Value mx = vector::ReductionOp::create(
-                b, loc, vector::CombiningKind::MAXIMUMF, half);
-            inv.push_back(softmaxExp(h ? scores1 : scores, mx, len));
-          }
-          // out_h = sum_p (e_hp / sum_h) V_p: each V row loaded once for
-          // both heads.
+          for (int64_t h = 0; h < H; ++h)
+            inv.push_back(softmaxExp(
+                sc[h],
+                vector::ReductionOp::create(b, loc,
+                                            vector::CombiningKind::MAXIMUMF,
+                                            headLanes(m16, h)),
+                len));
+          // out_h = sum_p (e_hp / sum_h) V_p: the V row read in order into
+          // H x hd / 16 register accumulators, each load feeding every head.
           SmallVector<Value> acc = e.fold(e.idx(0), len, 1,
-              SmallVector<Value>(2 * nv, vzero()),
+              SmallVector<Value>(H * nv, vzero()),
               [&](Value p, ValueRange cc) -> SmallVector<Value> {
-                Value pr[2];
-                for (int64_t h = 0; h < 2; ++h)
-                  pr[h] = lanes(e,
-                                e.mul(memref::LoadOp::create(
-                                          b, loc, h ? scores1 : scores,
-                                          ValueRange{p}),
-                                      inv[h]),
-                                16);
-                SmallVector<Value> next(2 * nv);
+                SmallVector<Value> pr;
+                for (int64_t h = 0; h < H; ++h)
+                  pr.push_back(lanes(
+                      e,
+                      e.mul(memref::LoadOp::create(b, loc, sc[h], ValueRange{p}),
+                            inv[h]),
+                      16));
+                SmallVector<Value> next(H * nv);
                 for (int64_t i = 0; i < nv; ++i) {
                   Value y = rowChunk(vc, vs, vb, p, kvh, e.idx(i * 16));
-                  for (int64_t h = 0; h < 2; ++h)
+                  for (int64_t h = 0; h < H; ++h)
                     next[h * nv + i] =
                         vector::FMAOp::create(b, loc, pr[h], y, cc[h * nv + i]);
                 }
                 return next;
               });
-          for (int64_t h = 0; h < 2; ++h)
+          for (int64_t h = 0; h < H; ++h)
             for (int64_t i = 0; i < nv; ++i)
-              ::store(e, acc[h * nv + i], o,
-                      {t, e.add(h ? qo1 : qo0, e.idx(i * 16))});
+              ::store(e, acc[h * nv + i], o, {t, e.add(qo[h], e.idx(i * 16))});
         });
       });
       return;
@@ -1927,75 +1939,29 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       e.loop(e.idx(0), nt, 1, [&](Value t) {
         Value len = e.add(e.add(start, t), e.idx(1));
         // scores and their max
-        Value mx;
-        if (!quantized && hv == 16) {
-          // 16 positions at a time: 16 independent FMA chains over the head
-          // (not one latency-bound chain per position), one shuffle tree
-          // for the 16 sums. The last block repeats position len - 1 in its
-          // unused lanes and stores only the valid ones, so every score is
-          // computed the same way whatever len is.
-          Value last = arith::SubIOp::create(b, loc, len, e.idx(1));
-          Value m16 = e.fold(e.idx(0), len, 16,
-              {e.splat(v16f, e.f32(-INFINITY))},
-              [&](Value p0, ValueRange cur) -> SmallVector<Value> {
-                SmallVector<Value> pos;
-                for (int64_t i = 0; i < 16; ++i)
-                  pos.push_back(arith::MinUIOp::create(
-                      b, loc, e.add(p0, e.idx(i)), last));
-                SmallVector<Value> accs = e.fold(
-                    e.idx(0), e.idx(hd), 16,
-                    SmallVector<Value>(16, e.splat(v16f, e.f32(0.0f))),
-                    [&](Value c, ValueRange cc) -> SmallVector<Value> {
-                      Value x = load(e, qs, {t, e.add(qo, c)}, 16);
-                      SmallVector<Value> next;
-                      for (int64_t i = 0; i < 16; ++i)
-                        next.push_back(vector::FMAOp::create(
-                            b, loc, x,
-                            load(e, kc, {lay, pos[i], e.add(ko, c)}, 16),
-                            cc[i]));
-                      return next;
-                    });
-                Value sc = e.mul(transposeReduce16(e, accs),
-                                 e.splat(v16f, e.f32(scale)));
-                Value valid = arith::MinUIOp::create(
-                    b, loc, arith::SubIOp::create(b, loc, len, p0), e.idx(16));
-                Value mask = vector::CreateMaskOp::create(
-                    b, loc, VectorType::get({16}, b.getI1Type()),
-                    ValueRange{valid});
-                vector::MaskedStoreOp::create(b, loc, scores, ValueRange{p0},
-                                              mask, sc);
-                return {arith::MaximumFOp::create(
-                    b, loc, cur[0],
-                    arith::SelectOp::create(b, loc, mask, sc,
-                                            e.splat(v16f, e.f32(-INFINITY))))};
-              })[0];
-          mx = vector::ReductionOp::create(
-              b, loc, vector::CombiningKind::MAXIMUMF, m16);
-        } else {
-          // One position at a time (quantized rows are dequantized per use).
-          mx = e.fold(e.idx(0), len, 1, {e.f32(-INFINITY)},
-              [&](Value p, ValueRange cur) -> SmallVector<Value> {
-                if (quantized)
-                  dequantRow(kc, ks, kb, p, kvh, ko);
-                Value acc = e.fold(e.idx(0), e.idx(hd), hv, {vzero()},
-                    [&](Value c, ValueRange cc) -> SmallVector<Value> {
-                      Value x = load(e, qs, {t, e.add(qo, c)}, hv);
-                      Value y =
-                          quantized ? load(e, row, {c}, hv)
-                                    : load(e, kc, {lay, p, e.add(ko, c)}, hv);
-                      return {e.add(cc[0], e.mul(x, y))};
-                    })[0];
-                // A shuffle tree, not 16 dependent scalar adds.
-                Value sc =
-                    hv == 1 ? acc
-                            : Value(vector::ReductionOp::create(
-                                  b, loc, vector::CombiningKind::ADD, acc,
-                                  arith::FastMathFlags::reassoc));
-                sc = e.mul(sc, e.f32(scale));
-                memref::StoreOp::create(b, loc, sc, scores, ValueRange{p});
-                return {arith::MaximumFOp::create(b, loc, cur[0], sc)};
-              })[0];
-        }
+        // One position at a time (quantized rows are dequantized per use).
+        Value mx = e.fold(e.idx(0), len, 1, {e.f32(-INFINITY)},
+            [&](Value p, ValueRange cur) -> SmallVector<Value> {
+              if (quantized)
+                dequantRow(kc, ks, kb, p, kvh, ko);
+              Value acc = e.fold(e.idx(0), e.idx(hd), hv, {vzero()},
+                  [&](Value c, ValueRange cc) -> SmallVector<Value> {
+                    Value x = load(e, qs, {t, e.add(qo, c)}, hv);
+                    Value y =
+                        quantized ? load(e, row, {c}, hv)
+                                  : load(e, kc, {lay, p, e.add(ko, c)}, hv);
+                    return {e.add(cc[0], e.mul(x, y))};
+                  })[0];
+              // A shuffle tree, not 16 dependent scalar adds.
+              Value sc =
+                  hv == 1 ? acc
+                          : Value(vector::ReductionOp::create(
+                                b, loc, vector::CombiningKind::ADD, acc,
+                                arith::FastMathFlags::reassoc));
+              sc = e.mul(sc, e.f32(scale));
+              memref::StoreOp::create(b, loc, sc, scores, ValueRange{p});
+              return {arith::MaximumFOp::create(b, loc, cur[0], sc)};
+            })[0];
         Value inv = softmaxExp(scores, mx, len);
         if (!quantized && hd / hv <= 16) {
           // out = sum_p (e_p / sum) V_p: position by position, the head's
