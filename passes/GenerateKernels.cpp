@@ -1649,12 +1649,11 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     Value scores = memref::AllocaOp::create(
         b, loc, MemRefType::get({context}, f32));
     Value nt = memref::DimOp::create(b, loc, qs, 0);
-    // Quantized caches: one (position, head) row dequantized into `row`
-    // (f32[hd]) per use: the BOS row byte by byte, later rows a group of
+    // Quantized caches on the one-position-at-a-time path: one (position,
+    // head) row dequantized into `row` (f32[hd], allocated with that path
+    // below) per use: the BOS row byte by byte, later rows a group of
     // `groupCodes` codes per `groupBytes` bytes.
-    Value row = quantized ? Value(memref::AllocaOp::create(
-                                b, loc, MemRefType::get({hd}, f32)))
-                          : Value();
+    Value row;
     auto dequantRow = [&](Value cache, Value steps, Value bosRows, Value p,
                           Value kvh, Value ko) {
       Value step = memref::LoadOp::create(b, loc, steps, ValueRange{lay, p, kvh});
@@ -1932,6 +1931,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       });
       return;
     }
+    if (quantized)
+      row = memref::AllocaOp::create(b, loc, MemRefType::get({hd}, f32));
     e.loop(begin, end, 1, [&](Value j) {
       Value kvh = arith::DivUIOp::create(b, loc, j, e.idx(group));
       Value qo = arith::MulIOp::create(b, loc, j, e.idx(hd));
