@@ -68,6 +68,20 @@ static_assert(kRowBlock == kTileRows,
 /// (3 and 6 less, 8 slower than none).
 constexpr int64_t kPrefetchBlocks = 4;
 
+/// Attention reads K and V rows this many positions ahead of the ones it
+/// loads (f32 caches): a head's rows are 4 x head_dim bytes every
+/// 4 x num_kv_heads x head_dim, short runs the hardware prefetchers pick up
+/// late. 16 measured -10 % attention time per call on 2B4T at 600
+/// positions (8 and 32: -3 to -5 %).
+constexpr int64_t kAttnPrefetch = 16;
+
+/// Attention splits each token's positions [0, len) into this many chunks
+/// of ceil(len / chunks) (split-K / flash-decoding), computed apart and
+/// merged; a decoded token runs as num_kv_heads x chunks tasks. Fixed, so a
+/// token's result depends neither on the thread count nor on whether it
+/// came in a prompt or alone. 8 measured no faster than 4 on 2B4T.
+constexpr int64_t kAttnChunks = 4;
+
 /// Small builder helpers shared by every kernel body.
 struct Emit {
   OpBuilder &b;
@@ -214,6 +228,8 @@ private:
   Location loc = UnknownLoc::get(module.getContext());
   func::FuncOp oldFunc, newFunc;
   DictionaryAttr blob;
+  /// The decode attention's per-chunk partial results, one per shape.
+  llvm::DenseMap<Type, Value> decodeParts;
   Value tokens, startArg, logitsFromArg, logitsArg, kCacheArg, vCacheArg,
       blobArg, tokenIds;
   /// i64 [2 * slots]: zero codes and all codes seen by each quantizer, when
@@ -1618,28 +1634,77 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                    vBos, layerIdx, startArg});
   }
 
-  // Two query heads of one KV group per task (head_dim a multiple of 16 up
-  // to 128): each K and V row is loaded (a quantized one dequantized, 16
-  // codes at a time in vector registers) once for both heads' FMAs, so the
-  // group's rows stream through L1 half as often. The 16 score accumulators
-  // are then 2 heads x 8 positions; P.V holds 2 x hd / 16 accumulators.
-  // One query head per task otherwise; with head_dim a multiple of 16 (up
-  // to 256) the same blocked kernel, 16 positions at a time.
-  bool pairs = hv == 16 && group % 2 == 0 && hd <= 128;
+  // With head_dim a multiple of 16 (up to 256), the blocked kernels: each
+  // token's positions in decodeChunks chunks, up to 4 query heads of a KV
+  // group at a time (each K and V row loaded, a quantized one dequantized
+  // 16 codes at a time in vector registers, once for all of them: the 16
+  // score accumulators are H heads x 16 / H positions), the chunks merged
+  // by mergeParts. A prompt runs one task per (KV head, token); one token
+  // one task per (KV head, chunk), merged after. Otherwise one query head
+  // per task, one position at a time.
   bool blocks = hv == 16 && hd <= 256;
-  int64_t headsPerTask = pairs ? 2 : 1;
+  int64_t groupHeads = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
+  int64_t decodeChunks = kAttnChunks;
+  bool decodeMode = false;
   std::string name = "attention_" + std::to_string(nh) + "x" +
                      std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
                      std::to_string(context) + "_b" + std::to_string(kvBits) +
                      (quantized ? "_s" + std::to_string(storeBits) : "") +
-                     (pairs ? "_p2" : "");
+                     (blocks ? "_g" + std::to_string(groupHeads) + "_n" +
+                                   std::to_string(decodeChunks)
+                             : "");
+  // out[t] of every query head of KV head kvh from the chunk partials
+  // src[slot0 + c][g] (c < decodeChunks; [0, hd) the sum, hd the max, hd + 1
+  // the exp sum, rows of hd + 16 so the sums stay 64-byte aligned): with M the largest chunk max,
+  // f_c = exp(max_c - M), out = sum_c f_c acc_c / sum_c f_c sum_c. Chunk 0
+  // always holds position 0; an empty chunk has max -inf, so f_c = 0.
+  // w: f32[decodeChunks] scratch (allocated once per kernel, not per call).
+  auto mergeParts = [&](Emit &e, Value src, Value slot0, Value kvh, Value t,
+                        Value o, Value w) {
+    auto v16f = VectorType::get({16}, f32);
+    e.loop(e.idx(0), e.idx(group), 1, [&](Value g) {
+      auto part = [&](int64_t c, int64_t i) -> Value {
+        return memref::LoadOp::create(
+            b, loc, src, ValueRange{e.add(slot0, e.idx(c)), g, e.idx(i)});
+      };
+      SmallVector<Value> mc;
+      for (int64_t c = 0; c < decodeChunks; ++c)
+        mc.push_back(part(c, hd));
+      Value m = mc[0];
+      for (int64_t c = 1; c < decodeChunks; ++c)
+        m = arith::MaximumFOp::create(b, loc, m, mc[c]);
+      Value total = e.f32(0.0f);
+      SmallVector<Value> f;
+      for (int64_t c = 0; c < decodeChunks; ++c) {
+        f.push_back(math::ExpOp::create(
+            b, loc, arith::SubFOp::create(b, loc, mc[c], m)));
+        total = e.add(total, e.mul(f[c], part(c, hd + 1)));
+      }
+      Value inv = arith::DivFOp::create(b, loc, e.f32(1.0f), total);
+      for (int64_t c = 0; c < decodeChunks; ++c)
+        memref::StoreOp::create(b, loc, e.mul(f[c], inv), w,
+                                ValueRange{e.idx(c)});
+      Value qo = e.mul(e.add(e.mul(kvh, e.idx(group)), g), e.idx(hd));
+      e.loop(e.idx(0), e.idx(hd), 16, [&](Value i) {
+        Value acc = e.fold(e.idx(0), e.idx(decodeChunks), 1,
+            {e.splat(v16f, e.f32(0.0f))},
+            [&](Value c, ValueRange cur) -> SmallVector<Value> {
+              Value wc = memref::LoadOp::create(b, loc, w, ValueRange{c});
+              Value y = load(e, src, {e.add(slot0, c), g, i}, 16);
+              return {vector::FMAOp::create(b, loc, lanes(e, wc, 16), y,
+                                            cur[0])};
+            })[0];
+        ::store(e, acc, o, {t, e.add(qo, i)});
+      });
+    });
+  };
 
   SmallVector<Type> types{q.getType(), kCache.getType(), vCache.getType()};
   if (quantized)
     types.append({kSteps.getType(), vSteps.getType(), kBos.getType(),
                   vBos.getType()});
   types.append({b.getIndexType(), b.getIndexType(), out.getType()});
-  auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
+  auto body = [&](Emit &e, ValueRange a) {
     Value qs = a[0], kc = a[1], vc = a[2];
     Value ks = quantized ? a[3] : Value(), vs = quantized ? a[4] : Value();
     Value kb = quantized ? a[5] : Value(), vb = quantized ? a[6] : Value();
@@ -1715,30 +1780,32 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     // exp(s - max) over scores [0, len), 16 lanes at a time (math.exp
     // becomes a polynomial, generateKernels' last step), then the rest one
     // by one; returns 1 / sum.
+    auto softmaxSum = [&](Value sc, Value mx, Value len) -> Value {
+      // 16 lanes at a time, the last block masked (no scalar tail).
+      auto m16 = VectorType::get({16}, b.getI1Type());
+      Value zero16 = e.splat(v16f, e.f32(0.0f));
+      Value sum16 = e.fold(e.idx(0), len, 16, {zero16},
+          [&](Value p, ValueRange cur) -> SmallVector<Value> {
+            Value valid = arith::MinUIOp::create(
+                b, loc, arith::SubIOp::create(b, loc, len, p), e.idx(16));
+            Value mask = vector::CreateMaskOp::create(b, loc, m16,
+                                                      ValueRange{valid});
+            Value s = vector::MaskedLoadOp::create(b, loc, v16f, sc,
+                                                   ValueRange{p}, mask, zero16);
+            Value ex = arith::SelectOp::create(
+                b, loc, mask,
+                math::ExpOp::create(
+                    b, loc, arith::SubFOp::create(b, loc, s, e.splat(v16f, mx))),
+                zero16);
+            vector::MaskedStoreOp::create(b, loc, sc, ValueRange{p}, mask, ex);
+            return {e.add(cur[0], ex)};
+          })[0];
+      return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                         sum16, arith::FastMathFlags::reassoc)
+          .getResult();
+    };
     auto softmaxExp = [&](Value sc, Value mx, Value len) -> Value {
-      Value len16 = arith::MulIOp::create(
-          b, loc, arith::DivUIOp::create(b, loc, len, e.idx(16)), e.idx(16));
-      Value sum16 = e.fold(e.idx(0), len16, 16,
-          {e.splat(v16f, e.f32(0.0f))},
-          [&](Value p, ValueRange cur) -> SmallVector<Value> {
-            Value s = vector::LoadOp::create(b, loc, v16f, sc, ValueRange{p});
-            Value ex = math::ExpOp::create(
-                b, loc, arith::SubFOp::create(b, loc, s, e.splat(v16f, mx)));
-            vector::StoreOp::create(b, loc, ex, sc, ValueRange{p});
-            return {e.add(cur[0], ex)};
-          })[0];
-      Value sum = e.fold(len16, len, 1,
-          {vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                       sum16, arith::FastMathFlags::reassoc)
-               .getResult()},
-          [&](Value p, ValueRange cur) -> SmallVector<Value> {
-            Value s = memref::LoadOp::create(b, loc, sc, ValueRange{p});
-            Value ex = math::ExpOp::create(
-                b, loc, arith::SubFOp::create(b, loc, s, mx));
-            memref::StoreOp::create(b, loc, ex, sc, ValueRange{p});
-            return {e.add(cur[0], ex)};
-          })[0];
-      return arith::DivFOp::create(b, loc, e.f32(1.0f), sum);
+      return arith::DivFOp::create(b, loc, e.f32(1.0f), softmaxSum(sc, mx, len));
     };
     // Lanes [c, c + 16) of the K or V row at position p of KV head kvh, as
     // f32: straight from an f32 cache; from a quantized one, the codes
@@ -1816,11 +1883,21 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       }
       return ifOp.getResult(0);
     };
+    // The f32 cache's lanes [c, c + 16) of KV head kvh at position p (a
+    // later one than the loads use): past the cache's last position that
+    // is the next layer's rows, or a little past the view, and a prefetch
+    // never faults.
+    auto prefetchRow = [&](Value cache, Value p, Value kvh, Value c) {
+      memref::PrefetchOp::create(
+          b, loc, cache,
+          ValueRange{lay, p, e.add(e.mul(kvh, e.idx(hd)), c)},
+          /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+    };
     if (blocks) {
-      // H = headsPerTask query heads of one KV head, P = 16 / H positions
+      // H = groupHeads query heads of one KV head, P = 16 / H positions
       // per block: lane l of a score block is head l / P, position
       // p0 + l % P.
-      int64_t H = headsPerTask, P = 16 / H, nv = hd / 16;
+      int64_t H = groupHeads, P = 16 / H, nv = hd / 16;
       SmallVector<Value> sc{scores};
       for (int64_t h = 1; h < H; ++h)
         sc.push_back(memref::AllocaOp::create(
@@ -1839,95 +1916,161 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
             b, loc, v16, ArrayRef<int64_t>{P * h}, ArrayRef<int64_t>{P},
             ArrayRef<int64_t>{1});
       };
-      e.loop(begin, end, 1, [&](Value j) {
-        Value h0 = arith::MulIOp::create(b, loc, j, e.idx(H));
-        Value kvh = arith::DivUIOp::create(b, loc, h0, e.idx(group));
-        SmallVector<Value> qo;
-        for (int64_t h = 0; h < H; ++h)
-          qo.push_back(arith::MulIOp::create(b, loc, e.add(h0, e.idx(h)),
-                                             e.idx(hd)));
-        e.loop(e.idx(0), nt, 1, [&](Value t) {
-          Value len = e.add(e.add(start, t), e.idx(1));
-          Value last = arith::SubIOp::create(b, loc, len, e.idx(1));
-          // 16 independent FMA chains over the head (not one latency-bound
-          // chain per position), one shuffle tree for the 16 sums. The last
-          // block repeats position len - 1 in its unused lanes and stores
-          // only the valid ones, so every score is computed the same way
-          // whatever len is.
-          Value m16 = e.fold(e.idx(0), len, P,
-              {e.splat(v16f, e.f32(-INFINITY))},
-              [&](Value p0, ValueRange cur) -> SmallVector<Value> {
-                SmallVector<Value> pos;
-                for (int64_t i = 0; i < P; ++i)
-                  pos.push_back(arith::MinUIOp::create(
-                      b, loc, e.add(p0, e.idx(i)), last));
-                SmallVector<Value> accs = e.fold(
-                    e.idx(0), e.idx(hd), 16,
-                    SmallVector<Value>(16, e.splat(v16f, e.f32(0.0f))),
-                    [&](Value c, ValueRange cc) -> SmallVector<Value> {
-                      SmallVector<Value> x;
-                      for (int64_t h = 0; h < H; ++h)
-                        x.push_back(load(e, qs, {t, e.add(qo[h], c)}, 16));
-                      SmallVector<Value> next(16);
-                      for (int64_t i = 0; i < P; ++i) {
-                        Value kr = rowChunk(kc, ks, kb, pos[i], kvh, c);
-                        for (int64_t h = 0; h < H; ++h)
-                          next[h * P + i] = vector::FMAOp::create(
-                              b, loc, x[h], kr, cc[h * P + i]);
+      // Scores of positions [pb, pe) for the H query heads h0 .. h0 + H - 1
+      // of KV head kvh and token t, 16 independent FMA chains (not one
+      // latency-bound chain per position), one shuffle tree for the 16 sums,
+      // stored at sc[h][p - pb]. The last block repeats position pe - 1 in
+      // its unused lanes and stores only the valid ones, so every score is
+      // computed the same way whatever the range is. Returns each head's
+      // max.
+      auto scoreRange = [&](Value t, Value kvh, ArrayRef<Value> qo, Value pb,
+                            Value pe) -> SmallVector<Value> {
+        Value last = arith::SubIOp::create(b, loc, pe, e.idx(1));
+        Value m16 = e.fold(pb, pe, P,
+            {e.splat(v16f, e.f32(-INFINITY))},
+            [&](Value p0, ValueRange cur) -> SmallVector<Value> {
+              SmallVector<Value> pos;
+              for (int64_t i = 0; i < P; ++i)
+                pos.push_back(arith::MinUIOp::create(
+                    b, loc, e.add(p0, e.idx(i)), last));
+              SmallVector<Value> accs = e.fold(
+                  e.idx(0), e.idx(hd), 16,
+                  SmallVector<Value>(16, e.splat(v16f, e.f32(0.0f))),
+                  [&](Value c, ValueRange cc) -> SmallVector<Value> {
+                    SmallVector<Value> x;
+                    for (int64_t h = 0; h < H; ++h)
+                      x.push_back(load(e, qs, {t, e.add(qo[h], c)}, 16));
+                    SmallVector<Value> next(16);
+                    for (int64_t i = 0; i < P; ++i) {
+                      if (!quantized) {
+                        prefetchRow(kc, e.add(pos[i], e.idx(kAttnPrefetch)),
+                                    kvh, c);
+                        prefetchRow(vc, pos[i], kvh, c);
                       }
-                      return next;
-                    });
-                Value s16 = e.mul(transposeReduce16(e, accs),
-                                  e.splat(v16f, e.f32(scale)));
-                Value valid = arith::MinUIOp::create(
-                    b, loc, arith::SubIOp::create(b, loc, len, p0), e.idx(P));
-                Value mask = vector::CreateMaskOp::create(b, loc, mP,
-                                                          ValueRange{valid});
-                for (int64_t h = 0; h < H; ++h)
-                  vector::MaskedStoreOp::create(b, loc, sc[h], ValueRange{p0},
-                                                mask, headLanes(s16, h));
-                Value mask16 = arith::CmpIOp::create(
-                    b, loc, arith::CmpIPredicate::ult, laneOff,
-                    vector::BroadcastOp::create(
-                        b, loc, VectorType::get({16}, b.getIndexType()), valid));
-                return {arith::MaximumFOp::create(
-                    b, loc, cur[0],
-                    arith::SelectOp::create(b, loc, mask16, s16,
-                                            e.splat(v16f, e.f32(-INFINITY))))};
-              })[0];
-          SmallVector<Value> inv;
-          for (int64_t h = 0; h < H; ++h)
-            inv.push_back(softmaxExp(
-                sc[h],
-                vector::ReductionOp::create(b, loc,
-                                            vector::CombiningKind::MAXIMUMF,
-                                            headLanes(m16, h)),
-                len));
-          // out_h = sum_p (e_hp / sum_h) V_p: the V row read in order into
-          // H x hd / 16 register accumulators, each load feeding every head.
-          SmallVector<Value> acc = e.fold(e.idx(0), len, 1,
-              SmallVector<Value>(H * nv, vzero()),
+                      Value kr = rowChunk(kc, ks, kb, pos[i], kvh, c);
+                      for (int64_t h = 0; h < H; ++h)
+                        next[h * P + i] = vector::FMAOp::create(
+                            b, loc, x[h], kr, cc[h * P + i]);
+                    }
+                    return next;
+                  });
+              Value s16 = e.mul(transposeReduce16(e, accs),
+                                e.splat(v16f, e.f32(scale)));
+              Value valid = arith::MinUIOp::create(
+                  b, loc, arith::SubIOp::create(b, loc, pe, p0), e.idx(P));
+              Value mask = vector::CreateMaskOp::create(b, loc, mP,
+                                                        ValueRange{valid});
+              Value at = arith::SubIOp::create(b, loc, p0, pb);
+              for (int64_t h = 0; h < H; ++h)
+                vector::MaskedStoreOp::create(b, loc, sc[h], ValueRange{at},
+                                              mask, headLanes(s16, h));
+              Value mask16 = arith::CmpIOp::create(
+                  b, loc, arith::CmpIPredicate::ult, laneOff,
+                  vector::BroadcastOp::create(
+                      b, loc, VectorType::get({16}, b.getIndexType()), valid));
+              return {arith::MaximumFOp::create(
+                  b, loc, cur[0],
+                  arith::SelectOp::create(b, loc, mask16, s16,
+                                          e.splat(v16f, e.f32(-INFINITY))))};
+            })[0];
+        SmallVector<Value> mx;
+        for (int64_t h = 0; h < H; ++h)
+          mx.push_back(vector::ReductionOp::create(
+              b, loc, vector::CombiningKind::MAXIMUMF, headLanes(m16, h)));
+        return mx;
+      };
+      // sum_p sc[h][p - pb] V_p over positions [pb, pe) for the H heads, the V row read in order, each load
+      // feeding every head; at most 16 accumulators at a time, so with
+      // H x hd / 16 > 16 the rows are swept once per part of the head.
+      // store(h, i, acc) receives chunk i (16 lanes) of head h.
+      auto weightedV = [&](Value kvh, Value pb, Value pe,
+                           function_ref<void(int64_t, int64_t, Value)> put) {
+        int64_t perPart = std::max<int64_t>(1, 16 / H);
+        for (int64_t i0 = 0; i0 < nv; i0 += perPart) {
+          int64_t i1 = std::min(nv, i0 + perPart);
+          SmallVector<Value> acc = e.fold(pb, pe, 1,
+              SmallVector<Value>(H * (i1 - i0), vzero()),
               [&](Value p, ValueRange cc) -> SmallVector<Value> {
+                Value at = arith::SubIOp::create(b, loc, p, pb);
                 SmallVector<Value> pr;
-                for (int64_t h = 0; h < H; ++h)
+                for (int64_t h = 0; h < H; ++h) {
                   pr.push_back(lanes(
-                      e,
-                      e.mul(memref::LoadOp::create(b, loc, sc[h], ValueRange{p}),
-                            inv[h]),
+                      e, memref::LoadOp::create(b, loc, sc[h], ValueRange{at}),
                       16));
-                SmallVector<Value> next(H * nv);
-                for (int64_t i = 0; i < nv; ++i) {
+                }
+                SmallVector<Value> next(H * (i1 - i0));
+                for (int64_t i = i0; i < i1; ++i) {
+                  if (!quantized)
+                    prefetchRow(vc, e.add(p, e.idx(kAttnPrefetch)), kvh,
+                                e.idx(i * 16));
                   Value y = rowChunk(vc, vs, vb, p, kvh, e.idx(i * 16));
                   for (int64_t h = 0; h < H; ++h)
-                    next[h * nv + i] =
-                        vector::FMAOp::create(b, loc, pr[h], y, cc[h * nv + i]);
+                    next[h * (i1 - i0) + i - i0] = vector::FMAOp::create(
+                        b, loc, pr[h], y, cc[h * (i1 - i0) + i - i0]);
                 }
                 return next;
               });
           for (int64_t h = 0; h < H; ++h)
-            for (int64_t i = 0; i < nv; ++i)
-              ::store(e, acc[h * nv + i], o, {t, e.add(qo[h], e.idx(i * 16))});
+            for (int64_t i = i0; i < i1; ++i)
+              put(h, i, acc[h * (i1 - i0) + i - i0]);
+        }
+      };
+      // Chunk ch of the positions [0, len) of token t (decodeChunks equal
+      // chunks, the last ones shorter or empty), every query head g of KV
+      // head kvh, H at a time: dst[slot][g] = (sum_p e_gp V_p, max, sum_p
+      // e_gp) with e_gp = exp(s_gp - max), for mergeParts. The split depends
+      // on len only, so a token's attention is computed the same way in a
+      // prompt and alone, and whatever the thread count.
+      auto chunkPartials = [&](Value t, Value kvh, Value ch, Value len,
+                               Value dst, Value slot) {
+        Value chunk = arith::DivUIOp::create(
+            b, loc, e.add(len, e.idx(decodeChunks - 1)), e.idx(decodeChunks));
+        Value pb = arith::MinUIOp::create(b, loc, e.mul(ch, chunk), len);
+        Value pe = arith::MinUIOp::create(b, loc, e.add(pb, chunk), len);
+        Value n = arith::SubIOp::create(b, loc, pe, pb);
+        for (int64_t g0 = 0; g0 < group; g0 += H) {
+          Value hq = e.add(e.mul(kvh, e.idx(group)), e.idx(g0));
+          SmallVector<Value> qo;
+          for (int64_t h = 0; h < H; ++h)
+            qo.push_back(e.mul(e.add(hq, e.idx(h)), e.idx(hd)));
+          SmallVector<Value> mx = scoreRange(t, kvh, qo, pb, pe);
+          for (int64_t h = 0; h < H; ++h) {
+            Value sum = softmaxSum(sc[h], mx[h], n);
+            memref::StoreOp::create(b, loc, mx[h], dst,
+                                    ValueRange{slot, e.idx(g0 + h), e.idx(hd)});
+            memref::StoreOp::create(
+                b, loc, sum, dst, ValueRange{slot, e.idx(g0 + h), e.idx(hd + 1)});
+          }
+          weightedV(kvh, pb, pe, [&](int64_t h, int64_t i, Value acc) {
+            ::store(e, acc, dst, {slot, e.idx(g0 + h), e.idx(i * 16)});
+          });
+        }
+      };
+      if (decodeMode) {
+        // One token at position start: task j is chunk j % decodeChunks of
+        // KV head j / decodeChunks, into parts[j]; attnmerge merges them.
+        Value len = e.add(start, e.idx(1));
+        e.loop(begin, end, 1, [&](Value j) {
+          chunkPartials(
+              e.idx(0), arith::DivUIOp::create(b, loc, j, e.idx(decodeChunks)),
+              arith::RemUIOp::create(b, loc, j, e.idx(decodeChunks)), len, o, j);
         });
+        return;
+      }
+      // A prompt: task j is token j % nt of KV head j / nt, its chunks one
+      // after the other into a scratch, then merged.
+      Value scratch = memref::AllocaOp::create(
+          b, loc, MemRefType::get({decodeChunks, group, hd + 16}, f32));
+      Value w = memref::AllocaOp::create(
+          b, loc, MemRefType::get({decodeChunks}, f32));
+      e.loop(begin, end, 1, [&](Value j) {
+        Value kvh = arith::DivUIOp::create(b, loc, j, nt);
+        Value t = arith::RemUIOp::create(b, loc, j, nt);
+        Value len = e.add(e.add(start, t), e.idx(1));
+        e.loop(e.idx(0), e.idx(decodeChunks), 1, [&](Value ch) {
+          chunkPartials(t, kvh, ch, len, scratch, ch);
+        });
+        mergeParts(e, scratch, e.idx(0), kvh, t, o, w);
       });
       return;
     }
@@ -2019,12 +2162,63 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
         });
       });
     });
-  });
+  };
+  auto kern = kernel(name, types, true, body);
   SmallVector<Value> args{q, kCache, vCache};
   if (quantized)
     args.append({kSteps, vSteps, kBos, vBos});
   args.append({layerIdx, startArg, out});
-  callTasks(kern, args, arith::ConstantIndexOp::create(b, loc, nh / headsPerTask));
+  if (!blocks) {
+    callTasks(kern, args, arith::ConstantIndexOp::create(b, loc, nh));
+    buffers[op.getResult()] = out;
+    return success();
+  }
+  // One token: num_kv_heads x decodeChunks tasks into parts, then the merge
+  // (serial: a few KB); a prompt: num_kv_heads x tokens tasks.
+  auto partsTy = MemRefType::get({nkv * decodeChunks, group, hd + 16}, f32);
+  Value &parts = decodeParts[partsTy];
+  if (!parts) {
+    parts = memref::AllocOp::create(b, loc, partsTy, ValueRange{},
+                                    b.getI64IntegerAttr(64));
+    allocs.push_back(parts);
+  }
+  decodeMode = true;
+  types.back() = partsTy;
+  auto decodeKern = kernel("attndec_" + name.substr(strlen("attention_")),
+                           types, true, body);
+  auto merge = kernel(
+      "attnmerge_" + std::to_string(nh) + "x" + std::to_string(nkv) + "x" +
+          std::to_string(hd) + "_n" + std::to_string(decodeChunks),
+      {partsTy, out.getType()}, false, [&](Emit &e, ValueRange a) {
+        Value w = memref::AllocaOp::create(
+            b, loc, MemRefType::get({decodeChunks}, f32));
+        e.loop(e.idx(0), e.idx(nkv), 1, [&](Value kvh) {
+          mergeParts(e, a[0], e.mul(kvh, e.idx(decodeChunks)), kvh, e.idx(0),
+                     a[1], w);
+        });
+      });
+  Value one = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tokens,
+                                    arith::ConstantIndexOp::create(b, loc, 1));
+  SmallVector<Value> dargs(args);
+  dargs.back() = parts;
+  scf::IfOp::create(
+      b, loc, one,
+      [&](OpBuilder &nb, Location) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        callTasks(decodeKern, dargs,
+                  arith::ConstantIndexOp::create(b, loc, nkv * decodeChunks));
+        call(merge, {parts, out});
+        scf::YieldOp::create(b, loc);
+      },
+      [&](OpBuilder &nb, Location) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        callTasks(kern, args,
+                  arith::MulIOp::create(
+                      b, loc, tokens, arith::ConstantIndexOp::create(b, loc, nkv)));
+        scf::YieldOp::create(b, loc);
+      });
   buffers[op.getResult()] = out;
   return success();
 }
