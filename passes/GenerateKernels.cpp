@@ -2660,7 +2660,48 @@ LogicalResult KernelGenerator::lowerTopK(TopKMaskOp op) {
       }
       Value above = count(t, thr, arith::CmpIPredicate::sgt);
       Value ties = arith::SubIOp::create(b, loc, kk, above);
-      e.fold(e.idx(0), e.idx(d), 1, {e.i32(0)},
+      // Keep |x| > thr, and the first `ties` columns with |x| == thr: vw
+      // lanes at a time, a lane's rank among its block's ties from an
+      // inclusive prefix sum (log2(vw) shifts), then the rest one by one.
+      int64_t main = d / vw * vw;
+      Value taken = e.i32(0);
+      if (main > 0) {
+        auto vi = VectorType::get({vw}, i32);
+        auto vf = VectorType::get({vw}, b.getF32Type());
+        Value zeroI = e.splat(vi, e.i32(0));
+        taken = e.fold(e.idx(0), e.idx(main), vw, {taken},
+            [&](Value c, ValueRange cur) -> SmallVector<Value> {
+              Value v = load(e, xs, {t, c}, vw);
+              Value bits = arith::BitcastOp::create(
+                  b, loc, vi, math::AbsFOp::create(b, loc, v));
+              Value gt = arith::CmpIOp::create(
+                  b, loc, arith::CmpIPredicate::sgt, bits, e.splat(vi, thr));
+              Value eq = arith::CmpIOp::create(
+                  b, loc, arith::CmpIPredicate::eq, bits, e.splat(vi, thr));
+              Value eqI = arith::ExtUIOp::create(b, loc, vi, eq);
+              Value incl = eqI;
+              for (int64_t sh = 1; sh < vw; sh *= 2) {
+                SmallVector<int64_t> idx;
+                for (int64_t l = 0; l < vw; ++l)
+                  idx.push_back(l >= sh ? l - sh : vw);
+                incl = e.add(incl, vector::ShuffleOp::create(b, loc, incl,
+                                                             zeroI, idx));
+              }
+              Value rank = e.add(arith::SubIOp::create(b, loc, incl, eqI),
+                                 e.splat(vi, cur[0]));
+              Value room = arith::CmpIOp::create(
+                  b, loc, arith::CmpIPredicate::slt, rank, e.splat(vi, ties));
+              Value keep = arith::OrIOp::create(
+                  b, loc, gt, arith::AndIOp::create(b, loc, eq, room));
+              store(e,
+                    arith::SelectOp::create(b, loc, keep, v,
+                                            e.splat(vf, e.f32(0.0f))),
+                    o, {t, c});
+              return {e.add(cur[0], vector::ExtractOp::create(
+                                        b, loc, incl, ArrayRef<int64_t>{vw - 1}))};
+            })[0];
+      }
+      e.fold(e.idx(main), e.idx(d), 1, {taken},
              [&](Value c, ValueRange cur) -> SmallVector<Value> {
                Value bits = absBits(t, c, 1);
                Value gt = arith::CmpIOp::create(
