@@ -38,6 +38,7 @@
 #include "llvm/ADT/BitVector.h"
 
 #include <cmath>
+#include <functional>
 
 namespace mlir::lowbit {
 #define GEN_PASS_DEF_GENERATEKERNELSPASS
@@ -1477,9 +1478,13 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   Value layerIdx = arith::ConstantIndexOp::create(b, loc, layer);
   Type f32 = b.getF32Type(), f64 = b.getF64Type(), i32 = b.getI32Type();
 
+  // Appends the new K/V rows of an f32 cache (the decode kernel does it in
+  // its tasks instead).
+  std::function<void()> storeRows = [] {};
   if (!quantized) {
-    // Appends the new K/V rows at positions start + t.
-    auto kvStore = kernel("kvstore_" + std::to_string(w),
+    // Appends the new K/V rows at positions start + t, head by head.
+    auto kvStore = kernel("kvstore_" + std::to_string(nkv) + "x" +
+                              std::to_string(hd),
                           {k.getType(), v.getType(), kCache.getType(),
                            vCache.getType(), b.getIndexType(),
                            b.getIndexType()},
@@ -1487,13 +1492,19 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       Value n = memref::DimOp::create(b, loc, a[0], 0);
       e.loop(e.idx(0), n, 1, [&](Value t) {
         Value p = e.add(a[5], t);
-        rowLoop(e, w, vw, [&](Value c, int64_t wd) {
-          ::store(e, load(e, a[0], {t, c}, wd), a[2], {a[4], p, c});
-          ::store(e, load(e, a[1], {t, c}, wd), a[3], {a[4], p, c});
-        });
+        for (int64_t h = 0; h < nkv; ++h)
+          rowLoop(e, hd, vw, [&](Value c, int64_t wd) {
+            Value col = e.add(c, e.idx(h * hd));
+            ::store(e, load(e, a[0], {t, col}, wd), a[2],
+                    {a[4], e.idx(h), p, c});
+            ::store(e, load(e, a[1], {t, col}, wd), a[3],
+                    {a[4], e.idx(h), p, c});
+          });
       });
     });
-    call(kvStore, {k, v, kCache, vCache, layerIdx, startArg});
+    storeRows = [&, kvStore] {
+      call(kvStore, {k, v, kCache, vCache, layerIdx, startArg});
+    };
   } else {
     // Option A per token and KV head (spec §7.3); position 0 keeps 8 bits.
     // Codes of V, and of K at position 0 (RoPE is the identity there), come
@@ -1723,7 +1734,11 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     Value kb = quantized ? a[5] : Value(), vb = quantized ? a[6] : Value();
     size_t base = quantized ? 7 : 3;
     Value lay = a[base], start = a[base + 1], o = a[base + 2],
-          begin = a[base + 3], end = a[base + 4];
+          begin = a[a.size() - 2], end = a[a.size() - 1];
+    // The decode kernel with an f32 cache also gets the new K and V rows.
+    bool storesRow = decodeMode && !quantized;
+    Value kNew = storesRow ? a[base + 3] : Value(),
+          vNew = storesRow ? a[base + 4] : Value();
     Value scores = memref::AllocaOp::create(
         b, loc, MemRefType::get({context}, f32));
     Value nt = memref::DimOp::create(b, loc, qs, 0);
@@ -1832,9 +1847,9 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     };
     auto rowChunk = [&](Value cache, Value steps, Value bosRows, Value p,
                         Value kvh, Value c) -> Value {
-      Value ko = arith::MulIOp::create(b, loc, kvh, e.idx(hd));
       if (!quantized)
-        return load(e, cache, {lay, p, e.add(ko, c)}, 16);
+        return load(e, cache, {lay, kvh, p, c}, 16);
+      Value ko = arith::MulIOp::create(b, loc, kvh, e.idx(hd));
       Value step = e.splat(
           v16f, memref::LoadOp::create(b, loc, steps, ValueRange{lay, p, kvh}));
       Value isBos = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, p,
@@ -1903,7 +1918,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     auto prefetchRow = [&](Value cache, Value p, Value kvh, Value c) {
       memref::PrefetchOp::create(
           b, loc, cache,
-          ValueRange{lay, p, e.add(e.mul(kvh, e.idx(hd)), c)},
+          ValueRange{lay, kvh, p, c},
           /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
     };
     if (blocks) {
@@ -2064,9 +2079,33 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
         // KV head j / decodeChunks, into parts[j]; attnmerge merges them.
         Value len = e.add(start, e.idx(1));
         e.loop(begin, end, 1, [&](Value j) {
-          chunkPartials(
-              e.idx(0), arith::DivUIOp::create(b, loc, j, e.idx(decodeChunks)),
-              arith::RemUIOp::create(b, loc, j, e.idx(decodeChunks)), len, o, j);
+          Value kvh = arith::DivUIOp::create(b, loc, j, e.idx(decodeChunks));
+          Value ch = arith::RemUIOp::create(b, loc, j, e.idx(decodeChunks));
+          if (storesRow) {
+            // The chunk holding position start appends its KV head's new
+            // K and V rows first; no other task reads them.
+            Value chunk = arith::DivUIOp::create(
+                b, loc, e.add(len, e.idx(decodeChunks - 1)),
+                e.idx(decodeChunks));
+            Value mine = arith::CmpIOp::create(
+                b, loc, arith::CmpIPredicate::eq, ch,
+                arith::DivUIOp::create(b, loc, start, chunk));
+            scf::IfOp::create(b, loc, mine, [&](OpBuilder &nb, Location) {
+              OpBuilder::InsertionGuard guard(b);
+              b.setInsertionPoint(nb.getInsertionBlock(),
+                                  nb.getInsertionPoint());
+              Value col0 = e.mul(kvh, e.idx(hd));
+              for (int64_t c = 0; c < hd; c += 16) {
+                Value col = e.add(col0, e.idx(c));
+                ::store(e, load(e, kNew, {e.idx(0), col}, 16), kc,
+                        {lay, kvh, start, e.idx(c)});
+                ::store(e, load(e, vNew, {e.idx(0), col}, 16), vc,
+                        {lay, kvh, start, e.idx(c)});
+              }
+              scf::YieldOp::create(b, loc);
+            });
+          }
+          chunkPartials(e.idx(0), kvh, ch, len, o, j);
         });
         return;
       }
@@ -2106,7 +2145,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                     Value x = load(e, qs, {t, e.add(qo, c)}, hv);
                     Value y =
                         quantized ? load(e, row, {c}, hv)
-                                  : load(e, kc, {lay, p, e.add(ko, c)}, hv);
+                                  : load(e, kc, {lay, kvh, p, c}, hv);
                     return {e.add(cc[0], e.mul(x, y))};
                   })[0];
               // A shuffle tree, not 16 dependent scalar adds.
@@ -2133,7 +2172,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                     hv);
                 SmallVector<Value> next;
                 for (int64_t i = 0; i < hd / hv; ++i) {
-                  Value y = load(e, vc, {lay, p, e.add(ko, e.idx(i * hv))}, hv);
+                  Value y = load(e, vc, {lay, kvh, p, e.idx(i * hv)}, hv);
                   next.push_back(hv == 1 ? e.add(cc[i], e.mul(pr, y))
                                          : Value(vector::FMAOp::create(
                                                b, loc, pr, y, cc[i])));
@@ -2150,7 +2189,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                 [&](Value p, ValueRange cc) -> SmallVector<Value> {
                   Value pr = e.mul(memref::LoadOp::create(b, loc, scores,
                                                           ValueRange{p}), inv);
-                  Value y = load(e, vc, {lay, p, e.add(ko, c)}, hv);
+                  Value y = load(e, vc, {lay, kvh, p, c}, hv);
                   return {e.add(cc[0], e.mul(lanes(e, pr, hv), y))};
                 })[0];
             ::store(e, acc, o, {t, e.add(qo, c)});
@@ -2182,6 +2221,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     args.append({kSteps, vSteps, kBos, vBos});
   args.append({layerIdx, startArg, out});
   if (!blocks) {
+    storeRows();
     callTasks(kern, args, arith::ConstantIndexOp::create(b, loc, nh));
     buffers[op.getResult()] = out;
     return success();
@@ -2197,6 +2237,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   }
   decodeMode = true;
   types.back() = partsTy;
+  if (!quantized)
+    types.append({k.getType(), v.getType()});
   auto decodeKern = kernel("attndec_" + name.substr(strlen("attention_")),
                            types, true, body);
   auto merge = kernel(
@@ -2214,6 +2256,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                                     arith::ConstantIndexOp::create(b, loc, 1));
   SmallVector<Value> dargs(args);
   dargs.back() = parts;
+  if (!quantized)
+    dargs.append({k, v});
   scf::IfOp::create(
       b, loc, one,
       [&](OpBuilder &nb, Location) {
@@ -2227,6 +2271,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       [&](OpBuilder &nb, Location) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        storeRows();
         callTasks(kern, args,
                   arith::MulIOp::create(
                       b, loc, tokens, arith::ConstantIndexOp::create(b, loc, nkv)));
@@ -2815,8 +2860,11 @@ LogicalResult KernelGenerator::run() {
           arith::ConstantIndexOp::create(b, loc, offset), ValueRange{});
     };
     if (kvBits == 16) {
-      kCache = view(kCacheArg, 0, {l, context, w}, f32);
-      vCache = view(vCacheArg, 0, {l, context, w}, f32);
+      // Head-major [L, kv_heads, C, head_dim]: each KV head's rows are one
+      // contiguous stream for the attention tasks that read them.
+      int64_t nkv = std::max<int64_t>(kvHeads, 1), hd = w / nkv;
+      kCache = view(kCacheArg, 0, {l, nkv, context, hd}, f32);
+      vCache = view(vCacheArg, 0, {l, nkv, context, hd}, f32);
     } else {
       Type i8 = b.getI8Type();
       kBos = view(kCacheArg, 0, {l, w}, i8);
