@@ -240,8 +240,8 @@ private:
   SmallVector<std::string> statNames;
   /// Weight bytes one decoded token reads (bench/run.sh's bandwidth share).
   int64_t bytesPerToken = 0;
-  /// Views of the cache buffers: f32 [L, C, W] at 16 bits; otherwise i8 codes
-  /// [L, C, W] and f32 steps [L, C, kv_heads].
+  /// Views of the cache buffers: f32 [L, kv_heads, C, head_dim] at 16 bits
+  /// (head-major); otherwise i8 codes and f32 steps [L, C, kv_heads].
   /// Quantized: `kCache` holds the bit-packed codes [L, C, rowBytes] of
   /// positions > 0, `kBos` the 8-bit codes [L, W] of position 0.
   Value kCache, vCache, kSteps, vSteps, kBos, vBos;
