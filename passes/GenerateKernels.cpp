@@ -1739,8 +1739,6 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     bool storesRow = decodeMode && !quantized;
     Value kNew = storesRow ? a[base + 3] : Value(),
           vNew = storesRow ? a[base + 4] : Value();
-    Value scores = memref::AllocaOp::create(
-        b, loc, MemRefType::get({context}, f32));
     Value nt = memref::DimOp::create(b, loc, qs, 0);
     // Quantized caches on the one-position-at-a-time path: one (position,
     // head) row dequantized into `row` (f32[hd], allocated with that path
@@ -1926,10 +1924,13 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       // per block: lane l of a score block is head l / P, position
       // p0 + l % P.
       int64_t H = groupHeads, P = 16 / H, nv = hd / 16;
-      SmallVector<Value> sc{scores};
-      for (int64_t h = 1; h < H; ++h)
+      // Scores of one chunk per head: at most ceil(context / chunks).
+      SmallVector<Value> sc;
+      for (int64_t h = 0; h < H; ++h)
         sc.push_back(memref::AllocaOp::create(
-            b, loc, MemRefType::get({context}, f32)));
+            b, loc,
+            MemRefType::get({(context + decodeChunks - 1) / decodeChunks},
+                            f32)));
       auto mP = VectorType::get({P}, b.getI1Type());
       SmallVector<int64_t> laneIdx;
       for (int64_t l = 0; l < 16; ++l)
@@ -2126,6 +2127,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       });
       return;
     }
+    Value scores = memref::AllocaOp::create(
+        b, loc, MemRefType::get({context}, f32));
     if (quantized)
       row = memref::AllocaOp::create(b, loc, MemRefType::get({hd}, f32));
     e.loop(begin, end, 1, [&](Value j) {
