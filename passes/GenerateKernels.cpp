@@ -1669,6 +1669,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   bool blocks = hv == 16 && hd <= 256;
   int64_t groupHeads = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
   int64_t decodeChunks = kAttnChunks;
+  // Which kernel `body` builds: a prompt's (tasks per KV head and token) or
+  // a decoded token's (tasks per KV head and chunk, into partials).
   bool decodeMode = false;
   std::string name = "attention_" + std::to_string(nh) + "x" +
                      std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
