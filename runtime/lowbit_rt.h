@@ -56,7 +56,10 @@ typedef struct {
   float temperature, top_p, min_p, repeat_penalty;
   int top_k, repeat_last_n;
   uint64_t rng;
+  void *scratch; /* candidates, grown to the vocabulary once */
+  int64_t scratch_cap;
 } lowbit_sampler;
+void lowbit_rt_sampler_free(lowbit_sampler *s);
 int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
                          const int32_t *history, int64_t n_history);
 

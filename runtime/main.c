@@ -716,6 +716,7 @@ int main(int argc, char **argv) {
            (long long)lowbit_model_meta[LOWBIT_META_BYTES_PER_TOKEN], kv);
   }
   lowbit_rt_threads_stop();
+  lowbit_rt_sampler_free(&sampler);
   lowbit_rt_weights_close(&m.weights);
   lowbit_rt_caches_free(m.k_cache, m.v_cache);
   free(m.logits);
