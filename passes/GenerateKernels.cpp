@@ -69,11 +69,11 @@ static_assert(kRowBlock == kTileRows,
 /// (3 and 6 less, 8 slower than none).
 constexpr int64_t kPrefetchBlocks = 4;
 
-/// Attention reads K and V rows this many positions ahead of the ones it
-/// loads (f32 caches): a head's rows are 4 x head_dim bytes every
-/// 4 x num_kv_heads x head_dim, short runs the hardware prefetchers pick up
-/// late. 16 measured -10 % attention time per call on 2B4T at 600
-/// positions (8 and 32: -3 to -5 %).
+/// Attention prefetches K and V rows this many positions ahead of the ones
+/// it loads (f32 caches; V rows also while their scores are computed). 16 measured -10 % attention time per call on 2B4T at 600
+/// positions with the earlier position-major cache (8 and 32: -3 to -5 %);
+/// with the head-major cache and chunked tasks, 32 and 64 measured slower
+/// than 16.
 constexpr int64_t kAttnPrefetch = 16;
 
 /// Attention splits each token's positions [0, len) into this many chunks
@@ -1470,7 +1470,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     return op.emitError("all layers must use one KV-cache precision");
   int64_t layer = (kArg.getArgNumber() - 2) / 2;
   int64_t nh = op.getNumHeads(), nkv = op.getNumKvHeads(), hd = op.getHeadDim();
-  int64_t group = nh / nkv, w = nkv * hd, qw = nh * hd;
+  int64_t group = nh / nkv, qw = nh * hd;
   int64_t hv = hd % 16 == 0 ? 16 : hd % 8 == 0 ? 8 : hd % 4 == 0 ? 4 : 1;
   float scale = float(1.0 / std::sqrt(double(hd)));
   bool quantized = kvBits != 16;
@@ -1680,13 +1680,13 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                                    std::to_string(decodeChunks)
                              : "");
   // out[t] of every query head of KV head kvh from the chunk partials
-  // src[slot0 + c][g] (c < decodeChunks; [0, hd) the sum, hd the max, hd + 1
-  // the exp sum, rows of hd + 16 so the sums stay 64-byte aligned): with M the largest chunk max,
-  // f_c = exp(max_c - M), out = sum_c f_c acc_c / sum_c f_c sum_c. Chunk 0
-  // always holds position 0; an empty chunk has max -inf, so f_c = 0.
-  // w: f32[decodeChunks] scratch (allocated once per kernel, not per call).
+  // src[slot0 + c][g] (c < decodeChunks; [0, hd) the sum, hd the max,
+  // hd + 1 the exp sum; rows of hd + 16 keep the sums 64-byte aligned):
+  // with M the largest chunk max and f_c = exp(max_c - M),
+  // out = sum_c f_c acc_c / sum_c f_c sum_c. Chunk 0 always holds position
+  // 0; an empty chunk has max -inf, so f_c = 0.
   auto mergeParts = [&](Emit &e, Value src, Value slot0, Value kvh, Value t,
-                        Value o, Value w) {
+                        Value o) {
     auto v16f = VectorType::get({16}, f32);
     e.loop(e.idx(0), e.idx(group), 1, [&](Value g) {
       auto part = [&](int64_t c, int64_t i) -> Value {
@@ -1707,19 +1707,16 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
         total = e.add(total, e.mul(f[c], part(c, hd + 1)));
       }
       Value inv = arith::DivFOp::create(b, loc, e.f32(1.0f), total);
+      SmallVector<Value> wc;
       for (int64_t c = 0; c < decodeChunks; ++c)
-        memref::StoreOp::create(b, loc, e.mul(f[c], inv), w,
-                                ValueRange{e.idx(c)});
+        wc.push_back(lanes(e, e.mul(f[c], inv), 16));
       Value qo = e.mul(e.add(e.mul(kvh, e.idx(group)), g), e.idx(hd));
       e.loop(e.idx(0), e.idx(hd), 16, [&](Value i) {
-        Value acc = e.fold(e.idx(0), e.idx(decodeChunks), 1,
-            {e.splat(v16f, e.f32(0.0f))},
-            [&](Value c, ValueRange cur) -> SmallVector<Value> {
-              Value wc = memref::LoadOp::create(b, loc, w, ValueRange{c});
-              Value y = load(e, src, {e.add(slot0, c), g, i}, 16);
-              return {vector::FMAOp::create(b, loc, lanes(e, wc, 16), y,
-                                            cur[0])};
-            })[0];
+        Value acc = e.splat(v16f, e.f32(0.0f));
+        for (int64_t c = 0; c < decodeChunks; ++c)
+          acc = vector::FMAOp::create(
+              b, loc, wc[c], load(e, src, {e.add(slot0, e.idx(c)), g, i}, 16),
+              acc);
         ::store(e, acc, o, {t, e.add(qo, i)});
       });
     });
@@ -1805,11 +1802,10 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     auto vt = VectorType::get({hv}, f32);
     auto vzero = [&] { return hv == 1 ? e.f32(0.0f) : e.splat(vt, e.f32(0.0f)); };
     auto v16f = VectorType::get({16}, f32);
-    // exp(s - max) over scores [0, len), 16 lanes at a time (math.exp
-    // becomes a polynomial, generateKernels' last step), then the rest one
-    // by one; returns 1 / sum.
+    // exp(s - max) over scores [0, len) in place, 16 lanes at a time, the
+    // last block masked (math.exp becomes a polynomial, generateKernels'
+    // last step); returns the sum (softmaxExp: 1 / sum).
     auto softmaxSum = [&](Value sc, Value mx, Value len) -> Value {
-      // 16 lanes at a time, the last block masked (no scalar tail).
       auto m16 = VectorType::get({16}, b.getI1Type());
       Value zero16 = e.splat(v16f, e.f32(0.0f));
       Value sum16 = e.fold(e.idx(0), len, 16, {zero16},
@@ -1913,8 +1909,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     };
     // The f32 cache's lanes [c, c + 16) of KV head kvh at position p (a
     // later one than the loads use): past the cache's last position that
-    // is the next layer's rows, or a little past the view, and a prefetch
-    // never faults.
+    // is the next KV head's or layer's rows, or a little past the view, and
+    // a prefetch never faults.
     auto prefetchRow = [&](Value cache, Value p, Value kvh, Value c) {
       memref::PrefetchOp::create(
           b, loc, cache,
@@ -2010,10 +2006,12 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               b, loc, vector::CombiningKind::MAXIMUMF, headLanes(m16, h)));
         return mx;
       };
-      // sum_p sc[h][p - pb] V_p over positions [pb, pe) for the H heads, the V row read in order, each load
-      // feeding every head; at most 16 accumulators at a time, so with
+      // sum_p sc[h][p - pb] V_p over positions [pb, pe) for the H heads, the
+      // V row read in order (prefetched during the scores and again
+      // kAttnPrefetch rows ahead: without the second, 3 alternating pairs
+      // on 2B4T were all slower), each load feeding every head; at most 16 accumulators at a time, so with
       // H x hd / 16 > 16 the rows are swept once per part of the head.
-      // store(h, i, acc) receives chunk i (16 lanes) of head h.
+      // put(h, i, acc) receives chunk i (16 lanes) of head h.
       auto weightedV = [&](Value kvh, Value pb, Value pe,
                            function_ref<void(int64_t, int64_t, Value)> put) {
         int64_t perPart = std::max<int64_t>(1, 16 / H);
@@ -2052,10 +2050,13 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       // e_gp) with e_gp = exp(s_gp - max), for mergeParts. The split depends
       // on len only, so a token's attention is computed the same way in a
       // prompt and alone, and whatever the thread count.
+      auto chunkSize = [&](Value len) -> Value {
+        return arith::DivUIOp::create(
+            b, loc, e.add(len, e.idx(decodeChunks - 1)), e.idx(decodeChunks));
+      };
       auto chunkPartials = [&](Value t, Value kvh, Value ch, Value len,
                                Value dst, Value slot) {
-        Value chunk = arith::DivUIOp::create(
-            b, loc, e.add(len, e.idx(decodeChunks - 1)), e.idx(decodeChunks));
+        Value chunk = chunkSize(len);
         Value pb = arith::MinUIOp::create(b, loc, e.mul(ch, chunk), len);
         Value pe = arith::MinUIOp::create(b, loc, e.add(pb, chunk), len);
         Value n = arith::SubIOp::create(b, loc, pe, pb);
@@ -2087,12 +2088,9 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
           if (storesRow) {
             // The chunk holding position start appends its KV head's new
             // K and V rows first; no other task reads them.
-            Value chunk = arith::DivUIOp::create(
-                b, loc, e.add(len, e.idx(decodeChunks - 1)),
-                e.idx(decodeChunks));
             Value mine = arith::CmpIOp::create(
                 b, loc, arith::CmpIPredicate::eq, ch,
-                arith::DivUIOp::create(b, loc, start, chunk));
+                arith::DivUIOp::create(b, loc, start, chunkSize(len)));
             scf::IfOp::create(b, loc, mine, [&](OpBuilder &nb, Location) {
               OpBuilder::InsertionGuard guard(b);
               b.setInsertionPoint(nb.getInsertionBlock(),
@@ -2116,8 +2114,6 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       // after the other into a scratch, then merged.
       Value scratch = memref::AllocaOp::create(
           b, loc, MemRefType::get({decodeChunks, group, hd + 16}, f32));
-      Value w = memref::AllocaOp::create(
-          b, loc, MemRefType::get({decodeChunks}, f32));
       e.loop(begin, end, 1, [&](Value j) {
         Value kvh = arith::DivUIOp::create(b, loc, j, nt);
         Value t = arith::RemUIOp::create(b, loc, j, nt);
@@ -2125,7 +2121,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
         e.loop(e.idx(0), e.idx(decodeChunks), 1, [&](Value ch) {
           chunkPartials(t, kvh, ch, len, scratch, ch);
         });
-        mergeParts(e, scratch, e.idx(0), kvh, t, o, w);
+        mergeParts(e, scratch, e.idx(0), kvh, t, o);
       });
       return;
     }
@@ -2250,11 +2246,9 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       "attnmerge_" + std::to_string(nh) + "x" + std::to_string(nkv) + "x" +
           std::to_string(hd) + "_n" + std::to_string(decodeChunks),
       {partsTy, out.getType()}, false, [&](Emit &e, ValueRange a) {
-        Value w = memref::AllocaOp::create(
-            b, loc, MemRefType::get({decodeChunks}, f32));
         e.loop(e.idx(0), e.idx(nkv), 1, [&](Value kvh) {
           mergeParts(e, a[0], e.mul(kvh, e.idx(decodeChunks)), kvh, e.idx(0),
-                     a[1], w);
+                     a[1]);
         });
       });
   Value one = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tokens,
@@ -2867,7 +2861,8 @@ LogicalResult KernelGenerator::run() {
     if (kvBits == 16) {
       // Head-major [L, kv_heads, C, head_dim]: each KV head's rows are one
       // contiguous stream for the attention tasks that read them.
-      int64_t nkv = std::max<int64_t>(kvHeads, 1), hd = w / nkv;
+      int64_t nkv = std::max<int64_t>(kvHeads, 1),
+              hd = std::max<int64_t>(headDim, 1);
       kCache = view(kCacheArg, 0, {l, nkv, context, hd}, f32);
       vCache = view(vCacheArg, 0, {l, nkv, context, hd}, f32);
     } else {
