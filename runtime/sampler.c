@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static uint64_t next_u64(uint64_t *s) { /* splitmix64 */
   uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -50,6 +51,60 @@ static void select_first(cand *c, int64_t n, int64_t k) {
   }
 }
 
+/* Orders c[0, n) by by_prob_desc. Past a few thousand candidates an LSD
+ * radix sort of the keys (~p bits, id) as one uint64 (p >= 0 orders as its
+ * bits), 8 bits a pass, skipping the passes where every key has the same
+ * digit: a nucleus of ~100K tokens (a flat distribution) took ~25 ms with
+ * qsort. `tmp` holds n more. */
+static void sort_cands(cand *c, int64_t n, cand *tmp) {
+  if (n < 4096) {
+    qsort(c, (size_t)n, sizeof(cand), by_prob_desc);
+    return;
+  }
+  _Static_assert(sizeof(cand) == sizeof(uint64_t), "a candidate is a key");
+  uint64_t *a = (uint64_t *)(void *)c, *b = (uint64_t *)(void *)tmp;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    memcpy(&bits, &c[i].p, 4);
+    a[i] = (uint64_t)(0xFFFFFFFFu - bits) << 32 | (uint32_t)c[i].id;
+  }
+  for (int shift = 0; shift < 64; shift += 8) {
+    int64_t count[257] = {0};
+    for (int64_t i = 0; i < n; ++i)
+      ++count[((a[i] >> shift) & 255) + 1];
+    if (count[((a[0] >> shift) & 255) + 1] == n)
+      continue;
+    for (int d = 0; d < 256; ++d)
+      count[d + 1] += count[d];
+    for (int64_t i = 0; i < n; ++i)
+      b[count[(a[i] >> shift) & 255]++] = a[i];
+    uint64_t *t = a;
+    a = b;
+    b = t;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits = 0xFFFFFFFFu - (uint32_t)(a[i] >> 32);
+    cand x = {0.0f, (int32_t)(uint32_t)a[i]};
+    memcpy(&x.p, &bits, 4);
+    c[i] = x;
+  }
+}
+
+/* How many of the ordered candidates c[0, n) min_p and top_p keep, or -1
+ * when neither cuts inside them (sum: every token's p, top_p's divisor). */
+static int64_t nucleus(const lowbit_sampler *s, const cand *c, int64_t n,
+                       double sum) {
+  double kept = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (i > 0 && s->min_p > 0.0f && c[i].p < s->min_p * c[0].p)
+      return i;
+    kept += c[i].p / sum;
+    if (s->top_p > 0.0f && s->top_p < 1.0f && kept >= s->top_p)
+      return i + 1;
+  }
+  return -1;
+}
+
 int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
                          const int32_t *history, int64_t n_history) {
   if (s->repeat_penalty > 0.0f && s->repeat_penalty != 1.0f) {
@@ -75,17 +130,18 @@ int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
     return best;
   /* Only tokens with p >= min_p x p_max (p_max = 1) can be kept, and at
    * most top_k of them: collect those (and the sum of every p, which top_p
-   * divides by), then order just the top_k of them, instead of sorting the
-   * whole vocabulary (a 128K vocabulary took ~27 ms per token). The picks
-   * are those of a full sort: the order (p desc, id asc) is total. */
+   * divides by), then order just the top_k of them (or, with top_p alone,
+   * the prefix top_p needs), instead of sorting the whole vocabulary (a 128K
+   * vocabulary took ~27 ms per token). The picks are those of a full sort:
+   * the order (p desc, id asc) is total. */
   if (s->scratch_cap < vocab) {
-    cand *grown = realloc(s->scratch, sizeof(cand) * (size_t)vocab);
+    cand *grown = realloc(s->scratch, 2 * sizeof(cand) * (size_t)vocab);
     if (!grown)
       return best;
     s->scratch = grown;
     s->scratch_cap = vocab;
   }
-  cand *c = s->scratch;
+  cand *c = s->scratch, *tmp = c + vocab;
   float floor_p = s->min_p > 0.0f ? fminf(s->min_p, 1.0f) : 0.0f;
   double sum = 0.0;
   int64_t nc = 0;
@@ -96,24 +152,40 @@ int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
       c[nc++] = (cand){p, (int32_t)i};
   }
   int64_t n = nc;
+  int top_p = s->top_p > 0.0f && s->top_p < 1.0f;
   if (s->top_k > 0 && s->top_k < n) {
     n = s->top_k;
     select_first(c, nc, n);
-  }
-  qsort(c, (size_t)n, sizeof(cand), by_prob_desc);
-  double kept = 0.0;
-  int64_t cut = n;
-  for (int64_t i = 0; i < n; ++i) {
-    if (i > 0 && s->min_p > 0.0f && c[i].p < s->min_p * c[0].p) {
-      cut = i;
-      break;
+  } else if (top_p && n > 1024) {
+    /* Top-p alone: the nucleus is a prefix of the order, so only the tokens
+     * with p >= t need sorting once their mass reaches top_p (t falls by 16x
+     * until it does). A tie at t keeps all its tokens on the same side. */
+    for (float t = 1.0f / 1024; t > 1e-30f; t /= 16) {
+      int64_t m = 0;
+      double mass = 0.0;
+      for (int64_t i = 0; i < nc; ++i)
+        if (c[i].p >= t) {
+          mass += c[i].p;
+          cand x = c[m];
+          c[m++] = c[i];
+          c[i] = x;
+        }
+      if (mass >= (double)s->top_p * sum * (1.0 + 1e-9)) {
+        n = m;
+        break;
+      }
     }
-    kept += c[i].p / sum;
-    if (s->top_p > 0.0f && s->top_p < 1.0f && kept >= s->top_p) {
-      cut = i + 1;
-      break;
-    }
   }
+  sort_cands(c, n, tmp);
+  int64_t cut = nucleus(s, c, n, sum);
+  if (cut < 0 && n < nc && !(s->top_k > 0 && s->top_k < nc)) {
+    /* The prefix's rounding fell short of top_p: order everything. */
+    n = nc;
+    sort_cands(c, n, tmp);
+    cut = nucleus(s, c, n, sum);
+  }
+  if (cut < 0)
+    cut = n;
   double total = 0.0;
   for (int64_t i = 0; i < cut; ++i)
     total += c[i].p;
