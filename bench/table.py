@@ -3,7 +3,7 @@
 import json
 import sys
 
-rows, probes = [], {}
+rows, probes, bursts = [], {}, {}
 for line in open(sys.argv[1]):
     d = json.loads(line)
     b, g = d["bench"], d.get("gguf", {})
@@ -12,6 +12,7 @@ for line in open(sys.argv[1]):
     row_probes = d.get("bandwidth_gb_s") or []
     bw = max(row_probes, default=0)
     probes.setdefault(d["threads"], []).extend(row_probes)
+    bursts.setdefault(d["threads"], []).extend(d.get("burst_gb_s") or [])
     # Weights, plus the KV-cache rows a decoded token attends to on average.
     kv = b.get("kv_bytes_per_token")
     if kv is None:
@@ -23,9 +24,12 @@ for line in open(sys.argv[1]):
 peer = {"b1.58": "TQ2_0+f16", "b1.58+int8-head": "TQ2_0+q8_0",
         "b1.58+int4-head": "TQ2_0+q4_0", "a4.8+int4-head": "TQ2_0+q4_0"}
 index = {(s, c, t): (p, dc) for s, e, c, t, p, dc, _, _, _ in rows}
-print("read bandwidth over the run: " + ", ".join(
-    "%.1f-%.1f GB/s (%d thread%s)" % (min(v), max(v), k, "s" * (k > 1))
-    for k, v in sorted(probes.items()) if v))
+def ranges(by_threads):
+    return ", ".join("%.1f-%.1f GB/s (%d thread%s)" % (min(v), max(v), k, "s" * (k > 1))
+                     for k, v in sorted(by_threads.items()) if v)
+print("read bandwidth over the run, sustained for 1 s: " + ranges(probes))
+if any(bursts.values()):
+    print("best single ~5 ms pass of those probes: " + ranges(bursts))
 print("%-6s %-10s %-16s %3s %9s %9s %8s %6s %13s %9s" % (
     "shape", "engine", "config", "thr", "prefill/s", "decode/s", "MB/token", "bw%",
     "vs llama.cpp", "compile"))
@@ -38,6 +42,6 @@ for s, e, c, t, p, dc, mb, bw, cs in rows:
     print("%-6s %-10s %-16s %3d %9.1f %9.1f %8.0f %5.0f%% %13s %9s" % (
         s, e, c, t, p, dc, mb, share, ratio, "%ss" % cs if cs else ""))
 print("MB/token: weights + the KV-cache rows a decoded token attends to (mean over the "
-      "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth (the highest of the row's probes, one before each timed run and one after the last)")
+      "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth (the highest of the row's 1 s probes, one before each timed run and one after the last)")
 print("vs llama.cpp: lowbit / llama.cpp prefill x / decode x, same shape and threads, "
       "head of the same width (bf16 ~ F16, int8 ~ Q8_0, int4 ~ Q4_0)")
