@@ -1,7 +1,10 @@
 /*===- threadpool.c - the thread pool generated parallel loops call -------===*
  *
  * Workers spin on a generation counter, so a parallel region costs no system
- * call to start. The range [0, n) is split into one contiguous share per
+ * call to start; a worker that has spun for kSpinNs without work (the
+ * program waits for input, or the host application does something else)
+ * sleeps on a condition variable until the next region, so an idle model
+ * costs no CPU. The range [0, n) is split into one contiguous share per
  * thread, which the thread walks in order in shrinking chunks (one weight
  * stream per thread); a thread done with its share takes the next chunks of
  * the others'. The two vCPUs of these VMs often run 15-30 % apart for
@@ -14,9 +17,9 @@
 #include "lowbit_rt.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -35,6 +38,12 @@ typedef struct {
 
 enum { kMaxThreads = 256, kShrink = 8 };
 
+/* How long an idle worker spins before it sleeps: longer than the gaps
+ * between the parallel regions of a forward call and between decoded tokens
+ * (sampling a 128K vocabulary takes up to a few ms), so generation never
+ * pays a wake-up. */
+static const int64_t kSpinNs = 5000000;
+
 /* The next unclaimed index of each thread's share, one cache line each. */
 typedef struct {
   _Alignas(64) atomic_llong next;
@@ -49,7 +58,42 @@ static struct {
   atomic_uint generation;
   atomic_int pending;
   atomic_int stop;
-} pool = {.threads = 1};
+  /* Sleeping workers wait on `wake` under `lock`; `sleepers` counts them
+   * (sequentially consistent with `generation`: a worker that counts itself
+   * and then still sees the old generation is woken by the caller that
+   * bumped it). */
+  atomic_int sleepers;
+  unsigned start_generation;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+} pool = {.threads = 1,
+          .lock = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER};
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Blocks until the generation moves past `seen` or the pool stops. */
+static void sleep_until_work(unsigned seen) {
+  pthread_mutex_lock(&pool.lock);
+  atomic_fetch_add(&pool.sleepers, 1);
+  while (atomic_load(&pool.generation) == seen && !atomic_load(&pool.stop))
+    pthread_cond_wait(&pool.wake, &pool.lock);
+  atomic_fetch_sub(&pool.sleepers, 1);
+  pthread_mutex_unlock(&pool.lock);
+}
+
+/* Wakes the sleeping workers after a generation bump or a stop. */
+static void wake_sleepers(void) {
+  if (atomic_load(&pool.sleepers) == 0)
+    return;
+  pthread_mutex_lock(&pool.lock);
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.lock);
+}
 
 static int64_t share_end(int index) {
   return pool.job.n * (index + 1) / pool.threads;
@@ -83,18 +127,26 @@ static void run_share(int index) {
 
 static void *worker(void *arg) {
   int index = (int)(intptr_t)arg;
-  unsigned seen = 0;
+  /* Regions before this pool started (an earlier pool) are not ours. */
+  unsigned seen = pool.start_generation;
   for (;;) {
     unsigned spins = 0;
+    int64_t since = 0;
     unsigned g;
     while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) ==
            seen) {
       if (atomic_load_explicit(&pool.stop, memory_order_relaxed))
         return NULL;
-      if (++spins > (1u << 20))
-        sched_yield();
-      else
-        cpu_relax();
+      cpu_relax();
+      if (++spins % 1024 == 0) {
+        int64_t t = now_ns();
+        if (!since)
+          since = t;
+        else if (t - since > kSpinNs) {
+          sleep_until_work(seen);
+          since = 0;
+        }
+      }
     }
     seen = g;
     run_share(index);
@@ -110,6 +162,9 @@ int lowbit_rt_threads_start(int threads) {
   pool.threads = threads;
   if (threads == 1)
     return 0;
+  /* A pool stopped before (lowbit_close, then lowbit_open) left `stop` set. */
+  atomic_store(&pool.stop, 0);
+  pool.start_generation = atomic_load(&pool.generation);
   pool.tids = calloc((size_t)threads, sizeof(pthread_t));
   if (!pool.tids)
     return -1;
@@ -123,6 +178,7 @@ void lowbit_rt_threads_stop(void) {
   if (pool.threads <= 1)
     return;
   atomic_store(&pool.stop, 1);
+  wake_sleepers();
   for (int i = 1; i < pool.threads; ++i)
     pthread_join(pool.tids[i], NULL);
   free(pool.tids);
@@ -142,7 +198,8 @@ void lowbit_rt_parallel_for(lowbit_task_fn fn, void *args, int64_t n) {
   for (int i = 0; i < t; ++i)
     atomic_store_explicit(&cursors[i].next, n * i / t, memory_order_relaxed);
   atomic_store_explicit(&pool.pending, t - 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+  atomic_fetch_add(&pool.generation, 1);
+  wake_sleepers();
   run_share(0);
   while (atomic_load_explicit(&pool.pending, memory_order_acquire) != 0)
     cpu_relax();

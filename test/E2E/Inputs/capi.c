@@ -2,12 +2,15 @@
  *   capi WEIGHTS|- OUT.f32 ID ID ...
  * evaluates the first half of the ids in one call and the rest one at a time,
  * writing every position's logits to OUT.f32; then checks that a bad token
- * id is refused with a message. */
+ * id is refused with a message, and that the model opened again after a
+ * close, evaluated 20 ms later (long enough for the idle workers to sleep),
+ * gives the same logits for the whole sequence in one call. */
 #include "lowbit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int main(int argc, char **argv) {
   if (argc < 4)
@@ -40,6 +43,20 @@ int main(int argc, char **argv) {
     return fprintf(stderr, "bad token accepted\n"), 1;
   printf("refused: %s\n", lowbit_last_error());
   lowbit_close(m);
+  m = lowbit_open(strcmp(argv[1], "-") ? argv[1] : NULL, 2, err, sizeof err);
+  if (!m)
+    return fprintf(stderr, "reopen: %s\n", err), 1;
+  float *again = malloc(sizeof(float) * (size_t)(n * v));
+  for (int k = 0; k < 2; ++k) {
+    nanosleep(&(struct timespec){0, 20000000}, NULL);
+    lowbit_reset(m);
+    if (lowbit_eval(m, ids, n, again))
+      return fprintf(stderr, "eval: %s\n", lowbit_last_error()), 1;
+    printf("reopened, call %d: logits %s\n", k,
+           memcmp(again, logits, sizeof(float) * (size_t)(n * v)) ? "differ" : "identical");
+  }
+  lowbit_close(m);
+  free(again);
   free(ids);
   free(logits);
   return 0;
