@@ -14,6 +14,8 @@ lowbit_status lowbit_rt_fail(const char *fmt, ...)
 const char *lowbit_rt_error(void);
 
 int lowbit_rt_threads_start(int threads);
+/* CPUs this process may run on (its affinity mask). */
+int lowbit_rt_cpus(void);
 /* Keeps freed activation buffers in the heap (glibc: no mmap/munmap and
  * fresh zeroed pages for every forward call's large buffers). */
 void lowbit_rt_heap_setup(void);

@@ -422,7 +422,7 @@ int main(int argc, char **argv) {
              *detokenize_file = NULL, *ppl_file = NULL, *system_prompt = NULL;
   int whole = 0, chat = 0, bench = 0, no_mmap = 0, stats = 0;
   int64_t ppl_ctx = 0;
-  int64_t n_gen = 128, threads = 2, prompt_len = 128;
+  int64_t n_gen = 128, threads = 0, prompt_len = 128;
   /* Options that take a string, and flags. */
   const struct { const char *name; const char **dest; } string_opts[] = {
       {"--tokens", &tokens_arg},         {"--tokens-file", &tokens_file},
@@ -470,6 +470,8 @@ int main(int argc, char **argv) {
         return die("%s: '%s' is not a non-negative integer", a, v);
       if (!strcmp(a, "-n"))
         n_gen = iv;
+      else if (!strcmp(a, "-t") && iv == 0)
+        return die("-t: thread count must be in [1, 256]");
       else if (!strcmp(a, "-t"))
         threads = iv;
       else if (!strcmp(a, "--top-k"))
@@ -497,7 +499,7 @@ int main(int argc, char **argv) {
         sampler.repeat_penalty = fv;
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       printf("usage: %s --tokens ID,ID,...|--tokens-file F [-n N] [--logits-out FILE]\n"
-             "          [-t THREADS] [--stats]\n"
+             "          [-t THREADS (default: the CPUs it may use, at most 8)] [--stats]\n"
              "          [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
              "          [--repeat-penalty R] [--repeat-last-n N] [--weights FILE]\n"
              "          [--no-mmap]\n"
@@ -512,8 +514,18 @@ int main(int argc, char **argv) {
       return die("unknown option '%s' (see --help)", a);
     }
   }
-  if (threads < 1 || threads > 256)
+  /* Default: the CPUs this process may use, at most 8 (decoding is bound by
+   * memory bandwidth well before that). More threads than CPUs still work,
+   * at a cost: a thread off the CPU delays every region it joined. */
+  int cpus = lowbit_rt_cpus();
+  if (threads == 0)
+    threads = cpus < 8 ? cpus : 8;
+  else if (threads > 256)
     return die("-t: thread count must be in [1, 256]");
+  else if (threads > cpus)
+    fprintf(stderr, "%s: warning: -t %lld is more threads than the CPUs this process "
+            "may use (%d); it runs slower than -t %d\n",
+            prog, (long long)threads, cpus, cpus);
   if (lowbit_model_meta[LOWBIT_META_ABI_VERSION] != LOWBIT_ABI_VERSION)
     return die("model ABI version %lld does not match the runtime's %d",
                (long long)lowbit_model_meta[LOWBIT_META_ABI_VERSION], LOWBIT_ABI_VERSION);

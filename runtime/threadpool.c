@@ -1,25 +1,37 @@
 /*===- threadpool.c - the thread pool generated parallel loops call -------===*
  *
  * Workers spin on a generation counter, so a parallel region costs no system
- * call to start; a worker that has spun for kSpinNs without work (the
- * program waits for input, or the host application does something else)
- * sleeps on a condition variable until the next region, so an idle model
- * costs no CPU. The range [0, n) is split into one contiguous share per
+ * call to start. The range [0, n) is split into one contiguous share per
  * thread, which the thread walks in order in shrinking chunks (one weight
  * stream per thread); a thread done with its share takes the next chunks of
  * the others'. The two vCPUs of these VMs often run 15-30 % apart for
  * seconds, so a fixed split left the faster thread waiting ~10 % of every
  * call. Each index is computed the same way whichever thread takes it (the
  * generated tasks have no cross-index state), so results never depend on
- * timing.
+ * timing or on which threads took part.
+ *
+ * Other busy processes (or more threads than CPUs) take CPUs away from the
+ * pool, so no thread waits for another that is not running:
+ *  - a worker joins a region only while it is open; the caller runs every
+ *    chunk nobody has claimed, closes the region and then waits for the
+ *    workers that joined, so a worker that was off the CPU when the region
+ *    started is not waited for (two 2-thread processes on 2 CPUs decoded at
+ *    10 tok/s each when every region waited for every worker);
+ *  - a waiting caller spins for kCallerSpinNs, then sleeps until the last
+ *    worker leaves, handing its CPU to the thread it waits for;
+ *  - an idle worker spins for kWorkerSpinNs, then sleeps until the next
+ *    region, so a model waiting for input costs no CPU.
  *
  *===----------------------------------------------------------------------===*/
+#define _GNU_SOURCE
 #include "lowbit_rt.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -38,11 +50,15 @@ typedef struct {
 
 enum { kMaxThreads = 256, kShrink = 8 };
 
-/* How long an idle worker spins before it sleeps: longer than the gaps
- * between the parallel regions of a forward call and between decoded tokens
- * (sampling a 128K vocabulary takes up to a few ms), so generation never
- * pays a wake-up. */
-static const int64_t kSpinNs = 5000000;
+/* Spin budgets before sleeping. A worker's outlasts the gaps between the
+ * regions of a forward call (microseconds) and, mostly, between decoded
+ * tokens, so uncontended generation rarely pays a wake-up; a caller's
+ * covers the last chunks of a worker that is running. */
+static const int64_t kWorkerSpinNs = 1000000, kCallerSpinNs = 50000;
+
+/* The region state: generation << 32 | kClosed | number of workers in it. */
+static const uint64_t kClosed = (uint64_t)1 << 31;
+static const uint64_t kCount = kClosed - 1;
 
 /* The next unclaimed index of each thread's share, one cache line each. */
 typedef struct {
@@ -56,19 +72,20 @@ static struct {
   pthread_t *tids;
   job_t job;
   atomic_uint generation;
-  atomic_int pending;
+  atomic_ullong state;
   atomic_int stop;
-  /* Sleeping workers wait on `wake` under `lock`; `sleepers` counts them
-   * (sequentially consistent with `generation`: a worker that counts itself
-   * and then still sees the old generation is woken by the caller that
-   * bumped it). */
-  atomic_int sleepers;
   unsigned start_generation;
+  /* Sleeping workers wait on `wake`, a sleeping caller on `done`, both under
+   * `lock`; `sleepers` and `caller_asleep` are sequentially consistent with
+   * the generation and the state: whoever changes those after a sleeper
+   * registered sees it and signals. */
+  atomic_int sleepers, caller_asleep;
   pthread_mutex_t lock;
-  pthread_cond_t wake;
+  pthread_cond_t wake, done;
 } pool = {.threads = 1,
           .lock = PTHREAD_MUTEX_INITIALIZER,
-          .wake = PTHREAD_COND_INITIALIZER};
+          .wake = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER};
 
 static int64_t now_ns(void) {
   struct timespec t;
@@ -76,14 +93,32 @@ static int64_t now_ns(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* Blocks until the generation moves past `seen` or the pool stops. */
-static void sleep_until_work(unsigned seen) {
-  pthread_mutex_lock(&pool.lock);
-  atomic_fetch_add(&pool.sleepers, 1);
-  while (atomic_load(&pool.generation) == seen && !atomic_load(&pool.stop))
-    pthread_cond_wait(&pool.wake, &pool.lock);
-  atomic_fetch_sub(&pool.sleepers, 1);
-  pthread_mutex_unlock(&pool.lock);
+/* Spins while `busy(arg)` for about `budget` ns; 1 if it is still busy. */
+static int spin_while(int (*busy)(unsigned), unsigned arg, int64_t budget) {
+  int64_t since = 0;
+  for (unsigned spins = 1; busy(arg); ++spins) {
+    cpu_relax();
+    if (spins % 256 == 0) {
+      int64_t t = now_ns();
+      if (!since)
+        since = t;
+      else if (t - since > budget)
+        return 1;
+    }
+  }
+  return 0;
+}
+
+/* Sequentially consistent loads (plain loads on x86): a sleeper tests these
+ * after registering itself, the other side changes them before looking for
+ * sleepers. */
+static int no_new_region(unsigned seen) {
+  return atomic_load(&pool.generation) == seen && !atomic_load(&pool.stop);
+}
+
+static int workers_inside(unsigned unused) {
+  (void)unused;
+  return (atomic_load(&pool.state) & kCount) != 0;
 }
 
 /* Wakes the sleeping workers after a generation bump or a stop. */
@@ -125,33 +160,57 @@ static void run_share(int index) {
     drain((index + k) % t);
 }
 
+/* Enters region `g` if it is still open. */
+static int join(unsigned g) {
+  unsigned long long s = atomic_load(&pool.state);
+  while ((unsigned)(s >> 32) == g && !(s & kClosed))
+    if (atomic_compare_exchange_weak(&pool.state, &s, s + 1))
+      return 1;
+  return 0;
+}
+
+/* Leaves the region; the last one out of a closed region wakes the caller
+ * if it sleeps. */
+static void leave(void) {
+  uint64_t s = atomic_fetch_sub(&pool.state, 1) - 1;
+  if ((s & kCount) == 0 && (s & kClosed) && atomic_load(&pool.caller_asleep)) {
+    pthread_mutex_lock(&pool.lock);
+    pthread_cond_signal(&pool.done);
+    pthread_mutex_unlock(&pool.lock);
+  }
+}
+
 static void *worker(void *arg) {
   int index = (int)(intptr_t)arg;
   /* Regions before this pool started (an earlier pool) are not ours. */
   unsigned seen = pool.start_generation;
   for (;;) {
-    unsigned spins = 0;
-    int64_t since = 0;
-    unsigned g;
-    while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) ==
-           seen) {
-      if (atomic_load_explicit(&pool.stop, memory_order_relaxed))
-        return NULL;
-      cpu_relax();
-      if (++spins % 1024 == 0) {
-        int64_t t = now_ns();
-        if (!since)
-          since = t;
-        else if (t - since > kSpinNs) {
-          sleep_until_work(seen);
-          since = 0;
-        }
-      }
+    if (spin_while(no_new_region, seen, kWorkerSpinNs)) {
+      pthread_mutex_lock(&pool.lock);
+      atomic_fetch_add(&pool.sleepers, 1);
+      while (no_new_region(seen))
+        pthread_cond_wait(&pool.wake, &pool.lock);
+      atomic_fetch_sub(&pool.sleepers, 1);
+      pthread_mutex_unlock(&pool.lock);
     }
-    seen = g;
-    run_share(index);
-    atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
+    if (atomic_load(&pool.stop))
+      return NULL;
+    seen = atomic_load(&pool.generation);
+    if (join(seen)) {
+      run_share(index);
+      leave();
+    }
   }
+}
+
+int lowbit_rt_cpus(void) {
+#ifdef CPU_COUNT
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+#endif
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
 }
 
 int lowbit_rt_threads_start(int threads) {
@@ -197,10 +256,20 @@ void lowbit_rt_parallel_for(lowbit_task_fn fn, void *args, int64_t n) {
   pool.job = (job_t){fn, args, n};
   for (int i = 0; i < t; ++i)
     atomic_store_explicit(&cursors[i].next, n * i / t, memory_order_relaxed);
-  atomic_store_explicit(&pool.pending, t - 1, memory_order_relaxed);
-  atomic_fetch_add(&pool.generation, 1);
+  unsigned g = atomic_load_explicit(&pool.generation, memory_order_relaxed) + 1;
+  atomic_store(&pool.state, (uint64_t)g << 32);
+  atomic_store(&pool.generation, g);
   wake_sleepers();
   run_share(0);
-  while (atomic_load_explicit(&pool.pending, memory_order_acquire) != 0)
-    cpu_relax();
+  /* Every chunk is claimed now: close the region to latecomers and wait for
+   * the workers inside. */
+  atomic_fetch_or(&pool.state, kClosed);
+  if (spin_while(workers_inside, 0, kCallerSpinNs)) {
+    pthread_mutex_lock(&pool.lock);
+    atomic_store(&pool.caller_asleep, 1);
+    while (workers_inside(0))
+      pthread_cond_wait(&pool.done, &pool.lock);
+    atomic_store(&pool.caller_asleep, 0);
+    pthread_mutex_unlock(&pool.lock);
+  }
 }
