@@ -36,6 +36,7 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/BitVector.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <cmath>
 #include <functional>
@@ -218,6 +219,11 @@ private:
   /// one shuffle tree.
   Value emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns, Value q,
                            ArrayRef<Value> ts, int64_t kp);
+  /// AVX2 only: the 8 dot products of rows n0 .. n0 + 7 (half a tile) with
+  /// token `t`, as one vector<8xi32>, the rows read block by block as one
+  /// stream.
+  Value emitTernaryDotRows8(Emit &e, Value w, Value n0, Value q, Value t,
+                            int64_t kp);
 
   ModuleOp module;
   std::string isaName;
@@ -967,24 +973,33 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
       }));
 }
 
-/// Sums each of 16 vector<16xi32> into lane i of one vector: four levels of
-/// pairwise shuffles and adds (15 adds instead of 16 separate reductions).
-static Value transposeReduce16(Emit &e, SmallVector<Value> sources) {
+/// Sums each of N vector<Nxi32> (N a power of two) into lane i of one
+/// vector: log2 N levels of pairwise shuffles and adds (N - 1 adds instead of
+/// N separate reductions).
+static Value transposeReduce(Emit &e, SmallVector<Value> sources) {
+  int64_t n = static_cast<int64_t>(sources.size());
+  assert(llvm::isPowerOf2_64(n) &&
+         cast<VectorType>(sources[0].getType()).getNumElements() == n &&
+         "N vectors of N lanes");
+  unsigned bits = llvm::Log2_64(n);
   // The tree leaves source p in lane bit-reverse(p): feed them reversed.
   SmallVector<Value> v;
-  for (unsigned i = 0; i < 16; ++i)
-    v.push_back(sources[((i & 1) << 3) | ((i & 2) << 1) | ((i & 4) >> 1) |
-                        ((i & 8) >> 3)]);
-  for (int64_t width = 8; width >= 1; width /= 2) {
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t r = 0;
+    for (unsigned b = 0; b < bits; ++b)
+      r |= ((i >> b) & 1) << (bits - 1 - b);
+    v.push_back(sources[r]);
+  }
+  for (int64_t width = n / 2; width >= 1; width /= 2) {
     // Pairs (a, b): lanes of each width-block of a, then of b, summed with
     // the next width-block: the partial sums per source halve each level.
     SmallVector<Value> next;
     for (size_t i = 0; i + 1 < v.size(); i += 2) {
       SmallVector<int64_t> lo, hi;
-      for (int64_t blk = 0; blk < 16 / (2 * width); ++blk)
+      for (int64_t blk = 0; blk < n / (2 * width); ++blk)
         for (int64_t src = 0; src < 2; ++src)
           for (int64_t l = 0; l < width; ++l) {
-            int64_t base = src * 16 + blk * 2 * width;
+            int64_t base = src * n + blk * 2 * width;
             lo.push_back(base + l);
             hi.push_back(base + width + l);
           }
@@ -995,6 +1010,59 @@ static Value transposeReduce16(Emit &e, SmallVector<Value> sources) {
     v = std::move(next);
   }
   return v[0];
+}
+
+Value KernelGenerator::emitTernaryDotRows8(Emit &e, Value w, Value n0, Value q,
+                                           Value t, int64_t kp) {
+  int64_t blocks = kp / 256;
+  auto i32 = b.getI32Type(), i8 = b.getI8Type();
+  auto v8 = VectorType::get({8}, i32), v32 = VectorType::get({32}, i8);
+  auto v16i16 = VectorType::get({16}, b.getI16Type());
+  Value ones = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(v16i16, b.getI16IntegerAttr(1)));
+  Value zero = arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(v8, b.getI32IntegerAttr(0)));
+  Value tile = arith::DivUIOp::create(b, loc, n0, e.idx(kTileRows));
+  Value sub = arith::RemUIOp::create(b, loc, n0, e.idx(kTileRows));
+  SmallVector<Value> accs = e.fold(
+      e.idx(0), e.idx(blocks), 1, SmallVector<Value>(8, zero),
+      [&](Value c, ValueRange cur) -> SmallVector<Value> {
+        Value base = arith::MulIOp::create(b, loc, c, e.idx(256));
+        SmallVector<Value> acc(cur);
+        for (int64_t r = 0; r < 8; ++r) {
+          Value row = e.add(sub, e.idx(r));
+          // Bandwidth-bound with one token: the 8 rows are 512 contiguous
+          // bytes of each 1 KiB tile block, prefetched 4 blocks ahead.
+          memref::PrefetchOp::create(
+              b, loc, w,
+              ValueRange{tile, e.add(c, e.idx(kPrefetchBlocks)), row, e.idx(0)},
+              /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+          for (int64_t h = 0; h < 2; ++h) {
+            // Half h of the row's block: codes j + 64 i, j in [32 h, 32 h + 32).
+            Value p32 = vector::BitCastOp::create(
+                b, loc, v8,
+                vector::LoadOp::create(b, loc, v32, w,
+                                       ValueRange{tile, c, row, e.idx(32 * h)}));
+            for (int i = 0; i < 4; ++i) {
+              Value act = vector::LoadOp::create(
+                  b, loc, v32, q,
+                  ValueRange{t, e.add(base, e.idx(64 * i + 32 * h))});
+              Value p16 = LLVM::CallIntrinsicOp::create(
+                              b, loc, v16i16,
+                              b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
+                              ValueRange{codePlane(e, p32, i, false), act})
+                              .getResult(0);
+              acc[r] = e.add(acc[r],
+                             LLVM::CallIntrinsicOp::create(
+                                 b, loc, v8, b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
+                                 ValueRange{p16, ones})
+                                 .getResult(0));
+            }
+          }
+        }
+        return acc;
+      });
+  return transposeReduce(e, accs);
 }
 
 Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
@@ -1056,7 +1124,7 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
         }
         return acc;
       });
-  return transposeReduce16(e, accs);
+  return transposeReduce(e, accs);
 }
 
 FailureOr<KernelGenerator::MatmulParts>
@@ -1203,29 +1271,57 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
             });
             return;
           }
-          e.loop(r0, r1, 1, [&](Value row) {
-            auto finish = [&](Value t, Value dot) { finishAt(t, row, dot); };
-            // Without a gate, tokens go kTokenBlock at a time: each weight
-            // chunk is unpacked once for all of them.
-            Value single = e.idx(0);
-            if (!gates) {
-              Value blocks4 = arith::MulIOp::create(
-                  b, loc, arith::DivUIOp::create(b, loc, nt, e.idx(kTokenBlock)),
-                  e.idx(kTokenBlock));
-              e.loop(e.idx(0), blocks4, kTokenBlock, [&](Value t0) {
+          // Tokens outside, rows inside, as above: a token block's
+          // activations are read from L2 once for the task's rows.
+          // Without a gate, tokens go kTokenBlock at a time: each weight
+          // chunk is unpacked once for all of them.
+          Value single = e.idx(0);
+          if (!gates) {
+            Value blocks4 = arith::MulIOp::create(
+                b, loc, arith::DivUIOp::create(b, loc, nt, e.idx(kTokenBlock)),
+                e.idx(kTokenBlock));
+            e.loop(e.idx(0), blocks4, kTokenBlock, [&](Value t0) {
+              e.loop(r0, r1, 1, [&](Value row) {
                 SmallVector<Value> ts;
                 for (int64_t k = 0; k < kTokenBlock; ++k)
                   ts.push_back(e.add(t0, e.idx(k)));
                 SmallVector<Value> dots =
                     emitTernaryDot(e, wm, row, codes, ts, q.kp);
                 for (int64_t k = 0; k < kTokenBlock; ++k)
-                  finish(ts[k], dots[k]);
+                  finishAt(ts[k], row, dots[k]);
               });
-              single = blocks4;
+            });
+            single = blocks4;
+          }
+          // AVX2, one token at a time: half a tile (8 rows) per pass, read
+          // as one stream (the row-by-row loop below strides 1 KiB per 32
+          // bytes and waits on every miss: 2B4T decoded 16 tok/s).
+          bool rows8 = isaName == "avx2" && !gates && n % 16 == 0;
+          e.loop(single, nt, 1, [&](Value t) {
+            if (rows8) {
+              auto v8f = VectorType::get({8}, b.getF32Type());
+              auto v8i = VectorType::get({8}, b.getI32Type());
+              Value s = e.splat(v8i, memref::LoadOp::create(b, loc, sums,
+                                                            ValueRange{t}));
+              Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
+              Value scale = e.splat(v8f, e.mul(d, al));
+              for (int64_t g = 0; g < 16; g += 8) {
+                Value rr = e.add(r0, e.idx(g));
+                Value acc = arith::SubIOp::create(
+                    b, loc, emitTernaryDotRows8(e, wm, rr, codes, t, q.kp), s);
+                vector::StoreOp::create(
+                    b, loc,
+                    e.mul(arith::SIToFPOp::create(b, loc, v8f, acc), scale), o,
+                    ValueRange{t, rr});
+                if (accs)
+                  vector::StoreOp::create(b, loc, acc, accs, ValueRange{t, rr});
+              }
+              return;
             }
-            e.loop(single, nt, 1, [&](Value t) {
+            e.loop(r0, r1, 1, [&](Value row) {
               auto compute = [&] {
-                finish(t, emitTernaryDot(e, wm, row, codes, {t}, q.kp)[0]);
+                finishAt(t, row,
+                         emitTernaryDot(e, wm, row, codes, {t}, q.kp)[0]);
               };
               if (!gates)
                 return compute();
@@ -1985,7 +2081,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                     }
                     return next;
                   });
-              Value s16 = e.mul(transposeReduce16(e, accs),
+              Value s16 = e.mul(transposeReduce(e, accs),
                                 e.splat(v16f, e.f32(scale)));
               Value valid = arith::MinUIOp::create(
                   b, loc, arith::SubIOp::create(b, loc, pe, p0), e.idx(P));
@@ -2579,7 +2675,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
             return acc;
           });
           Value dots = arith::SubIOp::create(
-              b, loc, transposeReduce16(e, rowAccs),
+              b, loc, transposeReduce(e, rowAccs),
               e.splat(v16, e.mul(memref::LoadOp::create(b, loc, sums,
                                                         ValueRange{t}),
                                  e.i32(off))));
@@ -2629,7 +2725,100 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
             }
             return acc;
           });
-          return transposeReduce16(e, rowAccs);
+          return transposeReduce(e, rowAccs);
+        });
+      });
+      return;
+    }
+    if (isaName == "avx2" && int4) {
+      // One task = one tile, in two passes of 8 rows (16 row accumulators
+      // would not fit AVX2's 16 registers); each row's block pair (64
+      // bytes, both nibbles) is read as part of the tile's stream. Per
+      // 32-byte half: the codes multiply-add the token's codes into i32
+      // lanes of 4 columns each (pmaddubsw + pmaddwd: |code x act| pairs
+      // stay below 2^15), plus the same offset correction as VNNI's lanes.
+      auto v8 = VectorType::get({8}, i32), v8f = VectorType::get({8}, f32);
+      auto v32b = VectorType::get({32}, i8);
+      auto v16h = VectorType::get({16}, b.getI16Type());
+      Value ones = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(v16h, b.getI16IntegerAttr(1)));
+      Value low4 = e.splat(v8, e.i32(0x0F0F0F0F));
+      e.loop(begin, end, 1, [&](Value tile) {
+        Value r0 = arith::MulIOp::create(b, loc, tile, e.idx(kTileRows));
+        Value valid = arith::MinUIOp::create(
+            b, loc, arith::SubIOp::create(b, loc, e.idx(v), r0),
+            e.idx(kTileRows));
+        e.loop(from, nt, 1, [&](Value t) {
+          for (int64_t g = 0; g < kTileRows; g += 8) {
+            Value zf = arith::ConstantOp::create(
+                b, loc, DenseElementsAttr::get(v8f, b.getF32FloatAttr(0.0f)));
+            SmallVector<Value> rowAccs = e.fold(
+                e.idx(0), e.idx(hp / 128), 1, SmallVector<Value>(8, zf),
+                [&](Value pr, ValueRange cur) -> SmallVector<Value> {
+              SmallVector<Value> acc(cur);
+              for (int64_t r = 0; r < 8; ++r) {
+                Value row = e.idx(g + r);
+                prefetchAhead(e, wm, tile, pr, g + r);
+                for (int half = 0; half < 2; ++half) {
+                  Value c = e.add(arith::MulIOp::create(b, loc, pr, e.idx(2)),
+                                  e.idx(half));
+                  Value dot;
+                  for (int64_t hh = 0; hh < 2; ++hh) {
+                    Value p = vector::BitCastOp::create(
+                        b, loc, v8,
+                        vector::LoadOp::create(
+                            b, loc, v32b, wm,
+                            ValueRange{tile, pr, row, e.idx(32 * hh)}));
+                    if (half)
+                      p = arith::ShRUIOp::create(b, loc, p, e.splat(v8, e.i32(4)));
+                    Value u = vector::BitCastOp::create(
+                        b, loc, v32b, arith::AndIOp::create(b, loc, p, low4));
+                    Value at = e.add(arith::MulIOp::create(b, loc, c, e.idx(64)),
+                                     e.idx(32 * hh));
+                    Value act = vector::LoadOp::create(b, loc, v32b, q,
+                                                       ValueRange{t, at});
+                    Value p16 = LLVM::CallIntrinsicOp::create(
+                                    b, loc, v16h,
+                                    b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
+                                    ValueRange{u, act})
+                                    .getResult(0);
+                    Value d32 = LLVM::CallIntrinsicOp::create(
+                                    b, loc, v8,
+                                    b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
+                                    ValueRange{p16, ones})
+                                    .getResult(0);
+                    Value corr = vector::LoadOp::create(
+                        b, loc, v8, cr,
+                        ValueRange{t, e.add(arith::MulIOp::create(b, loc, c,
+                                                                  e.idx(16)),
+                                            e.idx(8 * hh))});
+                    Value part = e.add(d32, corr);
+                    dot = hh ? e.add(dot, part) : part;
+                  }
+                  Value s = memref::LoadOp::create(b, loc, sc,
+                                                   ValueRange{tile, c, row});
+                  acc[r] = e.add(acc[r],
+                                 e.mul(arith::SIToFPOp::create(b, loc, v8f, dot),
+                                       e.splat(v8f, s)));
+                }
+              }
+              return acc;
+            });
+            Value y = e.mul(transposeReduce(e, rowAccs),
+                            e.splat(v8f, memref::LoadOp::create(
+                                             b, loc, d, ValueRange{t})));
+            Value left = arith::MaxSIOp::create(
+                b, loc,
+                arith::MinSIOp::create(
+                    b, loc, arith::SubIOp::create(b, loc, valid, e.idx(g)),
+                    e.idx(8)),
+                e.idx(0));
+            Value mask = vector::CreateMaskOp::create(
+                b, loc, VectorType::get({8}, b.getI1Type()), ValueRange{left});
+            vector::MaskedStoreOp::create(b, loc, o,
+                                          ValueRange{t, e.add(r0, e.idx(g))},
+                                          mask, y);
+          }
         });
       });
       return;
