@@ -2730,6 +2730,87 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
       });
       return;
     }
+    if (isaName == "avx2" && !int4) {
+      // int8, as the int4 path below: 8 rows a pass. Codes and activations
+      // are both signed (|q| <= 127), so pmaddubsw takes |act| and the code
+      // with act's sign (pairs stay below 2^15) and no offset correction is
+      // needed; i32 lanes accumulate over the row, scaled once at the end.
+      auto v8 = VectorType::get({8}, i32), v8f = VectorType::get({8}, f32);
+      auto v32b = VectorType::get({32}, i8);
+      auto v16h = VectorType::get({16}, b.getI16Type());
+      Value ones = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(v16h, b.getI16IntegerAttr(1)));
+      Value flip = byteSplat(v32b, int8_t(-128));
+      e.loop(begin, end, 1, [&](Value tile) {
+        Value r0 = arith::MulIOp::create(b, loc, tile, e.idx(kTileRows));
+        Value valid = arith::MinUIOp::create(
+            b, loc, arith::SubIOp::create(b, loc, e.idx(v), r0),
+            e.idx(kTileRows));
+        e.loop(from, nt, 1, [&](Value t) {
+          for (int64_t g = 0; g < kTileRows; g += 8) {
+            Value zi = arith::ConstantOp::create(
+                b, loc, DenseElementsAttr::get(v8, b.getI32IntegerAttr(0)));
+            SmallVector<Value> rowAccs = e.fold(
+                e.idx(0), e.idx(nb64), 1, SmallVector<Value>(8, zi),
+                [&](Value c, ValueRange cur) -> SmallVector<Value> {
+              SmallVector<Value> acc(cur), acts, mags;
+              for (int64_t hh = 0; hh < 2; ++hh) {
+                acts.push_back(vector::LoadOp::create(
+                    b, loc, v32b, q,
+                    ValueRange{t, e.add(arith::MulIOp::create(b, loc, c,
+                                                              e.idx(64)),
+                                        e.idx(32 * hh))}));
+                mags.push_back(math::AbsIOp::create(b, loc, acts[hh]));
+              }
+              for (int64_t r = 0; r < 8; ++r) {
+                prefetchAhead(e, wm, tile, c, g + r);
+                for (int64_t hh = 0; hh < 2; ++hh) {
+                  Value w8 = arith::XOrIOp::create(
+                      b, loc,
+                      vector::LoadOp::create(
+                          b, loc, v32b, wm,
+                          ValueRange{tile, c, e.idx(g + r), e.idx(32 * hh)}),
+                      flip);
+                  Value signedW = LLVM::CallIntrinsicOp::create(
+                                      b, loc, v32b,
+                                      b.getStringAttr("llvm.x86.avx2.psign.b"),
+                                      ValueRange{w8, acts[hh]})
+                                      .getResult(0);
+                  Value p16 = LLVM::CallIntrinsicOp::create(
+                                  b, loc, v16h,
+                                  b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
+                                  ValueRange{mags[hh], signedW})
+                                  .getResult(0);
+                  acc[r] = e.add(acc[r],
+                                 LLVM::CallIntrinsicOp::create(
+                                     b, loc, v8,
+                                     b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
+                                     ValueRange{p16, ones})
+                                     .getResult(0));
+                }
+              }
+              return acc;
+            });
+            Value rows = e.add(r0, e.idx(g));
+            Value y = e.mul(
+                e.mul(arith::SIToFPOp::create(b, loc, v8f,
+                                              transposeReduce(e, rowAccs)),
+                      vector::LoadOp::create(b, loc, v8f, sc, ValueRange{rows})),
+                e.splat(v8f, memref::LoadOp::create(b, loc, d, ValueRange{t})));
+            Value left = arith::MaxSIOp::create(
+                b, loc,
+                arith::MinSIOp::create(
+                    b, loc, arith::SubIOp::create(b, loc, valid, e.idx(g)),
+                    e.idx(8)),
+                e.idx(0));
+            Value mask = vector::CreateMaskOp::create(
+                b, loc, VectorType::get({8}, b.getI1Type()), ValueRange{left});
+            vector::MaskedStoreOp::create(b, loc, o, ValueRange{t, rows}, mask, y);
+          }
+        });
+      });
+      return;
+    }
     if (isaName == "avx2" && int4) {
       // One task = one tile, in two passes of 8 rows (16 row accumulators
       // would not fit AVX2's 16 registers); each row's block pair (64
