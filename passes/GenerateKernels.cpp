@@ -2730,100 +2730,123 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
       });
       return;
     }
-    if (isaName == "avx2" && !int4) {
-      // int8, as the int4 path below: 8 rows a pass. Codes and activations
-      // are both signed (|q| <= 127), so pmaddubsw takes |act| and the code
-      // with act's sign (pairs stay below 2^15) and no offset correction is
-      // needed; i32 lanes accumulate over the row, scaled once at the end.
-      auto v8 = VectorType::get({8}, i32), v8f = VectorType::get({8}, f32);
-      auto v32b = VectorType::get({32}, i8);
-      auto v16h = VectorType::get({16}, b.getI16Type());
-      Value ones = arith::ConstantOp::create(
-          b, loc, DenseElementsAttr::get(v16h, b.getI16IntegerAttr(1)));
-      Value flip = byteSplat(v32b, int8_t(-128));
-      e.loop(begin, end, 1, [&](Value tile) {
-        Value r0 = arith::MulIOp::create(b, loc, tile, e.idx(kTileRows));
-        Value valid = arith::MinUIOp::create(
-            b, loc, arith::SubIOp::create(b, loc, e.idx(v), r0),
-            e.idx(kTileRows));
-        e.loop(from, nt, 1, [&](Value t) {
-          for (int64_t g = 0; g < kTileRows; g += 8) {
-            Value zi = arith::ConstantOp::create(
-                b, loc, DenseElementsAttr::get(v8, b.getI32IntegerAttr(0)));
-            SmallVector<Value> rowAccs = e.fold(
-                e.idx(0), e.idx(nb64), 1, SmallVector<Value>(8, zi),
-                [&](Value c, ValueRange cur) -> SmallVector<Value> {
-              SmallVector<Value> acc(cur), acts, mags;
-              for (int64_t hh = 0; hh < 2; ++hh) {
-                acts.push_back(vector::LoadOp::create(
-                    b, loc, v32b, q,
-                    ValueRange{t, e.add(arith::MulIOp::create(b, loc, c,
-                                                              e.idx(64)),
-                                        e.idx(32 * hh))}));
-                mags.push_back(math::AbsIOp::create(b, loc, acts[hh]));
-              }
-              for (int64_t r = 0; r < 8; ++r) {
-                prefetchAhead(e, wm, tile, c, g + r);
-                for (int64_t hh = 0; hh < 2; ++hh) {
-                  Value w8 = arith::XOrIOp::create(
-                      b, loc,
-                      vector::LoadOp::create(
-                          b, loc, v32b, wm,
-                          ValueRange{tile, c, e.idx(g + r), e.idx(32 * hh)}),
-                      flip);
-                  Value signedW = LLVM::CallIntrinsicOp::create(
-                                      b, loc, v32b,
-                                      b.getStringAttr("llvm.x86.avx2.psign.b"),
-                                      ValueRange{w8, acts[hh]})
-                                      .getResult(0);
-                  Value p16 = LLVM::CallIntrinsicOp::create(
-                                  b, loc, v16h,
-                                  b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
-                                  ValueRange{mags[hh], signedW})
-                                  .getResult(0);
-                  acc[r] = e.add(acc[r],
-                                 LLVM::CallIntrinsicOp::create(
-                                     b, loc, v8,
-                                     b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
-                                     ValueRange{p16, ones})
-                                     .getResult(0));
-                }
-              }
-              return acc;
-            });
-            Value rows = e.add(r0, e.idx(g));
-            Value y = e.mul(
-                e.mul(arith::SIToFPOp::create(b, loc, v8f,
-                                              transposeReduce(e, rowAccs)),
-                      vector::LoadOp::create(b, loc, v8f, sc, ValueRange{rows})),
-                e.splat(v8f, memref::LoadOp::create(b, loc, d, ValueRange{t})));
-            Value left = arith::MaxSIOp::create(
-                b, loc,
-                arith::MinSIOp::create(
-                    b, loc, arith::SubIOp::create(b, loc, valid, e.idx(g)),
-                    e.idx(8)),
-                e.idx(0));
-            Value mask = vector::CreateMaskOp::create(
-                b, loc, VectorType::get({8}, b.getI1Type()), ValueRange{left});
-            vector::MaskedStoreOp::create(b, loc, o, ValueRange{t, rows}, mask, y);
-          }
-        });
-      });
-      return;
-    }
-    if (isaName == "avx2" && int4) {
+    if (isaName == "avx2") {
       // One task = one tile, in two passes of 8 rows (16 row accumulators
-      // would not fit AVX2's 16 registers); each row's block pair (64
-      // bytes, both nibbles) is read as part of the tile's stream. Per
-      // 32-byte half: the codes multiply-add the token's codes into i32
-      // lanes of 4 columns each (pmaddubsw + pmaddwd: |code x act| pairs
-      // stay below 2^15), plus the same offset correction as VNNI's lanes.
+      // would not fit AVX2's 16 registers); each row's blocks are read as
+      // part of the tile's stream (prefetched 4 blocks ahead), and a pass
+      // stores its 8 logits as one vector under the tile's row mask.
       auto v8 = VectorType::get({8}, i32), v8f = VectorType::get({8}, f32);
       auto v32b = VectorType::get({32}, i8);
       auto v16h = VectorType::get({16}, b.getI16Type());
       Value ones = arith::ConstantOp::create(
           b, loc, DenseElementsAttr::get(v16h, b.getI16IntegerAttr(1)));
-      Value low4 = e.splat(v8, e.i32(0x0F0F0F0F));
+      // Unsigned bytes u times signed bytes s, summed in i32 lanes of 4.
+      auto dot4 = [&](Value u, Value s) -> Value {
+        Value p16 = LLVM::CallIntrinsicOp::create(
+                        b, loc, v16h, b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
+                        ValueRange{u, s})
+                        .getResult(0);
+        return LLVM::CallIntrinsicOp::create(
+                   b, loc, v8, b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
+                   ValueRange{p16, ones})
+            .getResult(0);
+      };
+      // The 32 activation codes of token t from column `col`.
+      auto acts32 = [&](Value t, Value col) -> Value {
+        return vector::LoadOp::create(b, loc, v32b, q, ValueRange{t, col});
+      };
+      // int8: codes and activations are both signed (|q| <= 127), so
+      // pmaddubsw takes |act| and the code with act's sign (pairs stay below
+      // 2^15) and no offset correction is needed; i32 lanes accumulate over
+      // the row, scaled once at the end.
+      auto int8Rows = [&](Value tile, Value t, int64_t g) -> Value {
+        Value flip = byteSplat(v32b, int8_t(-128));
+        Value zi = arith::ConstantOp::create(
+            b, loc, DenseElementsAttr::get(v8, b.getI32IntegerAttr(0)));
+        SmallVector<Value> rowAccs = e.fold(
+            e.idx(0), e.idx(nb64), 1, SmallVector<Value>(8, zi),
+            [&](Value c, ValueRange cur) -> SmallVector<Value> {
+          SmallVector<Value> acc(cur), acts, mags;
+          for (int64_t hh = 0; hh < 2; ++hh) {
+            acts.push_back(acts32(
+                t, e.add(arith::MulIOp::create(b, loc, c, e.idx(64)),
+                         e.idx(32 * hh))));
+            mags.push_back(math::AbsIOp::create(b, loc, acts[hh]));
+          }
+          for (int64_t r = 0; r < 8; ++r) {
+            prefetchAhead(e, wm, tile, c, g + r);
+            for (int64_t hh = 0; hh < 2; ++hh) {
+              Value w8 = arith::XOrIOp::create(
+                  b, loc,
+                  vector::LoadOp::create(
+                      b, loc, v32b, wm,
+                      ValueRange{tile, c, e.idx(g + r), e.idx(32 * hh)}),
+                  flip);
+              Value signedW = LLVM::CallIntrinsicOp::create(
+                                  b, loc, v32b,
+                                  b.getStringAttr("llvm.x86.avx2.psign.b"),
+                                  ValueRange{w8, acts[hh]})
+                                  .getResult(0);
+              acc[r] = e.add(acc[r], dot4(mags[hh], signedW));
+            }
+          }
+          return acc;
+        });
+        Value rows = e.add(arith::MulIOp::create(b, loc, tile, e.idx(kTileRows)),
+                           e.idx(g));
+        return e.mul(arith::SIToFPOp::create(b, loc, v8f,
+                                             transposeReduce(e, rowAccs)),
+                     vector::LoadOp::create(b, loc, v8f, sc, ValueRange{rows}));
+      };
+      // int4: per 32-byte half of a block (one nibble of a block pair), the
+      // codes (0..15, |code x act| pairs below 2^15) plus the same offset
+      // correction as VNNI's lanes, scaled per block into f32 lanes.
+      auto int4Rows = [&](Value tile, Value t, int64_t g) -> Value {
+        Value low4 = e.splat(v8, e.i32(0x0F0F0F0F));
+        Value zf = arith::ConstantOp::create(
+            b, loc, DenseElementsAttr::get(v8f, b.getF32FloatAttr(0.0f)));
+        SmallVector<Value> rowAccs = e.fold(
+            e.idx(0), e.idx(hp / 128), 1, SmallVector<Value>(8, zf),
+            [&](Value pr, ValueRange cur) -> SmallVector<Value> {
+          SmallVector<Value> acc(cur);
+          for (int64_t r = 0; r < 8; ++r) {
+            Value row = e.idx(g + r);
+            prefetchAhead(e, wm, tile, pr, g + r);
+            for (int half = 0; half < 2; ++half) {
+              Value c = e.add(arith::MulIOp::create(b, loc, pr, e.idx(2)),
+                              e.idx(half));
+              Value dot;
+              for (int64_t hh = 0; hh < 2; ++hh) {
+                Value p = vector::BitCastOp::create(
+                    b, loc, v8,
+                    vector::LoadOp::create(b, loc, v32b, wm,
+                                           ValueRange{tile, pr, row,
+                                                      e.idx(32 * hh)}));
+                if (half)
+                  p = arith::ShRUIOp::create(b, loc, p, e.splat(v8, e.i32(4)));
+                Value u = vector::BitCastOp::create(
+                    b, loc, v32b, arith::AndIOp::create(b, loc, p, low4));
+                Value at = e.add(arith::MulIOp::create(b, loc, c, e.idx(64)),
+                                 e.idx(32 * hh));
+                Value corr = vector::LoadOp::create(
+                    b, loc, v8, cr,
+                    ValueRange{t, e.add(arith::MulIOp::create(b, loc, c,
+                                                              e.idx(16)),
+                                        e.idx(8 * hh))});
+                Value part = e.add(dot4(u, acts32(t, at)), corr);
+                dot = hh ? e.add(dot, part) : part;
+              }
+              Value s = memref::LoadOp::create(b, loc, sc,
+                                               ValueRange{tile, c, row});
+              acc[r] = e.add(acc[r],
+                             e.mul(arith::SIToFPOp::create(b, loc, v8f, dot),
+                                   e.splat(v8f, s)));
+            }
+          }
+          return acc;
+        });
+        return transposeReduce(e, rowAccs);
+      };
       e.loop(begin, end, 1, [&](Value tile) {
         Value r0 = arith::MulIOp::create(b, loc, tile, e.idx(kTileRows));
         Value valid = arith::MinUIOp::create(
@@ -2831,61 +2854,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
             e.idx(kTileRows));
         e.loop(from, nt, 1, [&](Value t) {
           for (int64_t g = 0; g < kTileRows; g += 8) {
-            Value zf = arith::ConstantOp::create(
-                b, loc, DenseElementsAttr::get(v8f, b.getF32FloatAttr(0.0f)));
-            SmallVector<Value> rowAccs = e.fold(
-                e.idx(0), e.idx(hp / 128), 1, SmallVector<Value>(8, zf),
-                [&](Value pr, ValueRange cur) -> SmallVector<Value> {
-              SmallVector<Value> acc(cur);
-              for (int64_t r = 0; r < 8; ++r) {
-                Value row = e.idx(g + r);
-                prefetchAhead(e, wm, tile, pr, g + r);
-                for (int half = 0; half < 2; ++half) {
-                  Value c = e.add(arith::MulIOp::create(b, loc, pr, e.idx(2)),
-                                  e.idx(half));
-                  Value dot;
-                  for (int64_t hh = 0; hh < 2; ++hh) {
-                    Value p = vector::BitCastOp::create(
-                        b, loc, v8,
-                        vector::LoadOp::create(
-                            b, loc, v32b, wm,
-                            ValueRange{tile, pr, row, e.idx(32 * hh)}));
-                    if (half)
-                      p = arith::ShRUIOp::create(b, loc, p, e.splat(v8, e.i32(4)));
-                    Value u = vector::BitCastOp::create(
-                        b, loc, v32b, arith::AndIOp::create(b, loc, p, low4));
-                    Value at = e.add(arith::MulIOp::create(b, loc, c, e.idx(64)),
-                                     e.idx(32 * hh));
-                    Value act = vector::LoadOp::create(b, loc, v32b, q,
-                                                       ValueRange{t, at});
-                    Value p16 = LLVM::CallIntrinsicOp::create(
-                                    b, loc, v16h,
-                                    b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
-                                    ValueRange{u, act})
-                                    .getResult(0);
-                    Value d32 = LLVM::CallIntrinsicOp::create(
-                                    b, loc, v8,
-                                    b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
-                                    ValueRange{p16, ones})
-                                    .getResult(0);
-                    Value corr = vector::LoadOp::create(
-                        b, loc, v8, cr,
-                        ValueRange{t, e.add(arith::MulIOp::create(b, loc, c,
-                                                                  e.idx(16)),
-                                            e.idx(8 * hh))});
-                    Value part = e.add(d32, corr);
-                    dot = hh ? e.add(dot, part) : part;
-                  }
-                  Value s = memref::LoadOp::create(b, loc, sc,
-                                                   ValueRange{tile, c, row});
-                  acc[r] = e.add(acc[r],
-                                 e.mul(arith::SIToFPOp::create(b, loc, v8f, dot),
-                                       e.splat(v8f, s)));
-                }
-              }
-              return acc;
-            });
-            Value y = e.mul(transposeReduce(e, rowAccs),
+            Value y = e.mul(int4 ? int4Rows(tile, t, g) : int8Rows(tile, t, g),
                             e.splat(v8f, memref::LoadOp::create(
                                              b, loc, d, ValueRange{t})));
             Value left = arith::MaxSIOp::create(
