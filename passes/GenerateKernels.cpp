@@ -815,11 +815,14 @@ static SmallVector<Value> tileIndices(Emit &e, Value row, Value c, Value byte) {
 /// tile: a prefetch never faults and the lowering's address arithmetic has
 /// no inbounds flag. (Clamping the index to the view measured 10 % slower.)
 /// Callers issue one row's prefetch next to each row's load.
-static void prefetchAhead(Emit &e, Value w, Value tile, Value c, int64_t r) {
+static void prefetchAhead(Emit &e, Value w, Value tile, Value c, Value r) {
   memref::PrefetchOp::create(
       e.b, e.loc, w,
-      ValueRange{tile, e.add(c, e.idx(kPrefetchBlocks)), e.idx(r), e.idx(0)},
+      ValueRange{tile, e.add(c, e.idx(kPrefetchBlocks)), r, e.idx(0)},
       /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+}
+static void prefetchAhead(Emit &e, Value w, Value tile, Value c, int64_t r) {
+  prefetchAhead(e, w, tile, c, e.idx(r));
 }
 
 /// Bit pair `i` of every byte of packed ternary codes held as i32 lanes
@@ -1033,10 +1036,7 @@ Value KernelGenerator::emitTernaryDotRows8(Emit &e, Value w, Value n0, Value q,
           Value row = e.add(sub, e.idx(r));
           // Bandwidth-bound with one token: the 8 rows are 512 contiguous
           // bytes of each 1 KiB tile block, prefetched 4 blocks ahead.
-          memref::PrefetchOp::create(
-              b, loc, w,
-              ValueRange{tile, e.add(c, e.idx(kPrefetchBlocks)), row, e.idx(0)},
-              /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+          prefetchAhead(e, w, tile, c, row);
           for (int64_t h = 0; h < 2; ++h) {
             // Half h of the row's block: codes j + 64 i, j in [32 h, 32 h + 32).
             Value p32 = vector::BitCastOp::create(
