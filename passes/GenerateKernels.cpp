@@ -859,6 +859,23 @@ static Value codePlane(Emit &e, Value packed, int i, bool gfni) {
       s);
 }
 
+/// AVX2: the dot products of 32 unsigned bytes `u` and signed bytes `s` in
+/// 8 i32 lanes of 4 (pmaddubsw, then pmaddwd with ones; the caller keeps
+/// each pair of products within 2^15).
+static Value maddubs32(Emit &e, Value u, Value s) {
+  auto v16i16 = VectorType::get({16}, e.b.getI16Type());
+  Value ones = arith::ConstantOp::create(
+      e.b, e.loc, DenseElementsAttr::get(v16i16, e.b.getI16IntegerAttr(1)));
+  Value p16 = LLVM::CallIntrinsicOp::create(
+                  e.b, e.loc, v16i16, e.b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
+                  ValueRange{u, s})
+                  .getResult(0);
+  return LLVM::CallIntrinsicOp::create(
+             e.b, e.loc, VectorType::get({8}, e.b.getI32Type()),
+             e.b.getStringAttr("llvm.x86.avx2.pmadd.wd"), ValueRange{p16, ones})
+      .getResult(0);
+}
+
 /// acc + the VNNI dot products of unsigned bytes `u` and signed bytes `s`.
 static Value vpdpbusd(Emit &e, Value acc, Value u, Value s) {
   return LLVM::CallIntrinsicOp::create(
@@ -913,9 +930,6 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
   }
   if (isaName == "avx2") {
     auto v8 = VectorType::get({8}, i32), v32 = VectorType::get({32}, i8);
-    auto v16i16 = VectorType::get({16}, b.getI16Type());
-    Value ones = arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(v16i16, b.getI16IntegerAttr(1)));
     return reduceAll(e.fold(
         e.idx(0), e.idx(2 * blocks), 1, zeros(v8),
         [&](Value c, ValueRange cur) -> SmallVector<Value> {
@@ -938,16 +952,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
             for (size_t k = 0; k < nt; ++k) {
               Value act = vector::LoadOp::create(b, loc, v32, q,
                                                  ValueRange{ts[k], at});
-              Value p16 = LLVM::CallIntrinsicOp::create(
-                              b, loc, v16i16,
-                              b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
-                              ValueRange{codes, act})
-                              .getResult(0);
-              Value pw = LLVM::CallIntrinsicOp::create(
-                             b, loc, v8, b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
-                             ValueRange{p16, ones})
-                             .getResult(0);
-              acc[k] = e.add(acc[k], pw);
+              acc[k] = e.add(acc[k], maddubs32(e, codes, act));
             }
           }
           return acc;
@@ -1020,9 +1025,6 @@ Value KernelGenerator::emitTernaryDotRows8(Emit &e, Value w, Value n0, Value q,
   int64_t blocks = kp / 256;
   auto i32 = b.getI32Type(), i8 = b.getI8Type();
   auto v8 = VectorType::get({8}, i32), v32 = VectorType::get({32}, i8);
-  auto v16i16 = VectorType::get({16}, b.getI16Type());
-  Value ones = arith::ConstantOp::create(
-      b, loc, DenseElementsAttr::get(v16i16, b.getI16IntegerAttr(1)));
   Value zero = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(v8, b.getI32IntegerAttr(0)));
   Value tile = arith::DivUIOp::create(b, loc, n0, e.idx(kTileRows));
@@ -1047,16 +1049,8 @@ Value KernelGenerator::emitTernaryDotRows8(Emit &e, Value w, Value n0, Value q,
               Value act = vector::LoadOp::create(
                   b, loc, v32, q,
                   ValueRange{t, e.add(base, e.idx(64 * i + 32 * h))});
-              Value p16 = LLVM::CallIntrinsicOp::create(
-                              b, loc, v16i16,
-                              b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
-                              ValueRange{codePlane(e, p32, i, false), act})
-                              .getResult(0);
               acc[r] = e.add(acc[r],
-                             LLVM::CallIntrinsicOp::create(
-                                 b, loc, v8, b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
-                                 ValueRange{p16, ones})
-                                 .getResult(0));
+                             maddubs32(e, codePlane(e, p32, i, false), act));
             }
           }
         }
@@ -2737,20 +2731,6 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
       // stores its 8 logits as one vector under the tile's row mask.
       auto v8 = VectorType::get({8}, i32), v8f = VectorType::get({8}, f32);
       auto v32b = VectorType::get({32}, i8);
-      auto v16h = VectorType::get({16}, b.getI16Type());
-      Value ones = arith::ConstantOp::create(
-          b, loc, DenseElementsAttr::get(v16h, b.getI16IntegerAttr(1)));
-      // Unsigned bytes u times signed bytes s, summed in i32 lanes of 4.
-      auto dot4 = [&](Value u, Value s) -> Value {
-        Value p16 = LLVM::CallIntrinsicOp::create(
-                        b, loc, v16h, b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
-                        ValueRange{u, s})
-                        .getResult(0);
-        return LLVM::CallIntrinsicOp::create(
-                   b, loc, v8, b.getStringAttr("llvm.x86.avx2.pmadd.wd"),
-                   ValueRange{p16, ones})
-            .getResult(0);
-      };
       // The 32 activation codes of token t from column `col`.
       auto acts32 = [&](Value t, Value col) -> Value {
         return vector::LoadOp::create(b, loc, v32b, q, ValueRange{t, col});
@@ -2787,7 +2767,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
                                   b.getStringAttr("llvm.x86.avx2.psign.b"),
                                   ValueRange{w8, acts[hh]})
                                   .getResult(0);
-              acc[r] = e.add(acc[r], dot4(mags[hh], signedW));
+              acc[r] = e.add(acc[r], maddubs32(e, mags[hh], signedW));
             }
           }
           return acc;
@@ -2833,7 +2813,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
                     ValueRange{t, e.add(arith::MulIOp::create(b, loc, c,
                                                               e.idx(16)),
                                         e.idx(8 * hh))});
-                Value part = e.add(dot4(u, acts32(t, at)), corr);
+                Value part = e.add(maddubs32(e, u, acts32(t, at)), corr);
                 dot = hh ? e.add(dot, part) : part;
               }
               Value s = memref::LoadOp::create(b, loc, sc,
