@@ -859,21 +859,44 @@ static Value codePlane(Emit &e, Value packed, int i, bool gfni) {
       s);
 }
 
-/// AVX2: the dot products of 32 unsigned bytes `u` and signed bytes `s` in
-/// 8 i32 lanes of 4 (pmaddubsw, then pmaddwd with ones; the caller keeps
-/// each pair of products within 2^15).
-static Value maddubs32(Emit &e, Value u, Value s) {
-  auto v16i16 = VectorType::get({16}, e.b.getI16Type());
+/// AVX2: pmaddubsw, the products of 32 unsigned bytes `u` and signed bytes
+/// `s` summed in pairs into 16 i16 lanes (saturating: the caller keeps each
+/// pair, and any sum of these it adds up, within 2^15).
+static Value maddubs16(Emit &e, Value u, Value s) {
+  return LLVM::CallIntrinsicOp::create(
+             e.b, e.loc, VectorType::get({16}, e.b.getI16Type()),
+             e.b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"), ValueRange{u, s})
+      .getResult(0);
+}
+
+/// AVX2: 16 i16 lanes summed in pairs into 8 i32 lanes (pmaddwd with ones).
+static Value widen16(Emit &e, Value p16) {
   Value ones = arith::ConstantOp::create(
-      e.b, e.loc, DenseElementsAttr::get(v16i16, e.b.getI16IntegerAttr(1)));
-  Value p16 = LLVM::CallIntrinsicOp::create(
-                  e.b, e.loc, v16i16, e.b.getStringAttr("llvm.x86.avx2.pmadd.ub.sw"),
-                  ValueRange{u, s})
-                  .getResult(0);
+      e.b, e.loc,
+      DenseElementsAttr::get(cast<VectorType>(p16.getType()),
+                             e.b.getI16IntegerAttr(1)));
   return LLVM::CallIntrinsicOp::create(
              e.b, e.loc, VectorType::get({8}, e.b.getI32Type()),
              e.b.getStringAttr("llvm.x86.avx2.pmadd.wd"), ValueRange{p16, ones})
       .getResult(0);
+}
+
+/// AVX2: the dot products of 32 unsigned bytes `u` and signed bytes `s` in
+/// 8 i32 lanes of 4.
+static Value maddubs32(Emit &e, Value u, Value s) {
+  return widen16(e, maddubs16(e, u, s));
+}
+
+/// AVX2: the dot products of the 4 code planes of a 32-byte half block
+/// (codes 0..2) with their activations, in 8 i32 lanes. The planes' pmaddubsw
+/// results are added as i16 (4 x 2 x 2 x 127 < 2^15) and widened once.
+static Value ternaryHalf32(Emit &e, Value p32, function_ref<Value(int)> act) {
+  Value s16;
+  for (int i = 0; i < 4; ++i) {
+    Value part = maddubs16(e, codePlane(e, p32, i, false), act(i));
+    s16 = i ? e.add(s16, part) : part;
+  }
+  return widen16(e, s16);
 }
 
 /// acc + the VNNI dot products of unsigned bytes `u` and signed bytes `s`.
@@ -945,16 +968,12 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
           Value base = e.add(arith::MulIOp::create(b, loc, blk, e.idx(256)),
                              arith::MulIOp::create(b, loc, half, e.idx(32)));
           SmallVector<Value> acc(cur);
-          for (int i = 0; i < 4; ++i) {
-            Value codes =
-                codePlane(e, p32, i, gfni);
-            Value at = e.add(base, e.idx(64 * i));
-            for (size_t k = 0; k < nt; ++k) {
-              Value act = vector::LoadOp::create(b, loc, v32, q,
-                                                 ValueRange{ts[k], at});
-              acc[k] = e.add(acc[k], maddubs32(e, codes, act));
-            }
-          }
+          for (size_t k = 0; k < nt; ++k)
+            acc[k] = e.add(acc[k], ternaryHalf32(e, p32, [&](int i) -> Value {
+                             return vector::LoadOp::create(
+                                 b, loc, v32, q,
+                                 ValueRange{ts[k], e.add(base, e.idx(64 * i))});
+                           }));
           return acc;
         }));
   }
@@ -1045,13 +1064,11 @@ Value KernelGenerator::emitTernaryDotRows8(Emit &e, Value w, Value n0, Value q,
                 b, loc, v8,
                 vector::LoadOp::create(b, loc, v32, w,
                                        ValueRange{tile, c, row, e.idx(32 * h)}));
-            for (int i = 0; i < 4; ++i) {
-              Value act = vector::LoadOp::create(
-                  b, loc, v32, q,
-                  ValueRange{t, e.add(base, e.idx(64 * i + 32 * h))});
-              acc[r] = e.add(acc[r],
-                             maddubs32(e, codePlane(e, p32, i, false), act));
-            }
+            acc[r] = e.add(acc[r], ternaryHalf32(e, p32, [&](int i) -> Value {
+                             return vector::LoadOp::create(
+                                 b, loc, v32, q,
+                                 ValueRange{t, e.add(base, e.idx(64 * i + 32 * h))});
+                           }));
           }
         }
         return acc;
