@@ -1216,6 +1216,44 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
             if (accs)
               memref::StoreOp::create(b, loc, acc, accs, ValueRange{t, row});
           };
+          // Stores the tile of rows rr.. x tokens t0.. (lane k * nr + i)
+          // of a vector of dot products (16 lanes; AVX2's passes: 8).
+          auto finishTile = [&](Value rr, Value t0, int64_t nr, Value dots) {
+            int64_t lanes = cast<VectorType>(dots.getType()).getNumElements();
+            int64_t ntk = lanes / nr;
+            auto vf = VectorType::get({lanes}, b.getF32Type());
+            SmallVector<int64_t> spread;
+            for (int64_t l = 0; l < lanes; ++l)
+              spread.push_back(l / nr);
+            auto perLane = [&](Value buf, Type elt) -> Value {
+              if (ntk == 1)
+                return e.splat(VectorType::get({lanes}, elt),
+                               memref::LoadOp::create(b, loc, buf,
+                                                      ValueRange{t0}));
+              Value v = vector::LoadOp::create(
+                  b, loc, VectorType::get({ntk}, elt), buf, ValueRange{t0});
+              return vector::ShuffleOp::create(b, loc, v, v, spread);
+            };
+            Value acc = arith::SubIOp::create(b, loc, dots,
+                                              perLane(sums, b.getI32Type()));
+            Value y = e.mul(arith::SIToFPOp::create(b, loc, vf, acc),
+                            e.mul(perLane(scales, b.getF32Type()),
+                                  e.splat(vf, al)));
+            for (int64_t k = 0; k < ntk; ++k) {
+              Value t = e.add(t0, e.idx(k));
+              auto part = [&](Value v) {
+                return ntk == 1 ? v
+                                : Value(vector::ExtractStridedSliceOp::create(
+                                      b, loc, v, ArrayRef<int64_t>{k * nr},
+                                      ArrayRef<int64_t>{nr},
+                                      ArrayRef<int64_t>{1}));
+              };
+              vector::StoreOp::create(b, loc, part(y), o, ValueRange{t, rr});
+              if (accs)
+                vector::StoreOp::create(b, loc, part(acc), accs,
+                                        ValueRange{t, rr});
+            }
+          };
           // VNNI: tiles of 16 dot products, one reduction tree and vector
           // epilogue each: 4 rows x 4 tokens while 4 tokens are left, then
           // 16 rows x 1 token; what is left goes through the loops below.
@@ -1226,42 +1264,6 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
           if (isaName == "avx512vnni" && !gates && n % 16 == 0) {
             Value quads = arith::MulIOp::create(
                 b, loc, arith::DivUIOp::create(b, loc, nt, e.idx(4)), e.idx(4));
-            // Stores the tile of rows rr.. x tokens t0.. (lane k * nr + i).
-            auto finishTile = [&](Value rr, Value t0, int64_t nr, Value dots) {
-              int64_t ntk = 16 / nr;
-              auto v16f = VectorType::get({16}, b.getF32Type());
-              SmallVector<int64_t> spread;
-              for (int64_t l = 0; l < 16; ++l)
-                spread.push_back(l / nr);
-              auto perLane = [&](Value buf, Type elt) -> Value {
-                if (ntk == 1)
-                  return e.splat(VectorType::get({16}, elt),
-                                 memref::LoadOp::create(b, loc, buf,
-                                                        ValueRange{t0}));
-                Value v = vector::LoadOp::create(
-                    b, loc, VectorType::get({ntk}, elt), buf, ValueRange{t0});
-                return vector::ShuffleOp::create(b, loc, v, v, spread);
-              };
-              Value acc = arith::SubIOp::create(b, loc, dots,
-                                                perLane(sums, b.getI32Type()));
-              Value y = e.mul(arith::SIToFPOp::create(b, loc, v16f, acc),
-                              e.mul(perLane(scales, b.getF32Type()),
-                                    e.splat(v16f, al)));
-              for (int64_t k = 0; k < ntk; ++k) {
-                Value t = e.add(t0, e.idx(k));
-                auto part = [&](Value v) {
-                  return ntk == 1 ? v
-                                  : Value(vector::ExtractStridedSliceOp::create(
-                                        b, loc, v, ArrayRef<int64_t>{k * nr},
-                                        ArrayRef<int64_t>{nr},
-                                        ArrayRef<int64_t>{1}));
-                };
-                vector::StoreOp::create(b, loc, part(y), o, ValueRange{t, rr});
-                if (accs)
-                  vector::StoreOp::create(b, loc, part(acc), accs,
-                                          ValueRange{t, rr});
-              }
-            };
             e.loop(e.idx(0), quads, 4, [&](Value t0) {
               e.loop(r0, r1, 4, [&](Value rr) {
                 SmallVector<Value> rows, ts;
@@ -1310,22 +1312,10 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
           bool rows8 = isaName == "avx2" && !gates && n % 16 == 0;
           e.loop(single, nt, 1, [&](Value t) {
             if (rows8) {
-              auto v8f = VectorType::get({8}, b.getF32Type());
-              auto v8i = VectorType::get({8}, b.getI32Type());
-              Value s = e.splat(v8i, memref::LoadOp::create(b, loc, sums,
-                                                            ValueRange{t}));
-              Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
-              Value scale = e.splat(v8f, e.mul(d, al));
               for (int64_t g = 0; g < 16; g += 8) {
                 Value rr = e.add(r0, e.idx(g));
-                Value acc = arith::SubIOp::create(
-                    b, loc, emitTernaryDotRows8(e, wm, rr, codes, t, q.kp), s);
-                vector::StoreOp::create(
-                    b, loc,
-                    e.mul(arith::SIToFPOp::create(b, loc, v8f, acc), scale), o,
-                    ValueRange{t, rr});
-                if (accs)
-                  vector::StoreOp::create(b, loc, acc, accs, ValueRange{t, rr});
+                finishTile(rr, t, 8,
+                           emitTernaryDotRows8(e, wm, rr, codes, t, q.kp));
               }
               return;
             }
