@@ -90,6 +90,10 @@ static void sort_cands(cand *c, int64_t n, cand *tmp) {
   }
 }
 
+static int top_p_cuts(const lowbit_sampler *s) {
+  return s->top_p > 0.0f && s->top_p < 1.0f;
+}
+
 /* How many of the ordered candidates c[0, n) min_p and top_p keep, or -1
  * when neither cuts inside them (sum: every token's p, top_p's divisor). */
 static int64_t nucleus(const lowbit_sampler *s, const cand *c, int64_t n,
@@ -99,7 +103,7 @@ static int64_t nucleus(const lowbit_sampler *s, const cand *c, int64_t n,
     if (i > 0 && s->min_p > 0.0f && c[i].p < s->min_p * c[0].p)
       return i;
     kept += c[i].p / sum;
-    if (s->top_p > 0.0f && s->top_p < 1.0f && kept >= s->top_p)
+    if (top_p_cuts(s) && kept >= s->top_p)
       return i + 1;
   }
   return -1;
@@ -152,11 +156,11 @@ int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
       c[nc++] = (cand){p, (int32_t)i};
   }
   int64_t n = nc;
-  int top_p = s->top_p > 0.0f && s->top_p < 1.0f;
+  int prefix = 0; /* c[0, n) is the top-p prefix, not every candidate */
   if (s->top_k > 0 && s->top_k < n) {
     n = s->top_k;
     select_first(c, nc, n);
-  } else if (top_p && n > 1024) {
+  } else if (top_p_cuts(s) && n > 1024) {
     /* Top-p alone: the nucleus is a prefix of the order, so only the tokens
      * with p >= t need sorting once their mass reaches top_p (t falls by 16x
      * until it does). A tie at t keeps all its tokens on the same side. */
@@ -172,13 +176,14 @@ int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
         }
       if (mass >= (double)s->top_p * sum * (1.0 + 1e-9)) {
         n = m;
+        prefix = m < nc;
         break;
       }
     }
   }
   sort_cands(c, n, tmp);
   int64_t cut = nucleus(s, c, n, sum);
-  if (cut < 0 && n < nc && !(s->top_k > 0 && s->top_k < nc)) {
+  if (cut < 0 && prefix) {
     /* The prefix's rounding fell short of top_p: order everything. */
     n = nc;
     sort_cands(c, n, tmp);
