@@ -1,19 +1,30 @@
-/* Read-bandwidth probe: N threads sum their slices of a 256 MiB buffer (8x
- * the L3; AVX2/AVX-512 as the compiler vectorises it) pass after pass for
- * about a second, the length of one timed decode run, and it prints the
- * sustained GB/s over that window, then the best single pass (about 5 ms at
- * 2 threads). The two differ by 20-40 % on these VMs: the host's bandwidth
- * comes in bursts, and a decode that runs for a second cannot live on them,
- * so bench/run.sh divides by the sustained figure. bench/run.sh compiles it
- * with -O3 -march=native. Prints; asserts nothing. */
+/* Read-bandwidth probe: `bandwidth THREADS [MB]`. THREADS threads sum their
+ * slices of an MB-megabyte buffer (default 256; AVX2/AVX-512 as the compiler
+ * vectorises it) pass after pass for about a second, the length of one timed
+ * decode run, and it prints the sustained GB/s over that window, then the
+ * best single pass. The two differ by 10-40 % on these VMs: the host's
+ * bandwidth comes in bursts, and a decode that runs for a second cannot live
+ * on them, so bench/run.sh divides by the sustained figure.
+ *
+ * The buffer is anonymous memory in 2 MiB pages, as the runtime's weight
+ * copy and KV caches (runtime/weights.c), and its size matters as much as
+ * the pages: on these VMs 2 threads read 95 GB/s from 64 MiB, 76 from 256 MiB
+ * and 60 from 512 MiB to 1.2 GB (43 with 4 KiB pages), alternating in one
+ * process; guest-physical memory is mapped by the host too, and a larger
+ * footprint misses more of its translations. So bench/run.sh probes each
+ * configuration with the bytes its decoded token reads. bench/run.sh
+ * compiles it with -O3 -march=native. Prints; asserts nothing. */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
-#define BYTES (256ull << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
 #define WINDOW_S 1.0
 
 static double now(void) {
@@ -66,14 +77,26 @@ static void *run(void *arg) {
 
 int main(int argc, char **argv) {
   threads = argc > 1 ? atoi(argv[1]) : 2;
-  uint64_t *buf = aligned_alloc(4096, BYTES);
-  if (!buf || threads < 1 || threads > 64)
+  double mb = argc > 2 ? atof(argv[2]) : 256;
+  if (threads < 1 || threads > 64 || !(mb >= 1 && mb <= 1e6)) {
+    fprintf(stderr, "usage: bandwidth [THREADS 1-64] [MB]\n");
     return 1;
-  for (size_t i = 0; i < BYTES / 8; ++i)
+  }
+  size_t span = ((size_t)(mb * 1e6) + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+  uint8_t *m = mmap(NULL, span + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    fprintf(stderr, "bandwidth: cannot map %zu bytes\n", span);
+    return 1;
+  }
+  uint64_t *buf =
+      (uint64_t *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+  madvise(buf, span, MADV_HUGEPAGE);
+  for (size_t i = 0; i < span / 8; ++i)
     buf[i] = i;
   pthread_t tid[64];
   job jobs[64];
-  size_t per = BYTES / 8 / (size_t)threads;
+  size_t per = span / 8 / (size_t)threads;
   for (int t = 0; t < threads; ++t) {
     jobs[t] = (job){.p = buf + per * (size_t)t, .n = per};
     pthread_create(&tid[t], NULL, run, &jobs[t]);
@@ -90,6 +113,6 @@ int main(int argc, char **argv) {
     sum += (double)j->sum;
   }
   printf("%.1f %.1f\n", bytes / (end - start) / 1e9, best);
-  free(buf);
+  munmap(m, span + HUGE_PAGE);
   return sum == 0.5; /* keeps the sums */
 }

@@ -16,7 +16,8 @@
 #    llama.cpp on them through the npm package node-llama-cpp (prebuilt
 #    binaries, installed by name into build/bench/npm; mmap off),
 #  - measures the machine's read bandwidth sustained over one second, as
-#    long as a timed decode run (bench/bandwidth.c),
+#    long as a timed decode run, over as many bytes as the row's decoded
+#    token reads, in 2 MiB pages as the runtime's weights (bench/bandwidth.c),
 # then prints prefill and decode tokens/s (each the best of REPEATS runs,
 # default 3, for both engines) per engine, configuration and
 # thread count, the weight bytes each decoded token reads, the share of the
@@ -55,13 +56,16 @@ results="$work/results.jsonl"
 : > "$results"
 # The read bandwidth of these VMs moves by 20-45 % within minutes, so each
 # row gets its own probes (one second of reading each, bench/bandwidth.c),
-# taken right before each of its timed runs and after the last; the table
-# divides by the highest of them. Each probe also reports its best single
-# pass (~5 ms, the host's bursts), kept in the results for reference.
+# taken right after each of its timed runs (llama.cpp's: before and after
+# them); the table divides by the highest of them. The probe reads as many
+# bytes as the row's decoded token (MB/token; 2 MiB pages): on these VMs
+# 256 MiB read 18 % faster than 730 MB, alternating in one process. Each
+# probe also reports its best single pass (the host's bursts), kept in the
+# results for reference.
 probes=() bursts=()
-probe() {
+probe() {  # THREADS MB
   local out
-  out=$("$work/bandwidth" "$1")
+  out=$("$work/bandwidth" "$1" "$2")
   probes+=("${out% *}")
   bursts+=("${out#* }")
 }
@@ -97,10 +101,9 @@ for shape in "${shapes[@]}"; do
       # llama_cpp.mjs keeps for llama.cpp.
       runs=()
       for _ in $(seq "$repeats"); do
-        probe "$t"
         runs+=("$("$exe" --bench -P "$prompt" -n "$decode" -t "$t")")
+        probe "$t" "$(/usr/bin/python3 "$root/bench/table.py" --mb "${runs[0]}")"
       done
-      probe "$t"
       line=$(printf '%s\n' "${runs[@]}" | /usr/bin/python3 -c 'import json, sys
 runs = [json.loads(l) for l in sys.stdin]
 best = dict(runs[0])
@@ -118,10 +121,11 @@ print(json.dumps(best))')
       /usr/bin/python3 "$root/bench/gguf.py" "$model" "$gguf" --embd "$embd" > "$gguf.json.tmp"
       mv "$gguf.json.tmp" "$gguf.json"
     fi
+    mb=$(/usr/bin/python3 "$root/bench/table.py" --mb '{}' "$gguf.json" "$prompt" "$decode")
     for t in $threads; do
-      probe "$t"
+      probe "$t" "$mb"
       line=$(node "$npm_dir/llama_cpp.mjs" "$gguf" "$prompt" "$decode" "$t" "$repeats")
-      probe "$t"
+      probe "$t" "$mb"
       echo "{\"shape\": \"$shape\", \"engine\": \"llama.cpp\", \"config\": \"TQ2_0+$embd\", \"threads\": $t, $(probes_json), \"bench\": $line, \"gguf\": $(cat "$gguf.json")}" >> "$results"
       probes=() bursts=()
     done

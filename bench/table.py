@@ -1,23 +1,38 @@
 #!/usr/bin/python3
-"""Prints bench/run.sh's table from its JSON-lines results file."""
+"""Prints bench/run.sh's table from its JSON-lines results file.
+
+`table.py --mb BENCH_JSON [GGUF_JSON PROMPT DECODE]` prints the megabytes a
+decoded token reads instead (run.sh sizes its bandwidth probes with it)."""
 import json
 import sys
+
+
+def mb_per_token(b, g, prompt=0, gen=1):
+    """Weights, plus the KV-cache rows a decoded token attends to on average
+    (lowbit reports them; llama.cpp's from the GGUF's bytes per position)."""
+    kv = b.get("kv_bytes_per_token")
+    if kv is None:
+        kv = g.get("kv_bytes_per_position", 0) * (b.get("prompt", prompt) + (b.get("gen", gen) + 1) / 2)
+    return ((b.get("weight_bytes_per_token") or g.get("weight_bytes_per_token", 0)) + kv) / 1e6
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "--mb":
+    g = json.load(open(sys.argv[3])) if len(sys.argv) > 3 else {}
+    print("%.0f" % mb_per_token(json.loads(sys.argv[2]), g, *map(int, sys.argv[4:6])))
+    sys.exit(0)
 
 rows, probes, bursts = [], {}, {}
 for line in open(sys.argv[1]):
     d = json.loads(line)
     b, g = d["bench"], d.get("gguf", {})
-    # The row's own probes (before each timed run and after the last): the
-    # highest, so the bw% is the conservative figure.
+    # The row's own probes (one after each timed run; llama.cpp's before and
+    # after its runs), each over as many bytes as the row's decoded token
+    # reads: the highest, so the bw% is the conservative figure.
     row_probes = d.get("bandwidth_gb_s") or []
     bw = max(row_probes, default=0)
     probes.setdefault(d["threads"], []).extend(row_probes)
     bursts.setdefault(d["threads"], []).extend(d.get("burst_gb_s") or [])
-    # Weights, plus the KV-cache rows a decoded token attends to on average.
-    kv = b.get("kv_bytes_per_token")
-    if kv is None:
-        kv = g.get("kv_bytes_per_position", 0) * (b.get("prompt", 0) + (b.get("gen", 1) + 1) / 2)
-    mb = ((b.get("weight_bytes_per_token") or g.get("weight_bytes_per_token", 0)) + kv) / 1e6
+    mb = mb_per_token(b, g)
     rows.append((d["shape"], d["engine"], d["config"], d["threads"], b["prefill_tok_s"],
                  b["decode_tok_s"], mb, bw, d.get("compile_s")))
 # Which llama.cpp configuration each lowbit one is compared with.
@@ -27,7 +42,7 @@ index = {(s, c, t): (p, dc) for s, e, c, t, p, dc, _, _, _ in rows}
 def ranges(by_threads):
     return ", ".join("%.1f-%.1f GB/s (%d thread%s)" % (min(v), max(v), k, "s" * (k > 1))
                      for k, v in sorted(by_threads.items()) if v)
-print("read bandwidth over the run, sustained for 1 s: " + ranges(probes))
+print("read bandwidth over the run, sustained for 1 s over each row's bytes per token: " + ranges(probes))
 if any(bursts.values()):
     print("best single ~5 ms pass of those probes: " + ranges(bursts))
 print("%-6s %-10s %-16s %3s %9s %9s %8s %6s %13s %9s" % (
@@ -42,6 +57,8 @@ for s, e, c, t, p, dc, mb, bw, cs in rows:
     print("%-6s %-10s %-16s %3d %9.1f %9.1f %8.0f %5.0f%% %13s %9s" % (
         s, e, c, t, p, dc, mb, share, ratio, "%ss" % cs if cs else ""))
 print("MB/token: weights + the KV-cache rows a decoded token attends to (mean over the "
-      "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth (the highest of the row's 1 s probes, one before each timed run and one after the last)")
+      "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth (the highest "
+      "of the row's 1 s probes, each reading MB/token bytes in 2 MiB pages, one after each "
+      "timed run; llama.cpp's before and after)")
 print("vs llama.cpp: lowbit / llama.cpp prefill x / decode x, same shape and threads, "
       "head of the same width (bf16 ~ F16, int8 ~ Q8_0, int4 ~ Q4_0)")
