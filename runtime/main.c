@@ -119,6 +119,48 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* --bench's read-bandwidth reference: the pool's threads read `bytes` bytes
+ * of the model's weight copy (from the start, wrapping), in 64 KiB tasks
+ * split between the threads as a matmul's tiles are. Interleaved with the
+ * decoded tokens, it times streaming as many bytes as a token reads, from
+ * the same memory and threads, within milliseconds of the token: the
+ * bandwidth of these VMs moves 2x within minutes, and with the footprint. */
+enum { kStreamBlock = 64 << 10 };
+typedef struct {
+  const uint8_t *base;
+  uint64_t size, bytes;
+  _Atomic uint64_t sum;
+} stream_job;
+
+static void stream_task(void *arg, int64_t begin, int64_t end) {
+  stream_job *j = arg;
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (int64_t blk = begin; blk < end; ++blk) {
+    uint64_t from = (uint64_t)blk * kStreamBlock;
+    uint64_t len = j->bytes - from < kStreamBlock ? j->bytes - from : kStreamBlock;
+    /* size is a multiple of the block: a block never straddles the wrap */
+    const uint64_t *p = (const uint64_t *)(j->base + from % j->size);
+    for (uint64_t i = 0; i + 4 <= len / 8; i += 4) {
+      s0 += p[i];
+      s1 += p[i + 1];
+      s2 += p[i + 2];
+      s3 += p[i + 3];
+    }
+  }
+  j->sum += s0 + s1 + s2 + s3;
+}
+
+/* Seconds to read `bytes` bytes of `w` with the thread pool. */
+static double stream_s(const lowbit_weights *w, uint64_t bytes) {
+  stream_job j = {w->data, w->size / kStreamBlock * kStreamBlock, bytes, 0};
+  if (j.size == 0 || bytes == 0)
+    return 0;
+  double t = now_s();
+  lowbit_rt_parallel_for(stream_task, &j,
+                         (int64_t)((bytes + kStreamBlock - 1) / kStreamBlock));
+  return now_s() - t;
+}
+
 typedef struct {
   int64_t vocab, context;
   uint8_t *k_cache, *v_cache;
@@ -677,6 +719,11 @@ int main(int argc, char **argv) {
   }
   int64_t eos = lowbit_model_meta[LOWBIT_META_EOS];
   int64_t pos = n_prompt, generated = 0;
+  /* --bench: cache bytes a token at position p reads (K and V of positions
+   * 0..p), and the reads of as many bytes as each decoded token's. */
+  double per_position = 2.0 * (double)lowbit_model_meta[LOWBIT_META_KV_BYTES] /
+                        (double)m.context;
+  double streamed_s = 0, streamed_bytes = 0;
   /* prompt + generated ids, for the repetition penalty */
   int32_t *history = malloc(sizeof(int32_t) * (size_t)(n_prompt + n_gen + 1));
   if (!history)
@@ -705,8 +752,14 @@ int main(int argc, char **argv) {
     history[n_history++] = tok;
     forward(&m, &tok, 1, pos++);
     tok = lowbit_rt_sample(&sampler, m.logits, m.vocab, history, n_history);
+    if (bench) {
+      double bytes = (double)lowbit_model_meta[LOWBIT_META_BYTES_PER_TOKEN] +
+                     per_position * (double)pos;
+      streamed_s += stream_s(&m.weights, (uint64_t)bytes);
+      streamed_bytes += bytes;
+    }
   }
-  double t3 = now_s();
+  double t3 = now_s() - streamed_s;
   if (prompt_text)
     stream_end(&text_out);
   if (!bench && n_gen > 0)
@@ -715,17 +768,15 @@ int main(int argc, char **argv) {
     lowbit_tok_free(&tok_);
   if (bench) {
     int64_t decoded = pos - n_prompt;
-    /* Cache bytes a decoded token reads: K and V of every position up to its
-     * own, averaged over the decoded tokens. */
-    double per_position = 2.0 * (double)lowbit_model_meta[LOWBIT_META_KV_BYTES] /
-                          (double)m.context;
+    /* Cache bytes a decoded token reads, averaged over the decoded tokens. */
     double kv = decoded > 0 ? per_position * ((double)n_prompt + (double)(decoded + 1) / 2) : 0;
     printf("{\"prefill_tokens\": %lld, \"prefill_tok_s\": %.2f, \"decode_tokens\": %lld, "
            "\"decode_tok_s\": %.2f, \"threads\": %lld, \"weight_bytes_per_token\": %lld, "
-           "\"kv_bytes_per_token\": %.0f}\n",
+           "\"kv_bytes_per_token\": %.0f, \"stream_gb_s\": %.2f}\n",
            (long long)n_prompt, (double)n_prompt / (t1 - t0), (long long)decoded,
            decoded > 0 ? (double)decoded / (t3 - t2) : 0.0, (long long)threads,
-           (long long)lowbit_model_meta[LOWBIT_META_BYTES_PER_TOKEN], kv);
+           (long long)lowbit_model_meta[LOWBIT_META_BYTES_PER_TOKEN], kv,
+           streamed_s > 0 ? streamed_bytes / streamed_s / 1e9 : 0.0);
   }
   lowbit_rt_threads_stop();
   lowbit_rt_sampler_free(&sampler);
