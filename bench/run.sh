@@ -21,9 +21,12 @@
 # then prints prefill and decode tokens/s (each the best of REPEATS runs,
 # default 3, for both engines) per engine, configuration and
 # thread count, the weight bytes each decoded token reads, the share of the
-# read bandwidth decode reaches, and lowbit / llama.cpp ratios from the same
-# run (each lowbit head against the llama.cpp head of the same width). All
-# weights are resident in memory before timing starts.
+# read bandwidth decode reaches (bw%: of the probe's; stream%: of the rate
+# at which the executable's own threads read as many bytes of its weights
+# between its decoded tokens, --bench's stream_gb_s, in the run with the best
+# decode), and lowbit / llama.cpp ratios from the same run (each lowbit head
+# against the llama.cpp head of the same width). All weights are resident in
+# memory before timing starts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prompt=128 decode=64 threads="1 2" repeats=3
@@ -106,9 +109,8 @@ for shape in "${shapes[@]}"; do
       done
       line=$(printf '%s\n' "${runs[@]}" | /usr/bin/python3 -c 'import json, sys
 runs = [json.loads(l) for l in sys.stdin]
-best = dict(runs[0])
-for k in ("prefill_tok_s", "decode_tok_s"):
-    best[k] = max(r[k] for r in runs)
+best = dict(max(runs, key=lambda r: r["decode_tok_s"]))  # with its stream_gb_s
+best["prefill_tok_s"] = max(r["prefill_tok_s"] for r in runs)
 print(json.dumps(best))')
       echo "{\"shape\": \"$shape\", \"engine\": \"lowbit\", \"config\": \"$config\", \"threads\": $t, \"compile_s\": $((ms / 1000)).$((ms % 1000 / 100)), $(probes_json), \"bench\": $line}" >> "$results"
       probes=() bursts=()

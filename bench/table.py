@@ -34,31 +34,34 @@ for line in open(sys.argv[1]):
     bursts.setdefault(d["threads"], []).extend(d.get("burst_gb_s") or [])
     mb = mb_per_token(b, g)
     rows.append((d["shape"], d["engine"], d["config"], d["threads"], b["prefill_tok_s"],
-                 b["decode_tok_s"], mb, bw, d.get("compile_s")))
+                 b["decode_tok_s"], mb, bw, d.get("compile_s"), b.get("stream_gb_s")))
 # Which llama.cpp configuration each lowbit one is compared with.
 peer = {"b1.58": "TQ2_0+f16", "b1.58+int8-head": "TQ2_0+q8_0",
         "b1.58+int4-head": "TQ2_0+q4_0", "a4.8+int4-head": "TQ2_0+q4_0"}
-index = {(s, c, t): (p, dc) for s, e, c, t, p, dc, _, _, _ in rows}
+index = {(s, c, t): (p, dc) for s, e, c, t, p, dc, *_ in rows}
 def ranges(by_threads):
     return ", ".join("%.1f-%.1f GB/s (%d thread%s)" % (min(v), max(v), k, "s" * (k > 1))
                      for k, v in sorted(by_threads.items()) if v)
 print("read bandwidth over the run, sustained for 1 s over each row's bytes per token: " + ranges(probes))
 if any(bursts.values()):
     print("best single ~5 ms pass of those probes: " + ranges(bursts))
-print("%-6s %-10s %-16s %3s %9s %9s %8s %6s %13s %9s" % (
+print("%-6s %-10s %-16s %3s %9s %9s %8s %6s %8s %13s %9s" % (
     "shape", "engine", "config", "thr", "prefill/s", "decode/s", "MB/token", "bw%",
-    "vs llama.cpp", "compile"))
-for s, e, c, t, p, dc, mb, bw, cs in rows:
+    "stream%", "vs llama.cpp", "compile"))
+for s, e, c, t, p, dc, mb, bw, cs, st in rows:
     share = 100 * dc * mb / (bw * 1e3) if bw else 0
+    stream = "%7.0f%%" % (100 * dc * mb / (st * 1e3)) if st else ""
     ratio = ""
     if e == "lowbit" and (s, peer[c], t) in index:
         lp, ld = index[(s, peer[c], t)]
         ratio = "%.2fx/%.2fx" % (p / lp, dc / ld)
-    print("%-6s %-10s %-16s %3d %9.1f %9.1f %8.0f %5.0f%% %13s %9s" % (
-        s, e, c, t, p, dc, mb, share, ratio, "%ss" % cs if cs else ""))
+    print("%-6s %-10s %-16s %3d %9.1f %9.1f %8.0f %5.0f%% %8s %13s %9s" % (
+        s, e, c, t, p, dc, mb, share, stream, ratio, "%ss" % cs if cs else ""))
 print("MB/token: weights + the KV-cache rows a decoded token attends to (mean over the "
       "run; llama.cpp's cache in f16); bw%: decode/s x MB/token / read bandwidth (the highest "
       "of the row's 1 s probes, each reading MB/token bytes in 2 MiB pages, one after each "
       "timed run; llama.cpp's before and after)")
+print("stream%: decode/s x MB/token / the rate at which the same executable's threads read "
+      "MB/token bytes of its weights between its decoded tokens (--bench's stream_gb_s)")
 print("vs llama.cpp: lowbit / llama.cpp prefill x / decode x, same shape and threads, "
       "head of the same width (bf16 ~ F16, int8 ~ Q8_0, int4 ~ Q4_0)")

@@ -4,6 +4,9 @@
  *           [--temp T] [--top-k K] [--top-p P] [--seed S] [--weights FILE]
  *           [--no-mmap]   (copy the weights into memory instead of mapping)
  *   ./model --bench [--tokens ...|-P PROMPT_LEN] [-n N] [-t THREADS]
+ *           (one JSON line: prefill and decode tokens/s, the bytes a decoded
+ *           token reads, and stream_gb_s, the threads' rate of reading as
+ *           many bytes of the weights, timed between the decoded tokens)
  *   ./model --stats --tokens-file F   (zero fraction at each projection input,
  *                                       as JSON for lowbitc --calibration-stats)
  *
@@ -128,31 +131,36 @@ static double now_s(void) {
 enum { kStreamBlock = 64 << 10 };
 typedef struct {
   const uint8_t *base;
-  uint64_t size, bytes;
+  uint64_t size, bytes; /* size: a multiple of 64 */
   _Atomic uint64_t sum;
 } stream_job;
 
 static void stream_task(void *arg, int64_t begin, int64_t end) {
   stream_job *j = arg;
   uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  for (int64_t blk = begin; blk < end; ++blk) {
-    uint64_t from = (uint64_t)blk * kStreamBlock;
-    uint64_t len = j->bytes - from < kStreamBlock ? j->bytes - from : kStreamBlock;
-    /* size is a multiple of the block: a block never straddles the wrap */
-    const uint64_t *p = (const uint64_t *)(j->base + from % j->size);
-    for (uint64_t i = 0; i + 4 <= len / 8; i += 4) {
-      s0 += p[i];
-      s1 += p[i + 1];
-      s2 += p[i + 2];
-      s3 += p[i + 3];
+  uint64_t at = (uint64_t)begin * kStreamBlock;
+  uint64_t stop = (uint64_t)end * kStreamBlock;
+  if (stop > j->bytes)
+    stop = j->bytes;
+  while (at < stop) {
+    /* up to the end of the range or the wrap point, 64 bytes at a time */
+    uint64_t from = at % j->size;
+    uint64_t len = stop - at < j->size - from ? stop - at : j->size - from;
+    const uint64_t *p = (const uint64_t *)(j->base + from);
+    for (uint64_t i = 0; i + 8 <= len / 8; i += 8) {
+      s0 += p[i] + p[i + 4];
+      s1 += p[i + 1] + p[i + 5];
+      s2 += p[i + 2] + p[i + 6];
+      s3 += p[i + 3] + p[i + 7];
     }
+    at += len;
   }
   j->sum += s0 + s1 + s2 + s3;
 }
 
 /* Seconds to read `bytes` bytes of `w` with the thread pool. */
 static double stream_s(const lowbit_weights *w, uint64_t bytes) {
-  stream_job j = {w->data, w->size / kStreamBlock * kStreamBlock, bytes, 0};
+  stream_job j = {w->data, w->size / 64 * 64, bytes, 0};
   if (j.size == 0 || bytes == 0)
     return 0;
   double t = now_s();
