@@ -105,7 +105,9 @@ for shape in "${shapes[@]}"; do
       runs=()
       for _ in $(seq "$repeats"); do
         runs+=("$("$exe" --bench -P "$prompt" -n "$decode" -t "$t")")
-        probe "$t" "$(/usr/bin/python3 "$root/bench/table.py" --mb "${runs[0]}")"
+        # The bytes a decoded token reads, from the first run's report.
+        [ ${#runs[@]} -gt 1 ] || mb=$(/usr/bin/python3 "$root/bench/table.py" --mb "${runs[0]}")
+        probe "$t" "$mb"
       done
       line=$(printf '%s\n' "${runs[@]}" | /usr/bin/python3 -c 'import json, sys
 runs = [json.loads(l) for l in sys.stdin]
