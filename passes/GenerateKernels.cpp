@@ -2501,6 +2501,14 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
       Value total = reduceRow(
           e, h, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::ADD,
           [&](Value c, int64_t wd) {
+            // The rows are one stream per task: its bytes 4 KiB ahead
+            // (past the row's end: the next rows'; a prefetch never
+            // faults), non-temporal as the other weight streams.
+            if (wd > 1)
+              memref::PrefetchOp::create(
+                  b, loc, wm,
+                  ValueRange{row, e.add(c, e.idx(4096 / (elt.isF32() ? 4 : 2)))},
+                  /*isWrite=*/false, /*localityHint=*/0, /*isDataCache=*/true);
             return e.mul(load(e, xs, {t, c}, wd), loadF32(e, wm, {row, c}, wd));
           },
           [&](Value a, Value c) { return e.add(a, c); });
