@@ -1,8 +1,8 @@
 /* Read-bandwidth probe: `bandwidth THREADS [MB]`. THREADS threads sum their
  * slices of an MB-megabyte buffer (default 256; AVX2/AVX-512 as the compiler
  * vectorises it, each line prefetched non-temporally 4 KiB ahead as the
- * generated kernels read their weights) pass after pass for about a second, the length of one timed
- * decode run, and it prints the sustained GB/s over that window, then the
+ * generated kernels read their weights) pass after pass for about a second,
+ * the length of one timed decode run, and it prints the sustained GB/s over that window, then the
  * best single pass. The two differ by 10-40 % on these VMs: the host's
  * bandwidth comes in bursts, and a decode that runs for a second cannot live
  * on them, so bench/run.sh divides by the sustained figure.

@@ -69,6 +69,8 @@ static_assert(kRowBlock == kTileRows,
 /// takes. 4 KiB ahead measured +5-13 % decode on 2B4T in alternating runs
 /// (3 and 6 less, 8 slower than none).
 constexpr int64_t kPrefetchBlocks = 4;
+/// The same distance in bytes, for streams that are not tiles.
+constexpr int64_t kPrefetchBytes = kPrefetchBlocks * kTileRows * 64;
 
 /// Attention prefetches K and V rows this many positions ahead of the ones
 /// it loads (f32 caches; V rows also while their scores are computed). 16 measured -10 % attention time per call on 2B4T at 600
@@ -808,6 +810,18 @@ static SmallVector<Value> tileIndices(Emit &e, Value row, Value c, Value byte) {
           arith::RemUIOp::create(e.b, e.loc, row, e.idx(kTileRows)), byte};
 }
 
+/// Prefetches the line of `m` at `at` for a read that comes soon and only
+/// once per token (weights, KV rows): non-temporal (prefetchnta, locality
+/// 0), which asks the core to keep the line out of the outer caches. On 2B4T
+/// (Zen 5, 2 threads, 4-bit head) the weight streams decoded 10 % faster
+/// than with prefetcht0 (67.1 vs 60.6 tok/s, 5 alternating runs each; AVX2
+/// and 1 thread +5 %), the KV rows another 8 % (73.4 vs 67.9 at 128
+/// positions, 56.5 vs 53.6 at 1000; prefill the same).
+static void prefetchStream(Emit &e, Value m, ValueRange at) {
+  memref::PrefetchOp::create(e.b, e.loc, m, at, /*isWrite=*/false,
+                             /*localityHint=*/0, /*isDataCache=*/true);
+}
+
 /// Prefetches row `r` of the tile block kPrefetchBlocks ahead of block `c`
 /// of tile `tile` in a [tiles, blocks, kTileRows, 64] view. Past the tile's
 /// last block that is the next tile's first blocks (the index runs over
@@ -815,16 +829,8 @@ static SmallVector<Value> tileIndices(Emit &e, Value row, Value c, Value byte) {
 /// tile: a prefetch never faults and the lowering's address arithmetic has
 /// no inbounds flag. (Clamping the index to the view measured 10 % slower.)
 /// Callers issue one row's prefetch next to each row's load.
-///
-/// Non-temporal (prefetchnta, locality 0): each weight byte is read once per
-/// token, so the lines come into L1 without taking L2/L3 space. On 2B4T
-/// (Zen 5, 2 threads, 4-bit head) that decoded 10 % faster than prefetcht0
-/// (67.1 vs 60.6 tok/s, 5 alternating runs each; AVX2 +5 %, 1 thread +5 %).
 static void prefetchAhead(Emit &e, Value w, Value tile, Value c, Value r) {
-  memref::PrefetchOp::create(
-      e.b, e.loc, w,
-      ValueRange{tile, e.add(c, e.idx(kPrefetchBlocks)), r, e.idx(0)},
-      /*isWrite=*/false, /*localityHint=*/0, /*isDataCache=*/true);
+  prefetchStream(e, w, {tile, e.add(c, e.idx(kPrefetchBlocks)), r, e.idx(0)});
 }
 static void prefetchAhead(Emit &e, Value w, Value tile, Value c, int64_t r) {
   prefetchAhead(e, w, tile, c, e.idx(r));
@@ -2016,14 +2022,9 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     // The f32 cache's lanes [c, c + 16) of KV head kvh at position p (a
     // later one than the loads use): past the cache's last position that
     // is the next KV head's or layer's rows, or a little past the view, and
-    // a prefetch never faults. Non-temporal as the weight streams: on 2B4T
-    // (2 threads, 4-bit head) decode 73.4 vs 67.9 tok/s at 128 positions
-    // and 56.5 vs 53.6 at 1000 (4 and 3 alternating runs), prefill the same.
+    // a prefetch never faults.
     auto prefetchRow = [&](Value cache, Value p, Value kvh, Value c) {
-      memref::PrefetchOp::create(
-          b, loc, cache,
-          ValueRange{lay, kvh, p, c},
-          /*isWrite=*/false, /*localityHint=*/0, /*isDataCache=*/true);
+      prefetchStream(e, cache, {lay, kvh, p, c});
     };
     if (blocks) {
       // H = groupHeads query heads of one KV head, P = 16 / H positions
@@ -2503,14 +2504,13 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
       Value total = reduceRow(
           e, h, vw, b.getF32FloatAttr(0.0f), vector::CombiningKind::ADD,
           [&](Value c, int64_t wd) {
-            // The rows are one stream per task: its bytes 4 KiB ahead
-            // (past the row's end: the next rows'; a prefetch never
-            // faults), non-temporal as the other weight streams.
+            // The rows are one stream per task: its bytes kPrefetchBytes
+            // ahead (past the row's end: the next rows'; a prefetch never
+            // faults).
             if (wd > 1)
-              memref::PrefetchOp::create(
-                  b, loc, wm,
-                  ValueRange{row, e.add(c, e.idx(4096 / (elt.isF32() ? 4 : 2)))},
-                  /*isWrite=*/false, /*localityHint=*/0, /*isDataCache=*/true);
+              prefetchStream(
+                  e, wm,
+                  {row, e.add(c, e.idx(kPrefetchBytes / (elt.isF32() ? 4 : 2)))});
             return e.mul(load(e, xs, {t, c}, wd), loadF32(e, wm, {row, c}, wd));
           },
           [&](Value a, Value c) { return e.add(a, c); });
