@@ -2,19 +2,19 @@
  * slices of an MB-megabyte buffer (default 256; AVX2/AVX-512 as the compiler
  * vectorises it, each line prefetched non-temporally 4 KiB ahead as the
  * generated kernels read their weights) pass after pass for about a second,
- * the length of one timed decode run, and it prints the sustained GB/s over that window, then the
- * best single pass. The two differ by 10-40 % on these VMs: the host's
- * bandwidth comes in bursts, and a decode that runs for a second cannot live
- * on them, so bench/run.sh divides by the sustained figure.
+ * the length of one timed decode run, and it prints the sustained GB/s over
+ * that window, then the best single pass. The two differ by 10-40 % on these
+ * VMs: the host's bandwidth comes in bursts, and a decode that runs for a
+ * second cannot live on them, so bench/run.sh divides by the sustained figure.
  *
- * The buffer is anonymous memory in 2 MiB pages, as the runtime's weight
- * copy and KV caches (runtime/weights.c), and its size matters as much as
- * the pages: on these VMs 2 threads read 95 GB/s from 64 MiB, 76 from 256 MiB
- * and 60 from 512 MiB to 1.2 GB (43 with 4 KiB pages), alternating in one
- * process; guest-physical memory is mapped by the host too, and a larger
- * footprint misses more of its translations. So bench/run.sh probes each
- * configuration with the bytes its decoded token reads. bench/run.sh
- * compiles it with -O3 -march=native. Prints; asserts nothing. */
+ * The buffer is anonymous memory in 2 MiB pages, as the runtime's weight copy
+ * and KV caches (runtime/weights.c), and its size matters as much as the
+ * pages: on these VMs 2 threads read 95 GB/s from 64 MiB, 76 from 256 MiB and
+ * 60 from 512 MiB to 1.2 GB (43 with 4 KiB pages), alternating in one process;
+ * guest-physical memory is mapped by the host too, and a larger footprint
+ * misses more of its translations. So bench/run.sh probes each configuration
+ * with the bytes its decoded token reads. bench/run.sh compiles it with -O3
+ * -march=native. Prints; asserts nothing. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +27,7 @@
 
 #define HUGE_PAGE ((size_t)2 << 20)
 #define WINDOW_S 1.0
+#define PREFETCH_AHEAD 4096 /* bytes, as the kernels' weight streams */
 
 static double now(void) {
   struct timespec t;
@@ -49,7 +50,7 @@ static uint64_t pass(const uint64_t *p, size_t n) {
   uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   for (size_t i = 0; i + 4 <= n; i += 4) {
     if (i % 8 == 0)
-      __builtin_prefetch(p + i + 512, 0, 0);
+      __builtin_prefetch(p + i + PREFETCH_AHEAD / 8, 0, 0);
     s0 += p[i];
     s1 += p[i + 1];
     s2 += p[i + 2];

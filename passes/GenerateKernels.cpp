@@ -73,8 +73,9 @@ constexpr int64_t kPrefetchBlocks = 4;
 constexpr int64_t kPrefetchBytes = kPrefetchBlocks * kTileRows * 64;
 
 /// Attention prefetches K and V rows this many positions ahead of the ones
-/// it loads (f32 caches; V rows also while their scores are computed). 16 measured -10 % attention time per call on 2B4T at 600
-/// positions with the earlier position-major cache (8 and 32: -3 to -5 %);
+/// it loads (f32 caches; V rows also while their scores are computed). 16
+/// measured -10 % attention time per call on 2B4T at 600 positions with the
+/// earlier position-major cache (8 and 32: -3 to -5 %);
 /// with the head-major cache and chunked tasks, 32 and 64 measured slower
 /// than 16.
 constexpr int64_t kAttnPrefetch = 16;
