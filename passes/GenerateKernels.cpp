@@ -1204,8 +1204,7 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   if (!withAcc && !gate && op.getResult().hasOneUse())
     if (auto add = dyn_cast<arith::AddFOp>(*op.getResult().getUsers().begin())) {
       Value x = add.getLhs() == op.getResult() ? add.getRhs() : add.getLhs();
-      if (x != op.getResult() && x.getType() == add.getType() &&
-          (resid = buffers.lookup(x)))
+      if (x.getType() == add.getType() && (resid = buffers.lookup(x)))
         residAdd = add;
     }
   std::string name = "tmatmul_" + std::to_string(n) + "x" +
