@@ -73,11 +73,14 @@ constexpr int64_t kPrefetchBlocks = 4;
 constexpr int64_t kPrefetchBytes = kPrefetchBlocks * kTileRows * 64;
 
 /// Attention prefetches K and V rows this many positions ahead of the ones
-/// it loads (f32 caches; V rows also while their scores are computed). 16
-/// measured -10 % attention time per call on 2B4T at 600 positions with the
-/// earlier position-major cache (8 and 32: -3 to -5 %);
-/// with the head-major cache and chunked tasks, 32 and 64 measured slower
-/// than 16.
+/// it loads (V rows also while their scores are computed). 16 measured -10 %
+/// attention time per call on 2B4T at 600 positions with the earlier
+/// position-major f32 cache (8 and 32: -3 to -5 %); with the head-major
+/// cache and chunked tasks, 32 and 64 measured slower than 16. The
+/// quantized caches' code rows (a KV head's few bytes of each position's
+/// row) were not prefetched before: 2B4T at 1000 positions, 2 threads, an
+/// 8-bit cache decoded 54-57 tok/s without, 72-78 with (4-bit 62-68 ->
+/// 70-72; a4.8 with 3 bits 50-56 -> 54-56).
 constexpr int64_t kAttnPrefetch = 16;
 
 /// Attention splits each token's positions [0, len) into this many chunks
@@ -2054,6 +2057,18 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     auto prefetchRow = [&](Value cache, Value p, Value kvh, Value c) {
       prefetchStream(e, cache, {lay, kvh, p, c});
     };
+    // A quantized cache's codes of KV head kvh at position p: headBytes
+    // bytes of the position's row, one prefetch per line (and one for the
+    // last byte when the codes may straddle a line: 3-bit rows are 3/8 of
+    // head_dim bytes).
+    int64_t headBytes = hd / groupCodes * groupBytes;
+    auto prefetchCodes = [&](Value cache, Value p, Value kvh) {
+      Value at = arith::MulIOp::create(b, loc, kvh, e.idx(headBytes));
+      for (int64_t off = 0; off < headBytes; off += 64)
+        prefetchStream(e, cache, {lay, p, e.add(at, e.idx(off))});
+      if (headBytes % 64)
+        prefetchStream(e, cache, {lay, p, e.add(at, e.idx(headBytes - 1))});
+    };
     if (blocks) {
       // H = groupHeads query heads of one KV head, P = 16 / H positions
       // per block: lane l of a score block is head l / P, position
@@ -2097,6 +2112,13 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               for (int64_t i = 0; i < P; ++i)
                 pos.push_back(arith::MinUIOp::create(
                     b, loc, e.add(p0, e.idx(i)), last));
+              // Quantized: the code rows as the f32 rows below, per position
+              // instead of per 16 lanes.
+              if (quantized)
+                for (int64_t i = 0; i < P; ++i) {
+                  prefetchCodes(kc, e.add(pos[i], e.idx(kAttnPrefetch)), kvh);
+                  prefetchCodes(vc, pos[i], kvh);
+                }
               SmallVector<Value> accs = e.fold(
                   e.idx(0), e.idx(hd), 16,
                   SmallVector<Value>(16, e.splat(v16f, e.f32(0.0f))),
@@ -2169,6 +2191,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                   if (!quantized)
                     prefetchRow(vc, e.add(p, e.idx(kAttnPrefetch)), kvh,
                                 e.idx(i * 16));
+                  else if (i == 0)
+                    prefetchCodes(vc, e.add(p, e.idx(kAttnPrefetch)), kvh);
                   Value y = rowChunk(vc, vs, vb, p, kvh, e.idx(i * 16));
                   for (int64_t h = 0; h < H; ++h)
                     next[h * (i1 - i0) + i - i0] = vector::FMAOp::create(
