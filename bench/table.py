@@ -4,6 +4,7 @@
 `table.py --mb BENCH_JSON [GGUF_JSON PROMPT DECODE]` prints the megabytes a
 decoded token reads instead (run.sh sizes its bandwidth probes with it)."""
 import json
+import os
 import sys
 
 
@@ -39,9 +40,24 @@ for line in open(sys.argv[1]):
 peer = {"b1.58": "TQ2_0+f16", "b1.58+int8-head": "TQ2_0+q8_0",
         "b1.58+int4-head": "TQ2_0+q4_0", "a4.8+int4-head": "TQ2_0+q4_0"}
 index = {(s, c, t): (p, dc) for s, e, c, t, p, dc, *_ in rows}
+def cpu():
+    """The CPU printing the table (run.sh prints it right after its runs):
+    these VMs land on different host generations from day to day, so tables
+    of different days may compare different machines."""
+    info = {}
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "unknown"
+    return "%s, family %s model %s, %d CPUs" % (
+        info.get("model name", "?"), info.get("cpu family", "?"),
+        info.get("model", "?"), os.cpu_count() or 0)
 def ranges(by_threads):
     return ", ".join("%.1f-%.1f GB/s (%d thread%s)" % (min(v), max(v), k, "s" * (k > 1))
                      for k, v in sorted(by_threads.items()) if v)
+print("cpu: " + cpu())
 print("read bandwidth over the run, sustained for 1 s over each row's bytes per token: " + ranges(probes))
 if any(bursts.values()):
     print("best single ~5 ms pass of those probes: " + ranges(bursts))
