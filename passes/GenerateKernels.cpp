@@ -1614,6 +1614,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   int64_t layer = (kArg.getArgNumber() - 2) / 2;
   int64_t nh = op.getNumHeads(), nkv = op.getNumKvHeads(), hd = op.getHeadDim();
   int64_t group = nh / nkv, qw = nh * hd;
+  // Bytes of one KV head's codes in a quantized cache's position row.
+  int64_t headBytes = hd / groupCodes * groupBytes;
   int64_t hv = hd % 16 == 0 ? 16 : hd % 8 == 0 ? 8 : hd % 4 == 0 ? 4 : 1;
   float scale = float(1.0 / std::sqrt(double(hd)));
   bool quantized = kvBits != 16;
@@ -1754,8 +1756,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                 b.setInsertionPoint(nb.getInsertionBlock(),
                                     nb.getInsertionPoint());
                 int32_t offset = 1 << (kvBits - 1), mask = (1 << storeBits) - 1;
-                Value headBytes = arith::MulIOp::create(
-                    b, loc, h, e.idx(hd / groupCodes * groupBytes));
+                Value headAt = arith::MulIOp::create(b, loc, h, e.idx(headBytes));
                 e.loop(e.idx(0), e.idx(hd / groupCodes), 1, [&](Value g) {
                   Value word = e.i32(0);
                   for (int64_t j = 0; j < groupCodes; ++j) {
@@ -1771,7 +1772,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                           b, loc, u, e.i32(int32_t(storeBits * j)));
                     word = arith::OrIOp::create(b, loc, word, u);
                   }
-                  Value base = e.add(headBytes,
+                  Value base = e.add(headAt,
                                      arith::MulIOp::create(
                                          b, loc, g, e.idx(groupBytes)));
                   for (int64_t k2 = 0; k2 < groupBytes; ++k2) {
@@ -1914,10 +1915,9 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
           [&](OpBuilder &nb, Location) {
             OpBuilder::InsertionGuard guard(b);
             b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-            Value headBytes = arith::MulIOp::create(
-                b, loc, kvh, e.idx(hd / groupCodes * groupBytes));
+            Value headAt = arith::MulIOp::create(b, loc, kvh, e.idx(headBytes));
             e.loop(e.idx(0), e.idx(hd / groupCodes), 1, [&](Value g) {
-              Value at = e.add(headBytes,
+              Value at = e.add(headAt,
                                arith::MulIOp::create(b, loc, g, e.idx(groupBytes)));
               Value word = e.i32(0);
               for (int64_t k2 = 0; k2 < groupBytes; ++k2) {
@@ -2010,8 +2010,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                                                          constI32({128}))));
         b.setInsertionPointToStart(&ifOp.getElseRegion().front());
         Value at = e.add(
-            arith::MulIOp::create(b, loc, kvh,
-                                  e.idx(hd / groupCodes * groupBytes)),
+            arith::MulIOp::create(b, loc, kvh, e.idx(headBytes)),
             arith::MulIOp::create(
                 b, loc, arith::DivUIOp::create(b, loc, c, e.idx(groupCodes)),
                 e.idx(groupBytes)));
@@ -2061,7 +2060,6 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     // bytes of the position's row, one prefetch per line (and one for the
     // last byte when the codes may straddle a line: 3-bit rows are 3/8 of
     // head_dim bytes).
-    int64_t headBytes = hd / groupCodes * groupBytes;
     auto prefetchCodes = [&](Value cache, Value p, Value kvh) {
       Value at = arith::MulIOp::create(b, loc, kvh, e.idx(headBytes));
       for (int64_t off = 0; off < headBytes; off += 64)
