@@ -67,6 +67,9 @@ def main():
     ap.add_argument("--model", help="an existing checkpoint directory (no generation)")
     ap.add_argument("--prompt-text",
                     help="prompt text, tokenized by the executable, after BOS")
+    ap.add_argument("--prompt-len", type=int,
+                    help="prompt length (PROMPT cut or extended): the prompt "
+                         "kernels' token blocks and their remainders")
     ap.add_argument("--greedy", type=int, default=GREEDY, help="greedy tokens compared")
     ap.add_argument("ckpt", nargs=argparse.REMAINDER)
     a = ap.parse_args()
@@ -79,6 +82,9 @@ def main():
     run([a.lowbitc, model_dir, "-o", exe, "--weights=" + a.weights,
          "--kv-bits=%d" % a.kv_bits] + a.lowbitc_arg)
     prompt_ids = PROMPT
+    if a.prompt_len:
+        prompt_ids = [PROMPT[i] if i < len(PROMPT) else (37 * i + 11) % 256
+                      for i in range(a.prompt_len)]
     if a.prompt_text:
         with open(os.path.join(model_dir, "config.json")) as f:
             bos = json.load(f)["bos_token_id"]
