@@ -54,7 +54,8 @@ namespace {
 constexpr int64_t kDyn = ShapedType::kDynamic;
 /// Rows of a ternary matmul / lm_head task.
 constexpr int64_t kRowBlock = 16;
-/// Tokens a ternary matmul kernel takes at once (prefill).
+/// Tokens a ternary matmul kernel takes at once (prefill); AVX2 first takes
+/// twice as many (lowerMatmul).
 constexpr int64_t kTokenBlock = 4;
 /// AVX2 prompt tiles: blocks of 256 codes summed in i16 lanes before
 /// widening (see emitTernaryDot).
