@@ -2882,6 +2882,14 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
       auto acts32 = [&](Value t, Value col) -> Value {
         return vector::LoadOp::create(b, loc, v32b, q, ValueRange{t, col});
       };
+      // The sums of a tile's 16 row accumulators, 8 rows per vector.
+      auto sumsPerEight = [&](ArrayRef<Value> rowAccs) {
+        SmallVector<Value> out;
+        for (int64_t g = 0; g < kTileRows; g += 8)
+          out.push_back(
+              transposeReduce(e, SmallVector<Value>(rowAccs.slice(g, 8))));
+        return out;
+      };
       // int8: codes and activations are both signed (|q| <= 127), so
       // pmaddubsw takes |act| and the code with act's sign (pairs stay below
       // 2^15) and no offset correction is needed; i32 lanes accumulate over
@@ -2919,16 +2927,13 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
           }
           return acc;
         });
-        SmallVector<Value> out;
+        SmallVector<Value> out = sumsPerEight(rowAccs);
         for (int64_t g = 0; g < kTileRows; g += 8) {
           Value rows = e.add(
               arith::MulIOp::create(b, loc, tile, e.idx(kTileRows)), e.idx(g));
-          out.push_back(e.mul(
-              arith::SIToFPOp::create(
-                  b, loc, v8f,
-                  transposeReduce(e, SmallVector<Value>(ArrayRef<Value>(
-                                         rowAccs).slice(g, 8)))),
-              vector::LoadOp::create(b, loc, v8f, sc, ValueRange{rows})));
+          out[g / 8] =
+              e.mul(arith::SIToFPOp::create(b, loc, v8f, out[g / 8]),
+                    vector::LoadOp::create(b, loc, v8f, sc, ValueRange{rows}));
         }
         return out;
       };
@@ -2979,11 +2984,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
           }
           return acc;
         });
-        SmallVector<Value> out;
-        for (int64_t g = 0; g < kTileRows; g += 8)
-          out.push_back(transposeReduce(
-              e, SmallVector<Value>(ArrayRef<Value>(rowAccs).slice(g, 8))));
-        return out;
+        return sumsPerEight(rowAccs);
       };
       e.loop(begin, end, 1, [&](Value tile) {
         Value r0 = arith::MulIOp::create(b, loc, tile, e.idx(kTileRows));
