@@ -971,12 +971,12 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
         }));
   }
   if (isaName == "avx2") {
-    // Prompt tiles (several tokens): per token, the planes' pmaddubsw
-    // results of a chunk of up to kAvx2Chunk blocks are summed in i16 lanes
-    // and widened to i32 once per chunk. A lane takes 2 halves x 4 planes x
-    // 2 products (code 0..2 x activation -128..127) per block: within
-    // [-4096, 4064], so a chunk of 8 within [-32768, 32512]; the adds wrap,
-    // and the lane ends exact. Per 8 tokens and 32 weight bytes: 32
+    // Per token (a prompt tile's several, or the gated and row-by-row
+    // paths' one), the planes' pmaddubsw results of a chunk of up to
+    // kAvx2Chunk blocks are summed in i16 lanes and widened to i32 once per
+    // chunk. A lane takes 2 halves x 4 planes x 2 products (code 0..2 x
+    // activation -128..127) per block: within [-4096, 4064], so a chunk of 8
+    // within [-32768, 32512]; the adds wrap, and the lane ends exact. Per 8 tokens and 32 weight bytes: 32
     // pmaddubsw, 32 adds, 7 to unpack (2.7 -> 2.3 vector instructions per
     // pmaddubsw): 2B4T prefill +15-18 % (Zen 3, 1 and 2 threads).
     auto v8 = VectorType::get({8}, i32), v32 = VectorType::get({32}, i8);
@@ -2175,9 +2175,9 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                   prefetchCodes(kc, e.add(pos[i], e.idx(kAttnPrefetch)), kvh);
                   prefetchCodes(vc, pos[i], kvh);
                 }
-              // Heads hs at a time: all H with 32 vector registers; with
-              // AVX2's 16 (a 16-lane accumulator takes two) one, each
-              // pass's K rows coming from L1.
+              // Heads hs at a time (see hs): one pass per group of heads
+              // over head_dim, each pass after the first rereading the K
+              // rows from L1.
               SmallVector<Value> accs(16);
               for (int64_t h0 = 0; h0 < H; h0 += hs) {
                 SmallVector<Value> part = e.fold(
