@@ -2187,6 +2187,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
         hs = 1;
         ps = accBudget;
       }
+      assert(H % hs == 0 && P % ps == 0 && "passes tile the score block");
       // Scores of one chunk per head: at most ceil(context / chunks).
       SmallVector<Value> sc;
       for (int64_t h = 0; h < H; ++h)
