@@ -1851,7 +1851,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   // token's positions in decodeChunks chunks, up to 4 query heads of a KV
   // group at a time (each K and V row loaded, a quantized one dequantized
   // 16 codes at a time in vector registers, once for all of them: the 16
-  // score accumulators are H heads x 16 / H positions), the chunks merged
+  // lanes of a score block are H heads x 16 / H positions, summed in one
+  // pass or, within AVX2's registers, several), the chunks merged
   // by mergeParts. A prompt runs one task per (KV head, token); one token
   // one task per (KV head, chunk), merged after. Otherwise one query head
   // per task, one position at a time.
