@@ -112,6 +112,12 @@ struct Emit {
   Value splat(VectorType t, Value scalar) {
     return vector::BroadcastOp::create(b, loc, t, scalar);
   }
+  /// A constant integer vector of type t, every lane v.
+  Value splatInt(VectorType t, int64_t v) {
+    return arith::ConstantOp::create(
+        b, loc,
+        DenseElementsAttr::get(t, b.getIntegerAttr(t.getElementType(), v)));
+  }
   /// for (iv = lb; iv < ub; iv += step) body(iv)
   void loop(Value lb, Value ub, int64_t step,
             function_ref<void(Value)> body) {
@@ -890,10 +896,7 @@ static Value maddubs16(Emit &e, Value u, Value s) {
 
 /// AVX2: 16 i16 lanes summed in pairs into 8 i32 lanes (pmaddwd with ones).
 static Value widen16(Emit &e, Value p16) {
-  Value ones = arith::ConstantOp::create(
-      e.b, e.loc,
-      DenseElementsAttr::get(cast<VectorType>(p16.getType()),
-                             e.b.getI16IntegerAttr(1)));
+  Value ones = e.splatInt(cast<VectorType>(p16.getType()), 1);
   return LLVM::CallIntrinsicOp::create(
              e.b, e.loc, VectorType::get({8}, e.b.getI32Type()),
              e.b.getStringAttr("llvm.x86.avx2.pmadd.wd"), ValueRange{p16, ones})
@@ -934,8 +937,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
   size_t nt = ts.size();
   auto i32 = b.getI32Type(), i8 = b.getI8Type();
   auto zeros = [&](VectorType t) {
-    Value z = arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(t, b.getI32IntegerAttr(0)));
+    Value z = e.splatInt(t, 0);
     return SmallVector<Value>(nt, z);
   };
   auto reduceAll = [&](ValueRange accs) {
@@ -981,8 +983,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
     // pmaddubsw): 2B4T prefill +15-18 % (Zen 3, 1 and 2 threads).
     auto v8 = VectorType::get({8}, i32), v32 = VectorType::get({32}, i8);
     auto v16s = VectorType::get({16}, b.getI16Type());
-    Value zero16 = arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(v16s, b.getI16IntegerAttr(0)));
+    Value zero16 = e.splatInt(v16s, 0);
     return reduceAll(e.fold(
         e.idx(0), e.idx(blocks), kAvx2Chunk, zeros(v8),
         [&](Value c0, ValueRange cur32) -> SmallVector<Value> {
@@ -1090,8 +1091,7 @@ Value KernelGenerator::emitTernaryDotRows8(Emit &e, Value w, Value n0, Value q,
   int64_t blocks = kp / 256;
   auto i32 = b.getI32Type(), i8 = b.getI8Type();
   auto v8 = VectorType::get({8}, i32), v32 = VectorType::get({32}, i8);
-  Value zero = arith::ConstantOp::create(
-      b, loc, DenseElementsAttr::get(v8, b.getI32IntegerAttr(0)));
+  Value zero = e.splatInt(v8, 0);
   Value tile = arith::DivUIOp::create(b, loc, n0, e.idx(kTileRows));
   Value sub = arith::RemUIOp::create(b, loc, n0, e.idx(kTileRows));
   SmallVector<Value> accs = e.fold(
@@ -1130,8 +1130,7 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
   assert(nr * nt == 16 && "a tile has 16 dot products");
   auto i32 = b.getI32Type(), i8 = b.getI8Type();
   auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
-  Value zero = arith::ConstantOp::create(
-      b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
+  Value zero = e.splatInt(v16, 0);
   // acc[k * nr + r]: row r, token k (the lane order of the result).
   SmallVector<Value> init(16, zero);
   SmallVector<Value> accs = e.fold(
@@ -2073,18 +2072,14 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
           // 0.27 (the same values).
           auto v8i = VectorType::get({8}, b.getI8Type());
           auto v16b = VectorType::get({16}, b.getI8Type());
-          auto bytes = [&](VectorType t, int8_t v) -> Value {
-            return arith::ConstantOp::create(
-                b, loc, DenseElementsAttr::get(t, b.getI8IntegerAttr(v)));
-          };
-          Value lo = arith::AndIOp::create(b, loc, raw, bytes(v8i, 15));
-          Value hi = arith::ShRUIOp::create(b, loc, raw, bytes(v8i, 4));
+          Value lo = arith::AndIOp::create(b, loc, raw, e.splatInt(v8i, 15));
+          Value hi = arith::ShRUIOp::create(b, loc, raw, e.splatInt(v8i, 4));
           SmallVector<int64_t> zip;
           for (int64_t j = 0; j < 8; ++j)
             zip.append({j, j + 8});
           Value codes = arith::SubIOp::create(
               b, loc, vector::ShuffleOp::create(b, loc, lo, hi, zip),
-              bytes(v16b, int8_t(1 << (kvBits - 1))));
+              e.splatInt(v16b, 1 << (kvBits - 1)));
           scf::YieldOp::create(
               b, loc, toF32(arith::ExtSIOp::create(b, loc, v16i, codes)));
           return ifOp.getResult(0);
@@ -2124,15 +2119,11 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
             b, loc, words,
             arith::ConstantOp::create(
                 b, loc, DenseElementsAttr::get(v16s, ArrayRef<int16_t>(lift))));
-        auto splat16 = [&](int64_t v) -> Value {
-          return arith::ConstantOp::create(
-              b, loc,
-              DenseElementsAttr::get(v16s, b.getI16IntegerAttr(int16_t(v))));
-        };
         Value codes = arith::SubIOp::create(
             b, loc,
-            arith::ShRUIOp::create(b, loc, top, splat16(16 - storeBits)),
-            splat16(1 << (kvBits - 1)));
+            arith::ShRUIOp::create(b, loc, top,
+                                   e.splatInt(v16s, 16 - storeBits)),
+            e.splatInt(v16s, 1 << (kvBits - 1)));
         scf::YieldOp::create(
             b, loc, toF32(arith::ExtSIOp::create(b, loc, v16i, codes)));
       }
@@ -2855,8 +2846,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
       // tree per tile, the offset correction and the 16 row scales.
       e.loop(begin, end, 1, [&](Value tile) {
         tileLogits(tile, [&](Value t) -> Value {
-          Value zi = arith::ConstantOp::create(
-              b, loc, DenseElementsAttr::get(v16, b.getI32IntegerAttr(0)));
+          Value zi = e.splatInt(v16, 0);
           SmallVector<Value> rowAccs = e.fold(
               e.idx(0), e.idx(nb64), 1, SmallVector<Value>(kTileRows, zi),
               [&](Value c, ValueRange cur) -> SmallVector<Value> {
@@ -2958,8 +2948,7 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
       // the row, scaled once at the end.
       auto int8Rows = [&](Value tile, Value t) -> SmallVector<Value> {
         Value flip = byteSplat(v32b, int8_t(-128));
-        Value zi = arith::ConstantOp::create(
-            b, loc, DenseElementsAttr::get(v8, b.getI32IntegerAttr(0)));
+        Value zi = e.splatInt(v8, 0);
         SmallVector<Value> rowAccs = e.fold(
             e.idx(0), e.idx(nb64), 1, SmallVector<Value>(kTileRows, zi),
             [&](Value c, ValueRange cur) -> SmallVector<Value> {
