@@ -263,11 +263,15 @@ private:
   /// Weight bytes one decoded token reads (bench/run.sh's bandwidth share).
   int64_t bytesPerToken = 0;
   /// Views of the cache buffers: f32 [L, kv_heads, C, head_dim] at 16 bits
-  /// (head-major); otherwise i8 codes and f32 steps [L, C, kv_heads].
+  /// (head-major; f16 with kvF16); otherwise i8 codes and f32 steps
+  /// [L, C, kv_heads].
   /// Quantized: `kCache` holds the bit-packed codes [L, C, rowBytes] of
   /// positions > 0, `kBos` the 8-bit codes [L, W] of position 0.
   Value kCache, vCache, kSteps, vSteps, kBos, vBos;
   int64_t kvBits = 16, kvHeads = 1, headDim = 1, cacheBytes = 0;
+  /// The unquantized cache holds IEEE half instead of float32
+  /// (--kv-bits=f16): rounded to nearest when stored, widened when read.
+  bool kvF16 = false;
   /// Packing of quantized codes: `groupCodes` codes of `storeBits` bits in
   /// `groupBytes` bytes (8 bits: 1 in 1; 4 bits: 2 in 1; 3 bits: 8 in 3).
   int64_t storeBits = 8, groupCodes = 1, groupBytes = 1, rowBytes = 0;
@@ -505,12 +509,17 @@ FailureOr<Value> KernelGenerator::param(Operation *op, ParamAttr p,
 // Embedding
 //===----------------------------------------------------------------------===//
 
-/// Loads `n` (= vw) elements of a bf16 (as i16) or f32 row as f32.
+/// Loads `n` elements of a bf16 (as i16), f16 or f32 row as f32.
 static Value loadAsF32(Emit &e, Value m, ValueRange at, int64_t n) {
   auto elt = cast<MemRefType>(m.getType()).getElementType();
   auto f32v = VectorType::get({n}, e.b.getF32Type());
   if (elt.isF32())
     return vector::LoadOp::create(e.b, e.loc, f32v, m, at);
+  if (elt.isF16()) {
+    Value half =
+        vector::LoadOp::create(e.b, e.loc, VectorType::get({n}, elt), m, at);
+    return arith::ExtFOp::create(e.b, e.loc, f32v, half);
+  }
   auto i16v = VectorType::get({n}, e.b.getI16Type());
   auto i32v = VectorType::get({n}, e.b.getI32Type());
   Value raw = vector::LoadOp::create(e.b, e.loc, i16v, m, at);
@@ -525,6 +534,8 @@ static Value loadScalarAsF32(Emit &e, Value m, ValueRange at) {
   Value v = memref::LoadOp::create(e.b, e.loc, m, at);
   if (elt.isF32())
     return v;
+  if (elt.isF16())
+    return arith::ExtFOp::create(e.b, e.loc, e.b.getF32Type(), v);
   Value wide = arith::ExtUIOp::create(e.b, e.loc, e.b.getI32Type(), v);
   Value sh = arith::ShLIOp::create(e.b, e.loc, wide, e.i32(16));
   return arith::BitcastOp::create(e.b, e.loc, e.b.getF32Type(), sh);
@@ -557,6 +568,19 @@ static void store(Emit &e, Value v, Value m, ValueRange at) {
 
 static Value loadF32(Emit &e, Value m, ValueRange at, int64_t width) {
   return width == 1 ? loadScalarAsF32(e, m, at) : loadAsF32(e, m, at, width);
+}
+
+/// Stores f32 lanes (or a scalar) into an f32 or f16 memref, rounding to
+/// nearest (ties to even) for f16.
+static void storeF32(Emit &e, Value v, Value m, ValueRange at) {
+  auto elt = cast<MemRefType>(m.getType()).getElementType();
+  if (elt.isF16()) {
+    Type t = elt;
+    if (auto vt = dyn_cast<VectorType>(v.getType()))
+      t = VectorType::get(vt.getShape(), elt);
+    v = arith::TruncFOp::create(e.b, e.loc, t, v);
+  }
+  store(e, v, m, at);
 }
 
 /// A constant of `width` lanes (scalar when width is 1).
@@ -1653,7 +1677,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       (kArg.getArgNumber() - 2) % 2 != 0)
     return op.emitError("attention caches must be the forward function's "
                         "per-layer cache arguments");
-  if (int64_t(op.getKvBits()) != kvBits)
+  if (int64_t(op.getKvBits()) != kvBits || op.getKvF16() != kvF16)
     return op.emitError("all layers must use one KV-cache precision");
   int64_t layer = (kArg.getArgNumber() - 2) / 2;
   int64_t nh = op.getNumHeads(), nkv = op.getNumKvHeads(), hd = op.getHeadDim();
@@ -1673,7 +1697,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   if (!quantized) {
     // Appends the new K/V rows at positions start + t, head by head.
     auto kvStore = kernel("kvstore_" + std::to_string(nkv) + "x" +
-                              std::to_string(hd),
+                              std::to_string(hd) + (kvF16 ? "_f16" : ""),
                           {k.getType(), v.getType(), kCache.getType(),
                            vCache.getType(), b.getIndexType(),
                            b.getIndexType()},
@@ -1684,10 +1708,10 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
         for (int64_t h = 0; h < nkv; ++h)
           rowLoop(e, hd, vw, [&](Value c, int64_t wd) {
             Value col = e.add(c, e.idx(h * hd));
-            ::store(e, load(e, a[0], {t, col}, wd), a[2],
-                    {a[4], e.idx(h), p, c});
-            ::store(e, load(e, a[1], {t, col}, wd), a[3],
-                    {a[4], e.idx(h), p, c});
+            storeF32(e, load(e, a[0], {t, col}, wd), a[2],
+                     {a[4], e.idx(h), p, c});
+            storeF32(e, load(e, a[1], {t, col}, wd), a[3],
+                     {a[4], e.idx(h), p, c});
           });
       });
     });
@@ -1864,6 +1888,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
   std::string name = "attention_" + std::to_string(nh) + "x" +
                      std::to_string(nkv) + "x" + std::to_string(hd) + "_c" +
                      std::to_string(context) + "_b" + std::to_string(kvBits) +
+                     (kvF16 ? "h" : "") +
                      (quantized ? "_s" + std::to_string(storeBits) : "") +
                      (blocks ? "_g" + std::to_string(groupHeads) + "_n" +
                                    std::to_string(decodeChunks)
@@ -2032,7 +2057,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     auto rowChunk = [&](Value cache, Value steps, Value bosRows, Value p,
                         Value kvh, Value c) -> Value {
       if (!quantized)
-        return load(e, cache, {lay, kvh, p, c}, 16);
+        return loadF32(e, cache, {lay, kvh, p, c}, 16);
       Value ko = arith::MulIOp::create(b, loc, kvh, e.idx(hd));
       Value step = e.splat(
           v16f, memref::LoadOp::create(b, loc, steps, ValueRange{lay, p, kvh}));
@@ -2377,10 +2402,10 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               Value col0 = e.mul(kvh, e.idx(hd));
               for (int64_t c = 0; c < hd; c += 16) {
                 Value col = e.add(col0, e.idx(c));
-                ::store(e, load(e, kNew, {e.idx(0), col}, 16), kc,
-                        {lay, kvh, start, e.idx(c)});
-                ::store(e, load(e, vNew, {e.idx(0), col}, 16), vc,
-                        {lay, kvh, start, e.idx(c)});
+                storeF32(e, load(e, kNew, {e.idx(0), col}, 16), kc,
+                         {lay, kvh, start, e.idx(c)});
+                storeF32(e, load(e, vNew, {e.idx(0), col}, 16), vc,
+                         {lay, kvh, start, e.idx(c)});
               }
               scf::YieldOp::create(b, loc);
             });
@@ -2423,9 +2448,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               Value acc = e.fold(e.idx(0), e.idx(hd), hv, {vzero()},
                   [&](Value c, ValueRange cc) -> SmallVector<Value> {
                     Value x = load(e, qs, {t, e.add(qo, c)}, hv);
-                    Value y =
-                        quantized ? load(e, row, {c}, hv)
-                                  : load(e, kc, {lay, kvh, p, c}, hv);
+                    Value y = quantized ? load(e, row, {c}, hv)
+                                        : loadF32(e, kc, {lay, kvh, p, c}, hv);
                     return {e.add(cc[0], e.mul(x, y))};
                   })[0];
               // A shuffle tree, not 16 dependent scalar adds.
@@ -2452,7 +2476,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                     hv);
                 SmallVector<Value> next;
                 for (int64_t i = 0; i < hd / hv; ++i) {
-                  Value y = load(e, vc, {lay, kvh, p, e.idx(i * hv)}, hv);
+                  Value y = loadF32(e, vc, {lay, kvh, p, e.idx(i * hv)}, hv);
                   next.push_back(hv == 1 ? e.add(cc[i], e.mul(pr, y))
                                          : Value(vector::FMAOp::create(
                                                b, loc, pr, y, cc[i])));
@@ -2469,7 +2493,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                 [&](Value p, ValueRange cc) -> SmallVector<Value> {
                   Value pr = e.mul(memref::LoadOp::create(b, loc, scores,
                                                           ValueRange{p}), inv);
-                  Value y = load(e, vc, {lay, kvh, p, c}, hv);
+                  Value y = loadF32(e, vc, {lay, kvh, p, c}, hv);
                   return {e.add(cc[0], e.mul(lanes(e, pr, hv), y))};
                 })[0];
             ::store(e, acc, o, {t, e.add(qo, c)});
@@ -3244,6 +3268,7 @@ LogicalResult KernelGenerator::run() {
     kvWidth = cast<RankedTensorType>(args[2]).getShape()[1];
   oldFunc.walk([&](bitnet::AttentionOp a) {
     kvBits = a.getKvBits();
+    kvF16 = a.getKvF16();
     kvHeads = a.getNumKvHeads();
     headDim = a.getHeadDim();
   });
@@ -3257,7 +3282,7 @@ LogicalResult KernelGenerator::run() {
   rowBytes = kvW / groupCodes * groupBytes;
   int64_t packedOffset = padTo(numL * kvW, 64);
   int64_t stepsOffset = padTo(packedOffset + numL * context * rowBytes, 64);
-  cacheBytes = kvBits == 16 ? 4 * numL * context * kvW
+  cacheBytes = kvBits == 16 ? (kvF16 ? 2 : 4) * numL * context * kvW
                             : stepsOffset + 4 * numL * context * kvHeads;
 
   // @lowbit_forward(tokens, start, logits_from, logits, k_cache, v_cache,
@@ -3298,8 +3323,9 @@ LogicalResult KernelGenerator::run() {
       // contiguous stream for the attention tasks that read them.
       int64_t nkv = std::max<int64_t>(kvHeads, 1),
               hd = std::max<int64_t>(headDim, 1);
-      kCache = view(kCacheArg, 0, {l, nkv, context, hd}, f32);
-      vCache = view(vCacheArg, 0, {l, nkv, context, hd}, f32);
+      Type elt = kvF16 ? Type(b.getF16Type()) : Type(f32);
+      kCache = view(kCacheArg, 0, {l, nkv, context, hd}, elt);
+      vCache = view(vCacheArg, 0, {l, nkv, context, hd}, elt);
     } else {
       Type i8 = b.getI8Type();
       kBos = view(kCacheArg, 0, {l, w}, i8);
@@ -3437,6 +3463,7 @@ LogicalResult KernelGenerator::run() {
   meta[LOWBIT_META_WEIGHT_CHECKSUM] = checksum.getInt();
   meta[LOWBIT_META_EMBEDDED] = embedded ? 1 : 0;
   meta[LOWBIT_META_KV_BITS] = kvBits;
+  meta[LOWBIT_META_KV_F16] = kvF16;
   meta[LOWBIT_META_KV_BYTES] = cacheBytes;
   meta[LOWBIT_META_STAT_SLOTS] = int64_t(statNames.size());
   meta[LOWBIT_META_BYTES_PER_TOKEN] = bytesPerToken;

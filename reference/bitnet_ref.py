@@ -14,15 +14,17 @@ compared with it. It follows the spec's "Project decisions":
   - a4.8: q/k/v and gate/up inputs INT4 absmean (sqrt 7), o_proj input INT8
     with exactly K = ceil(d/2) kept per token (lower index wins ties), down_proj
     input INT8;
-  - KV cache: float32 (kv-bits 16) or option A at 3/4/8 bits per token and KV
-    head with the BOS position at 8 bits; codes of V (and of K at position 0,
-    where RoPE is the identity) come from the exact integer accumulators.
+  - KV cache: float32 (kv-bits 16), IEEE half (kv-bits f16: each K and V
+    element rounded to the nearest float16, ties to even, and widened back
+    exactly), or option A at 3/4/8 bits per token and KV head with the BOS
+    position at 8 bits; codes of V (and of K at position 0, where RoPE is the
+    identity) come from the exact integer accumulators.
 Reductions (means, dot products of floats) accumulate in float64 and round to
 float32, so the result does not depend on summation order.
 
 Usage:
   bitnet_ref.py MODEL_DIR --tokens 1,2,3 [--logits-out F] [--generate N]
-                [--scheme b1.58|a4.8] [--kv-bits 16|8|4|3]
+                [--scheme b1.58|a4.8] [--kv-bits 16|f16|8|4|3]
   bitnet_ref.py MODEL_DIR --tokens-file F --stats   (zero fractions, JSON)
 """
 import argparse
@@ -128,6 +130,11 @@ def kv_quant(z, bits, acc=None, scale=None):
     return (c.astype(F32) * step).astype(F32)
 
 
+def kv_bits_arg(s):
+    """--kv-bits: "f16" (a half-precision cache) or a number of bits."""
+    return s if s == "f16" else int(s)
+
+
 class Cache:
     def __init__(self, layers, context, width, bits, kv_heads, head_dim):
         self.k = np.zeros((layers, context, width), F32)
@@ -138,7 +145,10 @@ class Cache:
         """Stores rows k, v at positions pos[0].. (quantizing when asked)."""
         for t, p in enumerate(pos):
             kr, vr = k[t].copy(), v[t].copy()
-            if self.bits != 16:
+            if self.bits == "f16":
+                kr = kr.astype(np.float16).astype(F32)
+                vr = vr.astype(np.float16).astype(F32)
+            elif self.bits != 16:
                 b = 8 if p == 0 else self.bits
                 for h in range(self.kvh):
                     sl = slice(h * self.hd, (h + 1) * self.hd)
@@ -316,7 +326,8 @@ def main(argv=None):
     ap.add_argument("--logits-out", help="float32 LE [positions x vocab]")
     ap.add_argument("--generate", type=int, default=0, help="greedy tokens")
     ap.add_argument("--scheme", choices=["b1.58", "a4.8"])
-    ap.add_argument("--kv-bits", type=int, choices=[16, 8, 4, 3], default=16)
+    ap.add_argument("--kv-bits", type=kv_bits_arg, choices=[16, "f16", 8, 4, 3],
+                    default=16)
     ap.add_argument("--stats", action="store_true",
                     help="print the zero fraction at each projection input "
                          "over the tokens (context-sized windows), as JSON")

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Measures the figures of reference/models/MODEL_CARD.md with the compiled
 models (nothing here trains): validation perplexity of each model, the
-a4.8 - b1.58 gap, a 3-bit KV cache's cost, the accuracy of --lm-head=int8 /
-int4 against the 16-bit head, and the zero fraction at each projection's
-input. Prints Markdown.
+a4.8 - b1.58 gap, the cost of a half-precision (--kv-bits=f16) and a 3-bit KV
+cache, the accuracy of --lm-head=int8 / int4 against the 16-bit head, and the
+zero fraction at each projection's input. Prints Markdown.
 
   model_figures.py [--lowbitc build/bin/lowbitc] [--models reference/models]
                    [--work build/model-figures] [--ctx 256] [--positions 2040]
@@ -65,7 +65,9 @@ def main():
     for model, flags, kv, head in [("kjv-b1.58", (), "float32", "bf16"),
                                    ("kjv-b1.58", ("--lm-head=int8",), "float32", "int8"),
                                    ("kjv-b1.58", ("--lm-head=int4",), "float32", "int4"),
+                                   ("kjv-b1.58", ("--kv-bits=f16",), "f16", "bf16"),
                                    ("kjv-a4.8", (), "float32", "bf16"),
+                                   ("kjv-a4.8", ("--kv-bits=f16",), "f16", "bf16"),
                                    ("kjv-a4.8", ("--kv-bits=3",), "3-bit", "bf16"),
                                    ("kjv-a4.8", ("--kv-bits=3", "--lm-head=int4"), "3-bit", "int4")]:
         value, _ = ppl(build(model, *flags))
@@ -102,6 +104,23 @@ def main():
         print("| %s | %.2f %% | %.3f | %.3f |" % (head, 100 * agree, float(np.abs(got - ref).max()),
                                                 p[("kjv-b1.58", ("--lm-head=" + head,))]))
     print("| bf16 (reference) | 100 %% | 0 | %.3f |\n" % p[("kjv-b1.58", ())])
+
+    # KV-cache precision: the same comparison against each model's float32
+    # cache.
+    print("## KV-cache precision (%d positions of held-out text)\n" % a.positions)
+    print("| model | KV cache | top-1 agreement with float32 | max abs logit diff | perplexity |")
+    print("|---|---|---:|---:|---:|")
+    for model in ["kjv-b1.58", "kjv-a4.8"]:
+        full = ref if model == "kjv-b1.58" else logits(build(model))
+        for kv in ["f16", "3"]:
+            flags = ("--kv-bits=" + kv,)
+            got = logits(build(model, *flags))
+            agree = float((got.argmax(1) == full.argmax(1)).mean())
+            value = p.get((model, flags)) or ppl(build(model, *flags))[0]
+            print("| %s | %s | %.2f %% | %.3f | %.3f |" % (
+                model, "f16" if kv == "f16" else kv + "-bit", 100 * agree,
+                float(np.abs(got - full).max()), value))
+    print()
 
     # Zero fraction at each projection input, mean over layers (and range).
     tf = os.path.join(a.work, "stats-tokens.txt")

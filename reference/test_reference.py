@@ -135,6 +135,20 @@ class ReferenceTest(unittest.TestCase):
         # position 0 keeps 8 bits in both quantized caches: same first row
         np.testing.assert_array_equal(b[0], c[0])
 
+    def test_half_cache_rounds_each_element(self):
+        path = self.make("bf16b1.58", "--layout", "bf16", "--scheme", "b1.58")
+        toks = list(range(2, 60, 4))
+        a = self.logits(path, toks)
+        h = self.logits(path, toks, kv_bits="f16")
+        cos = lambda u, v: float((u * v).sum() / np.sqrt((u * u).sum() * (v * v).sum()))
+        self.assertGreater(cos(a, h), 0.999)
+        self.assertFalse(np.array_equal(a, h))
+        m = ref.Model(path, kv_bits="f16")
+        m.forward(toks[:3])
+        k = m.cache.k[0, :3]
+        self.assertTrue(np.any(k != 0))
+        np.testing.assert_array_equal(k, k.astype(np.float16).astype(np.float32))
+
     def test_checkpoint_tensor_set(self):
         t = read_dir(self.make("packedb1.58", "--layout", "packed", "--scheme", "b1.58"))
         self.assertEqual(t["model.layers.0.self_attn.k_proj.weight"][0], "U8")

@@ -207,9 +207,9 @@ LogicalResult RoPEOp::verify() {
 void AttentionOp::build(OpBuilder &b, OperationState &state, Value q, Value k,
                         Value v, Value kCache, Value vCache, Value start,
                         int64_t numHeads, int64_t numKVHeads, int64_t headDim,
-                        int64_t kvBits) {
+                        int64_t kvBits, bool kvF16) {
   build(b, state, q.getType(), kCache.getType(), vCache.getType(), q, k, v,
-        kCache, vCache, start, numHeads, numKVHeads, headDim, kvBits);
+        kCache, vCache, start, numHeads, numKVHeads, headDim, kvBits, kvF16);
 }
 
 LogicalResult AttentionOp::verify() {
@@ -225,6 +225,8 @@ LogicalResult AttentionOp::verify() {
   int64_t bits = getKvBits();
   if (bits != 3 && bits != 4 && bits != 8 && bits != 16)
     return emitOpError() << "kv_bits must be 3, 4, 8 or 16, got " << bits;
+  if (getKvF16() && bits != 16)
+    return emitOpError() << "kv_f16 needs kv_bits = 16, got " << bits;
   auto check = [&](Value v, int64_t width, StringRef name) -> LogicalResult {
     ArrayRef<int64_t> s = cast<RankedTensorType>(v.getType()).getShape();
     if (s.size() != 2 || s[1] != width)

@@ -98,7 +98,7 @@ private:
 
 /// Builds the model for the host with dense paths, runs it with --stats over
 /// `tokens`, and writes the zero fractions it prints to `statsOut`.
-llvm::Error runCalibration(StringRef model, StringRef scheme, int kvBits,
+llvm::Error runCalibration(StringRef model, StringRef scheme, StringRef kvBits,
                            StringRef tokens, StringRef statsOut) {
   auto err = [](const llvm::Twine &m) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), m);
@@ -110,7 +110,7 @@ llvm::Error runCalibration(StringRef model, StringRef scheme, int kvBits,
   std::string self = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
   std::string exe = (dir + "/model").str();
   std::vector<std::string> args{self, model.str(), "-o", exe,
-                                "--kv-bits=" + std::to_string(kvBits)};
+                                "--kv-bits=" + kvBits.str()};
   if (!scheme.empty())
     args.push_back("--scheme=" + scheme.str());
   std::vector<StringRef> argv(args.begin(), args.end());
@@ -181,10 +181,12 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
                             cl::init(""), cl::cat(cat));
   cl::opt<std::string> mattr("mattr", cl::desc("target features (+a,-b)"),
                              cl::init(""), cl::cat(cat));
-  cl::opt<int> kvBits(
+  cl::opt<std::string> kvBits(
       "kv-bits",
-      cl::desc("KV-cache precision: 16 (float32, default), 8, 4 or 3 bits"),
-      cl::init(16), cl::cat(cat));
+      cl::desc("KV-cache precision: 16 (float32, default), f16 (IEEE half: "
+               "half the bytes, each element rounded to nearest), 8, 4 or 3 "
+               "bits"),
+      cl::init("16"), cl::cat(cat));
   cl::opt<bool> explainPaths(
       "explain-paths",
       cl::desc("print one line per linear layer: chosen activation path, "
@@ -241,9 +243,11 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     if (!schemeOverride)
       return fail("unknown --scheme='" + scheme + "'; expected b1.58 or a4.8");
   }
-  if (kvBits != 16 && kvBits != 8 && kvBits != 4 && kvBits != 3)
-    return fail("--kv-bits=" + llvm::Twine(int(kvBits)) +
-                ": expected 16, 8, 4 or 3");
+  int64_t kvBitsNum = kvBits == "f16" ? 16 : 0;
+  if (!kvBitsNum &&
+      (StringRef(kvBits).getAsInteger(10, kvBitsNum) ||
+       (kvBitsNum != 16 && kvBitsNum != 8 && kvBitsNum != 4 && kvBitsNum != 3)))
+    return fail("--kv-bits=" + kvBits + ": expected 16, f16, 8, 4 or 3");
   if (lmHead != "auto" && lmHead != "f16" && lmHead != "int8" &&
       lmHead != "int4")
     return fail("unknown --lm-head='" + lmHead +
@@ -298,7 +302,8 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   } else {
     ImportOptions opts;
     opts.scheme = schemeOverride;
-    opts.kvBits = kvBits;
+    opts.kvBits = kvBitsNum;
+    opts.kvF16 = kvBits == "f16";
     llvm::Expected<OwningOpRef<ModuleOp>> imported =
         importHFModel(input, ctx, opts);
     if (!imported)

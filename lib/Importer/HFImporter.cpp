@@ -32,9 +32,9 @@ std::string shapeStr(llvm::ArrayRef<int64_t> s) {
 class Importer {
 public:
   Importer(MLIRContext &ctx, StringRef dir, const ModelConfig &cfg,
-           const WeightSource &weights, int64_t kvBits)
-      : ctx(ctx), b(&ctx), dir(dir), cfg(cfg), weights(weights),
-        kvBits(kvBits) {}
+           const WeightSource &weights, int64_t kvBits, bool kvF16)
+      : ctx(ctx), b(&ctx), dir(dir), cfg(cfg), weights(weights), kvBits(kvBits),
+        kvF16(kvF16) {}
 
   Expected<OwningOpRef<ModuleOp>> run();
 
@@ -159,6 +159,7 @@ private:
   const ModelConfig &cfg;
   const WeightSource &weights;
   int64_t kvBits;
+  bool kvF16;
 };
 
 Expected<OwningOpRef<ModuleOp>> Importer::run() {
@@ -253,7 +254,7 @@ Expected<OwningOpRef<ModuleOp>> Importer::run() {
     Value qr = rope(*q, "q_rope"), kr = rope(*k, "k_rope");
     auto attn = bitnet::AttentionOp::create(
         b, loc(at), qr, kr, *v, body->getArgument(2 + 2 * i),
-        body->getArgument(3 + 2 * i), start, nh, nkv, hd, kvBits);
+        body->getArgument(3 + 2 * i), start, nh, nkv, hd, kvBits, kvF16);
     newCaches.push_back(attn.getNewKCache());
     newCaches.push_back(attn.getNewVCache());
     Expected<Value> o = rmsNorm(attn.getResult(),
@@ -339,5 +340,6 @@ mlir::lowbit::importHFModel(StringRef dir, MLIRContext &ctx,
   ctx.loadDialect<bitnet::BitNetDialect, LowBitDialect,
                   func::FuncDialect, arith::ArithDialect,
                   tensor::TensorDialect>();
-  return Importer(ctx, dir, *cfg, **weights, options.kvBits).run();
+  return Importer(ctx, dir, *cfg, **weights, options.kvBits, options.kvF16)
+      .run();
 }

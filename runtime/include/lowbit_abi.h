@@ -30,10 +30,11 @@ enum {
   LOWBIT_META_WEIGHT_BYTES = 8,
   LOWBIT_META_WEIGHT_CHECKSUM = 9,
   LOWBIT_META_EMBEDDED = 10,  /* 1: weights in the executable, 0: sidecar */
-  LOWBIT_META_KV_BITS = 11,   /* 16 (float32), 8, 4 or 3 */
+  LOWBIT_META_KV_BITS = 11,   /* 16 (float32 or f16: KV_F16), 8, 4 or 3 */
   LOWBIT_META_KV_BYTES = 12,  /* bytes of one cache (K or V), zero-filled */
   LOWBIT_META_STAT_SLOTS = 13, /* activation quantizers counted by --stats */
   LOWBIT_META_BYTES_PER_TOKEN = 14, /* weight bytes one decoded token reads */
+  LOWBIT_META_KV_F16 = 15,    /* 1: the 16-bit cache holds IEEE half */
   LOWBIT_META_COUNT = 16
 };
 

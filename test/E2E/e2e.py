@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--threads-check", action="store_true")
     ap.add_argument("--weights", default="embedded")
     ap.add_argument("--ref-scheme", help="the reference's --scheme (default: config.json)")
-    ap.add_argument("--kv-bits", type=int, default=16)
+    ap.add_argument("--kv-bits", type=bitnet_ref.kv_bits_arg, default=16)
     ap.add_argument("--min-cos", type=float, default=0.999)
     ap.add_argument("--min-top1", type=float, default=0.99)
     ap.add_argument("--no-greedy", action="store_true",
@@ -80,7 +80,7 @@ def main():
         make_checkpoint.main(ckpt_args + [model_dir])
     exe = os.path.join(a.work, "model.bin")
     run([a.lowbitc, model_dir, "-o", exe, "--weights=" + a.weights,
-         "--kv-bits=%d" % a.kv_bits] + a.lowbitc_arg)
+         "--kv-bits=%s" % a.kv_bits] + a.lowbitc_arg)
     prompt_ids = PROMPT
     if a.prompt_len:
         prompt_ids = [PROMPT[i] if i < len(PROMPT) else (37 * i + 11) % 256

@@ -14,8 +14,10 @@ namespace mlir::lowbit {
 struct ImportOptions {
   /// Overrides config.json's `activation_scheme` when set.
   std::optional<Scheme> scheme;
-  /// KV-cache precision: 16 (float32) or 8, 4, 3 bits (spec §7.3 option A).
+  /// KV-cache precision: 16 (float32, or IEEE half with kvF16) or 8, 4, 3
+  /// bits (spec §7.3 option A).
   int64_t kvBits = 16;
+  bool kvF16 = false;
 };
 
 /// Imports a BitNetForCausalLM checkpoint directory (config.json +

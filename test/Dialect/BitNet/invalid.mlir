@@ -243,6 +243,15 @@ func.func @f(%q: tensor<?x16xf32>, %k: tensor<?x8xf32>, %v: tensor<?x8xf32>, %kc
 
 // -----
 
+// Tests that a half-precision cache is a 16-bit one.
+func.func @f(%q: tensor<?x16xf32>, %k: tensor<?x8xf32>, %v: tensor<?x8xf32>, %kc: tensor<32x8xf32>, %vc: tensor<32x8xf32>, %s: index) {
+  // expected-error @+1 {{'bitnet.attention' op kv_f16 needs kv_bits = 16, got 8}}
+  %o, %kc1, %vc1 = bitnet.attention %q, %k, %v, %kc, %vc, %s {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 4 : i64, kv_bits = 8 : i64, kv_f16} : tensor<?x16xf32>, tensor<?x8xf32>, tensor<?x8xf32>, tensor<32x8xf32>, tensor<32x8xf32>
+  return
+}
+
+// -----
+
 // Tests that q is num_heads x head_dim wide.
 func.func @f(%q: tensor<?x12xf32>, %k: tensor<?x8xf32>, %v: tensor<?x8xf32>, %kc: tensor<32x8xf32>, %vc: tensor<32x8xf32>, %s: index) {
   // expected-error @+1 {{'bitnet.attention' op q must be [tokens, 16], got ?x12}}

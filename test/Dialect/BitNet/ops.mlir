@@ -32,3 +32,11 @@ func.func @layer(%ids: tensor<?xi32>, %pos: tensor<?xi32>, %start: index,
   %l = bitnet.lm_head %h1 weight(#lowbit.param<"model.embed_tokens.weight" : tensor<256x64xbf16>>) : tensor<?x64xf32> -> tensor<?x256xf32>
   return %l, %kc1, %vc1 : tensor<?x256xf32>, tensor<128x32xf32>, tensor<128x32xf32>
 }
+
+// CHECK-LABEL: func @half_cache
+func.func @half_cache(%q: tensor<?x16xf32>, %k: tensor<?x8xf32>, %v: tensor<?x8xf32>,
+                      %kc: tensor<32x8xf32>, %vc: tensor<32x8xf32>, %s: index) -> tensor<?x16xf32> {
+  // CHECK: bitnet.attention {{.*}} {head_dim = 4 : i64, kv_bits = 16 : i64, kv_f16, num_heads = 4 : i64, num_kv_heads = 2 : i64}
+  %o, %kc1, %vc1 = bitnet.attention %q, %k, %v, %kc, %vc, %s {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 4 : i64, kv_bits = 16 : i64, kv_f16} : tensor<?x16xf32>, tensor<?x8xf32>, tensor<?x8xf32>, tensor<32x8xf32>, tensor<32x8xf32>
+  return %o : tensor<?x16xf32>
+}

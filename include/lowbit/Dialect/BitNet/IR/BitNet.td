@@ -152,9 +152,9 @@ def BitNet_AttentionOp : BitNet_Op<"attention", [Pure,
     `start`, `start + 1`, ... and computes, for each query token t and head j,
     softmax(q_j · K_{j/group}^T / sqrt(head_dim) + causal mask) · V_{j/group}
     over positions [0, start + t]. Caches are `[context, num_kv_heads *
-    head_dim]`; `kv_bits` is the cache precision (16 = float32, else 3, 4 or
-    8 bits with the BOS position kept at 8). Returns the attention output and
-    the updated caches.
+    head_dim]`; `kv_bits` is the cache precision (16 = float32, or IEEE half
+    with `kv_f16`; else 3, 4 or 8 bits with the BOS position kept at 8).
+    Returns the attention output and the updated caches.
 
     ```mlir
     %o, %kc1, %vc1 = bitnet.attention %q, %k, %v, %kc, %vc, %start
@@ -167,7 +167,7 @@ def BitNet_AttentionOp : BitNet_Op<"attention", [Pure,
   let arguments = (ins F32Tokens:$q, F32Tokens:$k, F32Tokens:$v,
                        F32Tokens:$k_cache, F32Tokens:$v_cache, Index:$start,
                        I64Attr:$num_heads, I64Attr:$num_kv_heads,
-                       I64Attr:$head_dim, I64Attr:$kv_bits);
+                       I64Attr:$head_dim, I64Attr:$kv_bits, UnitAttr:$kv_f16);
   let results = (outs F32Tokens:$result, F32Tokens:$new_k_cache,
                       F32Tokens:$new_v_cache);
   let assemblyFormat = [{
@@ -180,7 +180,7 @@ def BitNet_AttentionOp : BitNet_Op<"attention", [Pure,
                    "::mlir::Value":$kCache, "::mlir::Value":$vCache,
                    "::mlir::Value":$start, "int64_t":$numHeads,
                    "int64_t":$numKVHeads, "int64_t":$headDim,
-                   "int64_t":$kvBits)>
+                   "int64_t":$kvBits, CArg<"bool", "false">:$kvF16)>
   ];
 }
 
