@@ -2050,10 +2050,6 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
     // 8-bit codes from its own table), the same values dequantRow puts.
     auto i32 = b.getI32Type();
     auto v16i = VectorType::get({16}, i32);
-    auto constI32 = [&](ArrayRef<int32_t> vals) -> Value {
-      return arith::ConstantOp::create(
-          b, loc, DenseElementsAttr::get(v16i, vals));
-    };
     auto rowChunk = [&](Value cache, Value steps, Value bosRows, Value p,
                         Value kvh, Value c) -> Value {
       if (!quantized)
@@ -2077,7 +2073,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
                                    bosRows, ValueRange{lay, e.add(ko, c)}));
         scf::YieldOp::create(b, loc,
                              toF32(arith::SubIOp::create(b, loc, u,
-                                                         constI32({128}))));
+                                                         e.splatInt(v16i, 128))));
         b.setInsertionPointToStart(&ifOp.getElseRegion().front());
         Value at = e.add(
             arith::MulIOp::create(b, loc, kvh, e.idx(headBytes)),
@@ -2114,7 +2110,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
               b, loc,
               toF32(arith::SubIOp::create(
                   b, loc, arith::ExtUIOp::create(b, loc, v16i, raw),
-                  constI32({1 << (kvBits - 1)}))));
+                  e.splatInt(v16i, 1 << (kvBits - 1)))));
           return ifOp.getResult(0);
         }
         // Codes that straddle bytes (3 bits: 8 codes in 3 bytes): each
