@@ -261,6 +261,8 @@ const TensorInfo *WeightSource::lookup(StringRef name) const {
 
 void WeightSource::release(const TensorInfo &t) const {
 #if defined(__unix__)
+  if (!files[t.file]->isMapped())
+    return;
   uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   uintptr_t begin = uintptr_t(t.bytes.data()), end = begin + t.bytes.size();
   begin = (begin + page - 1) / page * page; // whole pages inside the tensor

@@ -57,6 +57,11 @@ public:
   /// Tensors in file order (sorted by offset).
   llvm::ArrayRef<TensorInfo> tensors() const { return infos; }
   const TensorInfo *lookup(llvm::StringRef name) const;
+  /// Whether the file is memory-mapped (LLVM reads files under 16 KiB into
+  /// heap memory instead).
+  bool isMapped() const {
+    return buffer->getBufferKind() == llvm::MemoryBuffer::MemoryBuffer_MMap;
+  }
 
 private:
   std::string filePath;
@@ -80,7 +85,8 @@ public:
   size_t size() const { return byName.size(); }
   /// Drops the mapped pages of `t` from memory (they are re-read from the
   /// file if touched again): streaming a 5 GB checkpoint then keeps the
-  /// resident set at one tensor's worth.
+  /// resident set at one tensor's worth. Does nothing to a file read into
+  /// heap memory, whose pages MADV_DONTNEED would zero.
   void release(const TensorInfo &t) const;
 
 private:
