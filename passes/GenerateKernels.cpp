@@ -94,10 +94,29 @@ constexpr int64_t kAttnPrefetch = 16;
 /// came in a prompt or alone. 8 measured no faster than 4 on 2B4T.
 constexpr int64_t kAttnChunks = 4;
 
+/// The largest scratch buffer a kernel keeps on its thread's stack
+/// (Emit::scratch).
+constexpr int64_t kMaxStackBuffer = 32 << 10;
+
 /// Small builder helpers shared by every kernel body.
 struct Emit {
   OpBuilder &b;
   Location loc;
+  /// The kernel's scratch buffers on the heap, freed when it returns.
+  SmallVector<Value> heapScratch = {};
+
+  /// A scratch buffer of a kernel body's entry block: on the stack up to
+  /// kMaxStackBuffer bytes, else on the heap (a long context's score rows
+  /// would overflow a thread's stack: 4 MiB per query head at 2^20
+  /// positions).
+  Value scratch(MemRefType t) {
+    if (t.getNumElements() * t.getElementTypeBitWidth() / 8 <= kMaxStackBuffer)
+      return memref::AllocaOp::create(b, loc, t);
+    Value m = memref::AllocOp::create(b, loc, t, ValueRange{},
+                                      b.getI64IntegerAttr(64));
+    heapScratch.push_back(m);
+    return m;
+  }
 
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value f32(float v) {
@@ -315,6 +334,8 @@ func::FuncOp KernelGenerator::kernel(StringRef name, TypeRange args, bool task,
   b.setInsertionPointToStart(entry);
   Emit e{b, loc};
   body(e, entry->getArguments());
+  for (Value m : e.heapScratch)
+    memref::DeallocOp::create(b, loc, m);
   func::ReturnOp::create(b, loc);
   kernels[name] = f;
   return f;
@@ -1739,8 +1760,7 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
         false, [&](Emit &e, ValueRange a) {
       Value n = memref::DimOp::create(b, loc, a[0], 0);
       Value lay = a[14], start = a[15];
-      Value scratch = memref::AllocaOp::create(
-          b, loc, MemRefType::get({hd}, i32));
+      Value scratch = e.scratch(MemRefType::get({hd}, i32));
       e.loop(e.idx(0), n, 1, [&](Value t) {
         Value p = e.add(start, t);
         Value atBos = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
@@ -2222,10 +2242,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       // Scores of one chunk per head: at most ceil(context / chunks).
       SmallVector<Value> sc;
       for (int64_t h = 0; h < H; ++h)
-        sc.push_back(memref::AllocaOp::create(
-            b, loc,
-            MemRefType::get({(context + decodeChunks - 1) / decodeChunks},
-                            f32)));
+        sc.push_back(e.scratch(MemRefType::get(
+            {(context + decodeChunks - 1) / decodeChunks}, f32)));
       auto mP = VectorType::get({P}, b.getI1Type());
       SmallVector<int64_t> laneIdx;
       for (int64_t l = 0; l < 16; ++l)
@@ -2430,8 +2448,8 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       }
       // A prompt: task j is token j % nt of KV head j / nt, its chunks one
       // after the other into a scratch, then merged.
-      Value scratch = memref::AllocaOp::create(
-          b, loc, MemRefType::get({decodeChunks, group, hd + 16}, f32));
+      Value scratch =
+          e.scratch(MemRefType::get({decodeChunks, group, hd + 16}, f32));
       e.loop(begin, end, 1, [&](Value j) {
         Value kvh = arith::DivUIOp::create(b, loc, j, nt);
         Value t = arith::RemUIOp::create(b, loc, j, nt);
@@ -2443,10 +2461,9 @@ LogicalResult KernelGenerator::lowerAttention(bitnet::AttentionOp op) {
       });
       return;
     }
-    Value scores = memref::AllocaOp::create(
-        b, loc, MemRefType::get({context}, f32));
+    Value scores = e.scratch(MemRefType::get({context}, f32));
     if (quantized)
-      row = memref::AllocaOp::create(b, loc, MemRefType::get({hd}, f32));
+      row = e.scratch(MemRefType::get({hd}, f32));
     e.loop(begin, end, 1, [&](Value j) {
       Value kvh = arith::DivUIOp::create(b, loc, j, e.idx(group));
       Value qo = arith::MulIOp::create(b, loc, j, e.idx(hd));

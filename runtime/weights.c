@@ -188,7 +188,8 @@ lowbit_status lowbit_rt_caches_alloc(uint8_t **k_cache, uint8_t **v_cache) {
     if (*k_cache)
       munmap(*k_cache, span);
     *k_cache = NULL;
-    return lowbit_rt_fail("out of memory for the KV caches (2 x %llu bytes)",
+    return lowbit_rt_fail("out of memory for the KV caches (2 x %llu bytes; "
+                          "lowbitc --context=N compiles a shorter context)",
                           (unsigned long long)span);
   }
   return 0;

@@ -99,7 +99,8 @@ private:
 /// Builds the model for the host with dense paths, runs it with --stats over
 /// `tokens`, and writes the zero fractions it prints to `statsOut`.
 llvm::Error runCalibration(StringRef model, StringRef scheme, StringRef kvBits,
-                           StringRef tokens, StringRef statsOut) {
+                           int64_t context, StringRef tokens,
+                           StringRef statsOut) {
   auto err = [](const llvm::Twine &m) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), m);
   };
@@ -113,6 +114,8 @@ llvm::Error runCalibration(StringRef model, StringRef scheme, StringRef kvBits,
                                 "--kv-bits=" + kvBits.str()};
   if (!scheme.empty())
     args.push_back("--scheme=" + scheme.str());
+  if (context)
+    args.push_back("--context=" + std::to_string(context));
   std::vector<StringRef> argv(args.begin(), args.end());
   if (llvm::sys::ExecuteAndWait(self, argv) != 0)
     return err("--calibrate: building the calibration model failed");
@@ -187,6 +190,12 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
                "half the bytes, each element rounded to nearest), 8, 4 or 3 "
                "bits"),
       cl::init("16"), cl::cat(cat));
+  cl::opt<int64_t> context(
+      "context",
+      cl::desc("positions the executable holds, prompt and generated tokens "
+               "together (its KV caches' length; default: config.json's "
+               "max_position_embeddings, which it may not exceed)"),
+      cl::init(0), cl::cat(cat));
   cl::opt<bool> explainPaths(
       "explain-paths",
       cl::desc("print one line per linear layer: chosen activation path, "
@@ -248,6 +257,9 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
       (StringRef(kvBits).getAsInteger(10, kvBitsNum) ||
        (kvBitsNum != 16 && kvBitsNum != 8 && kvBitsNum != 4 && kvBitsNum != 3)))
     return fail("--kv-bits=" + kvBits + ": expected 16, f16, 8, 4 or 3");
+  if (context < 0 || (context.getNumOccurrences() && context < 1))
+    return fail("--context=" + llvm::Twine(context) +
+                ": expected a positive number of positions");
   if (lmHead != "auto" && lmHead != "f16" && lmHead != "int8" &&
       lmHead != "int4")
     return fail("unknown --lm-head='" + lmHead +
@@ -304,6 +316,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     opts.scheme = schemeOverride;
     opts.kvBits = kvBitsNum;
     opts.kvF16 = kvBits == "f16";
+    opts.context = context;
     llvm::Expected<OwningOpRef<ModuleOp>> imported =
         importHFModel(input, ctx, opts);
     if (!imported)
@@ -333,8 +346,8 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
       return fail("--calibrate: '" + calibrate + "' does not exist");
     std::string statsOut =
         (outPath == "-" ? stem : outPath) + ".calibration.json";
-    if (llvm::Error e = runCalibration(input, scheme, kvBits, calibrate,
-                                       statsOut))
+    if (llvm::Error e =
+            runCalibration(input, scheme, kvBits, context, calibrate, statsOut))
       return fail(llvm::toString(std::move(e)));
     calibrationStats = statsOut;
   }

@@ -91,6 +91,12 @@ private:
     const TensorInfo *t = weights.lookup(name);
     if (!t)
       return error(nullptr, "missing tensor '" + name + "'");
+    // A bias the model would add silently dropped would change every logit.
+    std::string bias = (prefix + ".bias").str();
+    if (const TensorInfo *bt = weights.lookup(bias))
+      return error(bt, "tensor '" + bias +
+                           "': biases are not supported (BitNet's linear "
+                           "layers have none)");
     Projection p;
     if (t->dtype == DType::U8) {
       if (out % 4 != 0)
@@ -333,6 +339,21 @@ mlir::lowbit::importHFModel(StringRef dir, MLIRContext &ctx,
     return cfg.takeError();
   if (options.scheme)
     cfg->scheme = *options.scheme;
+  if (options.context > cfg->maxPositions)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "--context=" + llvm::Twine(options.context) +
+            " exceeds the model's max_position_embeddings (" +
+            llvm::Twine(cfg->maxPositions) + ")");
+  if (options.context)
+    cfg->maxPositions = options.context;
+  if (cfg->maxPositions > kMaxContext)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        cfgPath + ": max_position_embeddings (" +
+            llvm::Twine(cfg->maxPositions) + ") exceeds lowbit's limit of " +
+            llvm::Twine(kMaxContext) +
+            " positions; --context=N compiles a shorter context");
   Expected<std::unique_ptr<WeightSource>> weights =
       WeightSource::openDirectory(dir);
   if (!weights)

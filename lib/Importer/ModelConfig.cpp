@@ -64,7 +64,10 @@ Expected<ModelConfig> ModelConfig::read(StringRef path) {
     return llvm::Error::success();
   };
 
-  if (const llvm::json::Array *archs = o->getArray("architectures")) {
+  if (const llvm::json::Value *archV = o->get("architectures")) {
+    const llvm::json::Array *archs = archV->getAsArray();
+    if (!archs)
+      return err("field 'architectures' must be a list of strings");
     bool found = false;
     for (const llvm::json::Value &a : *archs)
       found |= a.getAsString() == StringRef("BitNetForCausalLM");
@@ -130,9 +133,47 @@ Expected<ModelConfig> ModelConfig::read(StringRef path) {
       return err("unknown activation_scheme; expected \"b1.58\" or \"a4.8\"");
     c.scheme = *parsedScheme;
   }
-  if (const llvm::json::Value *v = o->get("bos_token_id"))
-    c.bosTokenId = v->getAsInteger();
-  if (const llvm::json::Value *v = o->get("eos_token_id"))
-    c.eosTokenId = v->getAsInteger();
+  // Biases: BitNet's linear layers have none, and none is read.
+  for (StringRef key : {"attention_bias", "mlp_bias"})
+    if (const llvm::json::Value *v = o->get(key)) {
+      std::optional<bool> on = v->getAsBoolean();
+      if (!on)
+        return err("field '" + key + "' must be true or false");
+      if (*on)
+        return err("field '" + key +
+                   "' is true: biases are not supported (BitNet's linear "
+                   "layers have none)");
+    }
+  // Special tokens: null or absent (none), a token id below vocab_size, or a
+  // non-empty list of them (as Llama-3 instruct configs write eos_token_id),
+  // of which the first is kept: the executable stops at that and at
+  // <|eot_id|>.
+  auto tokenField = [&](StringRef key,
+                        std::optional<int64_t> &out) -> llvm::Error {
+    const llvm::json::Value *v = o->get(key);
+    if (!v || v->kind() == llvm::json::Value::Null)
+      return llvm::Error::success();
+    llvm::SmallVector<const llvm::json::Value *> ids;
+    if (const llvm::json::Array *list = v->getAsArray()) {
+      if (list->empty())
+        return err("field '" + key + "' is an empty list");
+      for (const llvm::json::Value &x : *list)
+        ids.push_back(&x);
+    } else {
+      ids.push_back(v);
+    }
+    for (const llvm::json::Value *id : ids) {
+      std::optional<int64_t> i = id->getAsInteger();
+      if (!i || *i < 0 || *i >= c.vocabSize)
+        return err("field '" + key + "' must be a token id below vocab_size (" +
+                   llvm::Twine(c.vocabSize) + ") or a list of them");
+    }
+    out = *ids.front()->getAsInteger();
+    return llvm::Error::success();
+  };
+  if (llvm::Error e = tokenField("bos_token_id", c.bosTokenId))
+    return std::move(e);
+  if (llvm::Error e = tokenField("eos_token_id", c.eosTokenId))
+    return std::move(e);
   return c;
 }

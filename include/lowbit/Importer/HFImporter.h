@@ -18,7 +18,14 @@ struct ImportOptions {
   /// bits (spec §7.3 option A).
   int64_t kvBits = 16;
   bool kvF16 = false;
+  /// Positions the executable holds (its KV caches' length); 0: config.json's
+  /// max_position_embeddings, which it may not exceed.
+  int64_t context = 0;
 };
+
+/// The longest context lowbit compiles (the caches' byte counts stay far
+/// from overflowing).
+constexpr int64_t kMaxContext = int64_t(1) << 24;
 
 /// Imports a BitNetForCausalLM checkpoint directory (config.json +
 /// safetensors, bf16 master or packed 2B4T layout) as `bitnet` dialect IR:

@@ -105,6 +105,22 @@ elif mode == "kv-indivisible":
     edit_config(lambda c: c.update(num_key_value_heads=3))
 elif mode == "hidden-act":
     edit_config(lambda c: c.update(hidden_act="silu"))
+elif mode == "huge-context":
+    edit_config(lambda c: c.update(max_position_embeddings=2**62))
+elif mode == "bos-range":
+    edit_config(lambda c: c.update(bos_token_id=c["vocab_size"]))
+elif mode == "eos-list-range":
+    edit_config(lambda c: c.update(eos_token_id=[c["vocab_size"] - 1, -1]))
+elif mode == "attention-bias":
+    edit_config(lambda c: c.update(attention_bias=True))
+elif mode == "bias-tensor":
+    header, payload = load()
+    header["model.layers.0.mlp.down_proj.bias"] = {
+        "dtype": "BF16", "shape": [2],
+        "data_offsets": [len(payload), len(payload) + 4]}
+    save(header, payload + bytes(4))
+elif mode == "architectures":
+    edit_config(lambda c: c.update(architectures="BitNetForCausalLM"))
 elif mode == "index-traversal":
     edit_json(index_path, lambda i: i["weight_map"].update(
         {"model.norm.weight": "../../etc/passwd"}))
