@@ -426,7 +426,10 @@ static int run_chat(model_t *m, const lowbit_tokenizer *tok, lowbit_sampler *sam
   return 0;
 }
 
-static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab) {
+/* Parses comma-separated token ids; `what` names the option (and file) in
+ * errors, which quote at most 32 bytes of the text. */
+static int parse_tokens(const char *what, const char *s, int32_t **out,
+                        int64_t *n, int64_t vocab) {
   int64_t cap = 16, len = 0;
   int32_t *v = malloc(sizeof(int32_t) * (size_t)cap);
   const char *p = s;
@@ -436,12 +439,12 @@ static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab)
     long long id = strtoll(p, &end, 10);
     if (end == p || errno) {
       free(v);
-      return die("--tokens: '%s' is not a comma-separated list of token ids", s);
+      return die("%s: '%.32s' is not a comma-separated list of token ids", what, p);
     }
     if (id < 0 || id >= vocab) {
       free(v);
-      return die("--tokens: token id %lld at position %lld is out of range [0, %lld)",
-                 id, (long long)len, (long long)vocab);
+      return die("%s: token id %lld at position %lld is out of range [0, %lld)",
+                 what, id, (long long)len, (long long)vocab);
     }
     if (len == cap)
       v = realloc(v, sizeof(int32_t) * (size_t)(cap *= 2));
@@ -455,12 +458,12 @@ static int parse_tokens(const char *s, int32_t **out, int64_t *n, int64_t vocab)
       ++p;
     if (*p && (*p < '0' || *p > '9') && *p != '-') {
       free(v);
-      return die("--tokens: unexpected '%c' in '%s'", *p, s);
+      return die("%s: unexpected '%c' in '%.32s'", what, *p, s);
     }
   }
   if (len == 0) {
     free(v);
-    return die("--tokens: no token ids given");
+    return die("%s: no token ids given", what);
   }
   *out = v;
   *n = len;
@@ -625,7 +628,8 @@ int main(int argc, char **argv) {
         *next = 0;
       int32_t *ids = NULL;
       int64_t n = 0;
-      if (*line && parse_tokens(line, &ids, &n, (int64_t)tok_.n_tokens))
+      if (*line && parse_tokens(detokenize_file ? detokenize_file : "--detokenize",
+                                line, &ids, &n, (int64_t)tok_.n_tokens))
         return 1;
       utf8_stream u = {{0}, 0};
       for (int64_t i = 0; i < n; ++i) {
@@ -675,7 +679,8 @@ int main(int argc, char **argv) {
     prompt = ids.ids;
     n_prompt = (int64_t)ids.n;
   } else if (tokens_arg) {
-    if (parse_tokens(tokens_arg, &prompt, &n_prompt, m.vocab))
+    if (parse_tokens(tokens_file ? tokens_file : "--tokens", tokens_arg, &prompt,
+                     &n_prompt, m.vocab))
       return 1;
   } else if (bench) {
     n_prompt = prompt_len ? prompt_len : 1;
