@@ -13,6 +13,9 @@ lowbit_status lowbit_rt_fail(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 const char *lowbit_rt_error(void);
 
+/* Fails when this CPU lacks an x86 feature the model's code may use. */
+lowbit_status lowbit_rt_check_cpu(void);
+
 int lowbit_rt_threads_start(int threads);
 /* CPUs this process may run on (its affinity mask). */
 int lowbit_rt_cpus(void);

@@ -74,6 +74,8 @@ static lowbit_status open_file(const char *path, int *fd, struct stat *st) {
 
 lowbit_status lowbit_rt_weights_open(lowbit_weights *w, const char *sidecar) {
   memset(w, 0, sizeof *w);
+  if (lowbit_rt_check_cpu())
+    return 1;
   uint64_t want = (uint64_t)lowbit_model_meta[LOWBIT_META_WEIGHT_BYTES];
   if (lowbit_model_meta[LOWBIT_META_EMBEDDED] && !sidecar && lowbit_weights_start) {
     /* A shared library: the weights are a section of it. */

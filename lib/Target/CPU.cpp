@@ -7,6 +7,8 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/MC/MCSubtargetInfo.h"
@@ -99,6 +101,27 @@ Error mlir::lowbit::emitObject(ModuleOp module, llvm::TargetMachine &tm,
     return err("cannot translate the model to LLVM IR");
   llvmModule->setTargetTriple(tm.getTargetTriple());
   llvmModule->setDataLayout(tm.createDataLayout());
+  // x86: the CPU and features the code may use, for the runtime to check
+  // (lowbit_abi.h) before any of it runs.
+  if (tm.getTargetTriple().getArch() == llvm::Triple::x86_64) {
+    const llvm::MCSubtargetInfo *sti = tm.getMCSubtargetInfo();
+    std::string used;
+    for (const char *f : {
+#define LOWBIT_FEATURE_NAME(name) name,
+             LOWBIT_X86_FEATURES(LOWBIT_FEATURE_NAME)
+#undef LOWBIT_FEATURE_NAME
+         })
+      if (sti->checkFeatures(std::string("+") + f))
+        used += (used.empty() ? "" : ",") + std::string(f);
+    auto addString = [&](StringRef name, StringRef value) {
+      llvm::Constant *init = llvm::ConstantDataArray::getString(llvmCtx, value);
+      new llvm::GlobalVariable(*llvmModule, init->getType(),
+                               /*isConstant=*/true,
+                               llvm::GlobalValue::ExternalLinkage, init, name);
+    };
+    addString("lowbit_cpu_target", tm.getTargetCPU());
+    addString("lowbit_cpu_features", used);
+  }
   // Every function may use the machine's features (intrinsics need them).
   for (llvm::Function &f : *llvmModule) {
     if (f.isDeclaration())

@@ -6,6 +6,9 @@
  *   lowbit_model_meta[]        model constants (LOWBIT_META_* indices)
  *   _mlir_ciface_lowbit_forward(...)   one forward step over n tokens
  *   lowbit_weights_start/end   the embedded packed weights (unless sidecar)
+ *   lowbit_cpu_target, lowbit_cpu_features  (x86) the --mcpu it was compiled
+ *                              for and which of LOWBIT_X86_FEATURES its code
+ *                              may use, comma-separated
  * The runtime provides:
  *   lowbit_rt_parallel_for(fn, args, n)  runs fn(args, begin, end) over [0, n)
  *
@@ -61,6 +64,17 @@ void _mlir_ciface_lowbit_forward(lowbit_memref_1d_i32 *tokens, int64_t start,
                                  lowbit_memref_1d_i64 *stats);
 
 extern const int64_t lowbit_model_meta[LOWBIT_META_COUNT];
+
+/* The x86 features the runtime checks before any model code runs (a CPU
+ * without one the code uses would stop with SIGILL): LLVM's names, which are
+ * also __builtin_cpu_supports's. X(name) for each. */
+#define LOWBIT_X86_FEATURES(X)                                                 \
+  X("ssse3") X("sse4.1") X("sse4.2") X("popcnt") X("avx") X("avx2") X("fma")   \
+  X("f16c") X("bmi") X("bmi2") X("lzcnt") X("movbe") X("aes") X("pclmul")      \
+  X("avx512f") X("avx512cd") X("avx512bw") X("avx512dq") X("avx512vl")         \
+  X("avx512vnni") X("avx512bf16") X("avx512ifma") X("avx512vbmi")              \
+  X("avx512vbmi2") X("avx512bitalg") X("avx512vpopcntdq") X("avx512fp16")      \
+  X("gfni") X("vpclmulqdq") X("avxvnni")
 /* Per stats slot, the comma-separated weight names it feeds; one line each. */
 extern const char lowbit_stat_names[];
 
