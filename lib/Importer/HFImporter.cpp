@@ -113,6 +113,12 @@ private:
       if (!s)
         return error(t, "packed tensor '" + name + "' has no '" + scaleName +
                             "'");
+      if (cfg.weightScaleDivides)
+        return error(s, "tensor '" + scaleName +
+                            "': quantization_config.linear_class "
+                            "\"bitlinear\" divides by weight_scale; lowbit "
+                            "reads packed \"autobitlinear\" checkpoints "
+                            "(weight_scale a multiplier) only");
       if (s->numElements() != 1 || s->dtype == DType::U8 ||
           s->dtype == DType::I8)
         return error(s, "tensor '" + scaleName +

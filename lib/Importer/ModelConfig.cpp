@@ -133,6 +133,30 @@ Expected<ModelConfig> ModelConfig::read(StringRef path) {
       return err("unknown activation_scheme; expected \"b1.58\" or \"a4.8\"");
     c.scheme = *parsedScheme;
   }
+  // RoPE: the plain rotation only (BitNet's checkpoints have no scaling).
+  if (const llvm::json::Value *v = o->get("rope_scaling"))
+    if (v->kind() != llvm::json::Value::Null)
+      return err("field 'rope_scaling' is set: RoPE scaling is not supported "
+                 "(BitNet models use plain rotary embeddings)");
+  // quantization_config (transformers' BitNet integration): AutoBitLinear
+  // multiplies by a packed tensor's weight_scale, the older BitLinear divides
+  // by it (the importer refuses packed tensors then, rather than read them
+  // with the wrong scale).
+  if (const llvm::json::Value *v = o->get("quantization_config")) {
+    const llvm::json::Object *q = v->getAsObject();
+    if (!q)
+      return err("field 'quantization_config' must be an object");
+    if (const llvm::json::Value *m = q->get("quant_method"))
+      if (m->getAsString() != std::optional<StringRef>("bitnet"))
+        return err("quantization_config.quant_method must be \"bitnet\"");
+    if (const llvm::json::Value *lc = q->get("linear_class")) {
+      std::optional<StringRef> cls = lc->getAsString();
+      if (!cls || (*cls != "autobitlinear" && *cls != "bitlinear"))
+        return err("unknown quantization_config.linear_class; expected "
+                   "\"autobitlinear\" or \"bitlinear\"");
+      c.weightScaleDivides = *cls == "bitlinear";
+    }
+  }
   // Biases: BitNet's linear layers have none, and none is read.
   for (StringRef key : {"attention_bias", "mlp_bias"})
     if (const llvm::json::Value *v = o->get(key)) {

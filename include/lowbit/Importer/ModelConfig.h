@@ -35,6 +35,9 @@ struct ModelConfig {
   std::optional<bool> tieWordEmbeddings;
   Scheme scheme = Scheme::B158;
   std::optional<int64_t> bosTokenId, eosTokenId;
+  /// quantization_config.linear_class "bitlinear": a packed tensor's
+  /// weight_scale is a divisor (AutoBitLinear's, the default, a multiplier).
+  bool weightScaleDivides = false;
 
   /// Reads and validates `path`. Errors name the file and the field.
   static llvm::Expected<ModelConfig> read(llvm::StringRef path);

@@ -11,7 +11,8 @@ sys.path.insert(0, os.path.join(here, "..", "..", "..", "reference"))
 import make_checkpoint  # noqa: E402
 
 mode, out = sys.argv[1], sys.argv[2]
-layout = "packed" if mode in ("packed-rows", "wrong-shape", "missing-scale") else "bf16"
+layout = "packed" if mode in ("packed-rows", "wrong-shape", "missing-scale",
+                              "bitlinear") else "bf16"
 args = ["--layout", layout]
 if mode.startswith("index-"):
     args += ["--shards", "2"]
@@ -121,6 +122,13 @@ elif mode == "bias-tensor":
     save(header, payload + bytes(4))
 elif mode == "architectures":
     edit_config(lambda c: c.update(architectures="BitNetForCausalLM"))
+elif mode == "rope-scaling":
+    edit_config(lambda c: c.update(rope_scaling={"rope_type": "llama3", "factor": 8.0}))
+elif mode == "bitlinear":
+    edit_config(lambda c: c.update(quantization_config={
+        "quant_method": "bitnet", "linear_class": "bitlinear"}))
+elif mode == "quant-method":
+    edit_config(lambda c: c.update(quantization_config={"quant_method": "gptq"}))
 elif mode == "index-traversal":
     edit_json(index_path, lambda i: i["weight_map"].update(
         {"model.norm.weight": "../../etc/passwd"}))
