@@ -109,6 +109,34 @@ static int64_t nucleus(const lowbit_sampler *s, const cand *c, int64_t n,
   return -1;
 }
 
+/* The first index of the largest of x[0, n): per block of 64, the block's
+ * max in 8 lanes (maxps), and the block scanned only when it beats the best
+ * so far. The scalar loop's dependent compares took ~3 % of a small model's
+ * decode time at 128K logits. */
+static int32_t argmax(const float *x, int64_t n) {
+  int64_t best = 0, i = 0;
+  float bv = x[0];
+  for (; i + 64 <= n; i += 64) {
+    float m[8];
+    for (int k = 0; k < 8; ++k)
+      m[k] = x[i + k];
+    for (int j = 8; j < 64; j += 8)
+      for (int k = 0; k < 8; ++k)
+        m[k] = x[i + j + k] > m[k] ? x[i + j + k] : m[k];
+    float bm = m[0];
+    for (int k = 1; k < 8; ++k)
+      bm = m[k] > bm ? m[k] : bm;
+    if (bm > bv)
+      for (int j = 0; j < 64; ++j)
+        if (x[i + j] > bv)
+          bv = x[i + j], best = i + j;
+  }
+  for (; i < n; ++i)
+    if (x[i] > bv)
+      bv = x[i], best = i;
+  return (int32_t)best;
+}
+
 int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
                          const int32_t *history, int64_t n_history) {
   if (s->repeat_penalty > 0.0f && s->repeat_penalty != 1.0f) {
@@ -126,10 +154,7 @@ int32_t lowbit_rt_sample(lowbit_sampler *s, float *logits, int64_t vocab,
                                        : logits[id] * s->repeat_penalty;
     }
   }
-  int32_t best = 0;
-  for (int64_t i = 1; i < vocab; ++i)
-    if (logits[i] > logits[best])
-      best = (int32_t)i;
+  int32_t best = argmax(logits, vocab);
   if (s->temperature <= 0.0f)
     return best;
   /* Only tokens with p >= min_p x p_max (p_max = 1) can be kept, and at
