@@ -31,6 +31,8 @@ typedef struct {
   void *mapping; /* non-NULL when mmapped from a side file */
   size_t mapping_size;
   void *copy;    /* non-NULL when copied into anonymous memory */
+  int fd;        /* the mapped file, open while `mapping` is set */
+  uint64_t file_offset; /* where `data` starts in it */
 } lowbit_weights;
 lowbit_status lowbit_rt_weights_open(lowbit_weights *w, const char *sidecar);
 void lowbit_rt_weights_close(lowbit_weights *w);

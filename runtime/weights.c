@@ -33,9 +33,10 @@ static lowbit_status map_image(lowbit_weights *w, const char *path, int fd,
   }
   size_t size = (size_t)(end - offset);
   void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, (off_t)offset);
-  close(fd);
-  if (m == MAP_FAILED)
+  if (m == MAP_FAILED) {
+    close(fd);
     return lowbit_rt_fail("%s: cannot map weight file: %s", path, strerror(errno));
+  }
   const lowbit_sidecar_header *h = m;
   const char *why = NULL;
   if (memcmp(h->magic, LOWBIT_SIDECAR_MAGIC, 8) != 0)
@@ -52,8 +53,11 @@ static lowbit_status map_image(lowbit_weights *w, const char *path, int fd,
     why = "checksum mismatch: the weight file is corrupted or belongs to another build";
   if (why) {
     munmap(m, size);
+    close(fd);
     return lowbit_rt_fail("%s: %s", path, why);
   }
+  w->fd = fd; /* kept for lowbit_rt_weights_copy */
+  w->file_offset = offset + LOWBIT_SIDECAR_HEADER;
   w->mapping = m;
   w->mapping_size = size;
   w->data = (const uint8_t *)m + LOWBIT_SIDECAR_HEADER;
@@ -120,8 +124,10 @@ lowbit_status lowbit_rt_weights_open(lowbit_weights *w, const char *sidecar) {
 }
 
 void lowbit_rt_weights_close(lowbit_weights *w) {
-  if (w->mapping)
+  if (w->mapping) {
     munmap(w->mapping, w->mapping_size);
+    close(w->fd);
+  }
   free(w->copy);
   memset(w, 0, sizeof *w);
 }
@@ -135,9 +141,24 @@ lowbit_status lowbit_rt_weights_copy(lowbit_weights *w) {
 #ifdef MADV_HUGEPAGE
   madvise(p, size, MADV_HUGEPAGE);
 #endif
-  memcpy(p, w->data, (size_t)w->size);
-  if (w->mapping)
+  /* From a mapped file, read into the copy: a memcpy from the mapping
+   * faulted its pages in and held them beside the copy until the munmap
+   * (2B4T, 4-bit head: 3.3 GB peak resident, 2.0 GB reading). */
+  size_t done = 0;
+  while (w->mapping && done < w->size) {
+    size_t n = (size_t)w->size - done;
+    if (n > ((size_t)64 << 20))
+      n = (size_t)64 << 20;
+    ssize_t r = pread(w->fd, (uint8_t *)p + done, n, (off_t)(w->file_offset + done));
+    if (r <= 0)
+      break; /* the rest from the mapping */
+    done += (size_t)r;
+  }
+  memcpy((uint8_t *)p + done, w->data + done, (size_t)w->size - done);
+  if (w->mapping) {
     munmap(w->mapping, w->mapping_size);
+    close(w->fd);
+  }
   w->mapping = NULL;
   w->copy = p;
   w->data = p;
