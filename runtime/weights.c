@@ -149,7 +149,8 @@ lowbit_status lowbit_rt_weights_copy(lowbit_weights *w) {
     size_t n = (size_t)w->size - done;
     if (n > ((size_t)64 << 20))
       n = (size_t)64 << 20;
-    ssize_t r = pread(w->fd, (uint8_t *)p + done, n, (off_t)(w->file_offset + done));
+    ssize_t r =
+        pread(w->fd, (uint8_t *)p + done, n, (off_t)(w->file_offset + done));
     if (r <= 0)
       break; /* the rest from the mapping */
     done += (size_t)r;
