@@ -91,7 +91,7 @@ private:
     const TensorInfo *t = weights.lookup(name);
     if (!t)
       return error(nullptr, "missing tensor '" + name + "'");
-    // A bias the model would add silently dropped would change every logit.
+    // Not reading a bias would change every logit without a word.
     std::string bias = (prefix + ".bias").str();
     if (const TensorInfo *bt = weights.lookup(bias))
       return error(bt, "tensor '" + bias +
