@@ -249,9 +249,12 @@ Error mlir::lowbit::linkExecutable(const LinkOptions &o,
                                 "-fuse-ld=lld", "-o", tmpOut};
   args.insert(args.end(), inputs.begin(), inputs.end());
   if (o.shared)
-    // Every lowbit_* entry point, referenced or not.
-    args.insert(args.end(), {"-shared", "-Wl,--whole-archive", rt,
-                             "-Wl,--no-whole-archive"});
+    // Every lowbit_* entry point, referenced or not; the library's own
+    // references bound to its own definitions (-Bsymbolic): every model
+    // library defines the same symbols, and with two loaded RTLD_GLOBAL the
+    // second one's code read the first one's lowbit_model_meta and kernels.
+    args.insert(args.end(), {"-shared", "-Wl,-Bsymbolic", "-Wl,--whole-archive",
+                             rt, "-Wl,--no-whole-archive"});
   else
     args.insert(args.end(), {rtMain, rt});
   args.insert(args.end(), {"-lm", "-lpthread"});
