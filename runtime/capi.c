@@ -10,6 +10,7 @@ struct lowbit_model {
   int64_t vocab, context, pos;
   uint8_t *k_cache, *v_cache;
   lowbit_weights weights;
+  int in_pool; /* counted among the thread pool's users */
 };
 
 const char *lowbit_last_error(void) { return lowbit_rt_error(); }
@@ -37,6 +38,8 @@ lowbit_model *lowbit_open(const char *weights_path, int threads, char *err,
       why = lowbit_rt_error();
     else if (lowbit_rt_threads_start(threads))
       why = "cannot start the threads";
+    else
+      m->in_pool = 1;
   }
   if (why) {
     lowbit_rt_fail("%s", why);
@@ -75,7 +78,8 @@ int lowbit_eval(lowbit_model *m, const int32_t *tokens, int64_t n,
 void lowbit_close(lowbit_model *m) {
   if (!m)
     return;
-  lowbit_rt_threads_stop();
+  if (m->in_pool)
+    lowbit_rt_threads_stop();
   lowbit_rt_weights_close(&m->weights);
   lowbit_rt_caches_free(m->k_cache, m->v_cache);
   free(m);

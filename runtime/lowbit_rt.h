@@ -16,6 +16,9 @@ const char *lowbit_rt_error(void);
 /* Fails when this CPU lacks an x86 feature the model's code may use. */
 lowbit_status lowbit_rt_check_cpu(void);
 
+/* Joins the thread pool (every start is paired with one stop): the first
+ * start creates it with `threads`, a later one with more threads recreates
+ * it that large, the last stop joins the workers. */
 int lowbit_rt_threads_start(int threads);
 /* CPUs this process may run on (its affinity mask). */
 int lowbit_rt_cpus(void);

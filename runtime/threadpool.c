@@ -213,27 +213,13 @@ int lowbit_rt_cpus(void) {
   return n > 0 ? (int)n : 1;
 }
 
-int lowbit_rt_threads_start(int threads) {
-  if (threads < 1)
-    threads = 1;
-  if (threads > kMaxThreads)
-    threads = kMaxThreads;
-  pool.threads = threads;
-  if (threads == 1)
-    return 0;
-  /* A pool stopped before (lowbit_close, then lowbit_open) left `stop` set. */
-  atomic_store(&pool.stop, 0);
-  pool.start_generation = atomic_load(&pool.generation);
-  pool.tids = calloc((size_t)threads, sizeof(pthread_t));
-  if (!pool.tids)
-    return -1;
-  for (int i = 1; i < threads; ++i)
-    if (pthread_create(&pool.tids[i], NULL, worker, (void *)(intptr_t)i))
-      return -1;
-  return 0;
-}
+/* The models open in this library share the pool (a library's generated
+ * code calls lowbit_rt_parallel_for, one call at a time): the first start
+ * creates it, a later one with more threads recreates it that large, and
+ * the last stop joins it. */
+static int pool_users;
 
-void lowbit_rt_threads_stop(void) {
+static void stop_workers(void) {
   if (pool.threads <= 1)
     return;
   atomic_store(&pool.stop, 1);
@@ -243,6 +229,43 @@ void lowbit_rt_threads_stop(void) {
   free(pool.tids);
   pool.tids = NULL;
   pool.threads = 1;
+}
+
+int lowbit_rt_threads_start(int threads) {
+  if (threads < 1)
+    threads = 1;
+  if (threads > kMaxThreads)
+    threads = kMaxThreads;
+  ++pool_users;
+  if (pool_users > 1 && threads <= pool.threads)
+    return 0;
+  stop_workers();
+  pool.threads = threads;
+  if (threads == 1)
+    return 0;
+  /* A pool stopped before (lowbit_close, then lowbit_open) left `stop` set. */
+  atomic_store(&pool.stop, 0);
+  pool.start_generation = atomic_load(&pool.generation);
+  pool.tids = calloc((size_t)threads, sizeof(pthread_t));
+  if (!pool.tids) {
+    pool.threads = 1;
+    --pool_users;
+    return -1;
+  }
+  for (int i = 1; i < threads; ++i)
+    if (pthread_create(&pool.tids[i], NULL, worker, (void *)(intptr_t)i)) {
+      pool.threads = i; /* joins workers 1 .. i - 1 */
+      stop_workers();
+      --pool_users;
+      return -1;
+    }
+  return 0;
+}
+
+void lowbit_rt_threads_stop(void) {
+  if (pool_users > 0 && --pool_users > 0)
+    return;
+  stop_workers();
 }
 
 void lowbit_rt_parallel_for(lowbit_task_fn fn, void *args, int64_t n) {

@@ -5,8 +5,12 @@
  *   lowbit_eval(m, &next, 1, logits);       // continues at position n
  *   lowbit_close(m);
  *
- * One model per process (the thread pool is process-wide). Errors return
- * NULL / non-zero with a one-line message in `err` or lowbit_last_error().
+ * Several models may be open at once, opened from this library (each with
+ * its own KV caches and position; they share the library's thread pool,
+ * sized for the largest `threads` asked) or from other model libraries
+ * (each linked -Bsymbolic, with a pool of its own). Calls into one library
+ * are not thread-safe: one at a time. Errors return NULL / non-zero with a
+ * one-line message in `err` or lowbit_last_error().
  *
  *===----------------------------------------------------------------------===*/
 #ifndef LOWBIT_H
