@@ -293,6 +293,21 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
               : *phase == Phase::Exe    ? stem
               : *phase == Phase::Shared ? "lib" + stem + ".so"
                                         : "-";
+  // The output's directory must take files before any work starts (a 2B4T
+  // build otherwise failed at the final link, 20 s later, in the linker's
+  // words).
+  if (outPath != "-") {
+    if (llvm::sys::fs::is_directory(outPath))
+      return fail("cannot write '" + outPath + "': it is a directory");
+    StringRef dir = llvm::sys::path::parent_path(outPath);
+    if (dir.empty())
+      dir = ".";
+    if (!llvm::sys::fs::is_directory(dir))
+      return fail("cannot write '" + outPath + "': no directory '" + dir + "'");
+    if (std::error_code ec =
+            llvm::sys::fs::access(dir, llvm::sys::fs::AccessMode::Write))
+      return fail("cannot write '" + outPath + "': " + ec.message());
+  }
 
   DialectRegistry registry;
   registerAllDialects(registry);

@@ -7,6 +7,7 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/LegacyPassManager.h"
@@ -15,6 +16,7 @@
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -159,6 +161,8 @@ Error mlir::lowbit::emitObject(ModuleOp module, llvm::TargetMachine &tm,
 }
 
 /// Runs `program args...`; an error names the command when it fails.
+/// Runs a tool (the linker driver, llvm-objcopy); its diagnostics go to a
+/// temporary file, and a failure is one line quoting its first error.
 static Error run(StringRef program, llvm::ArrayRef<std::string> args) {
   auto path = llvm::sys::findProgramByName(program);
   if (!path)
@@ -166,14 +170,33 @@ static Error run(StringRef program, llvm::ArrayRef<std::string> args) {
   std::vector<StringRef> argv{*path};
   for (const std::string &a : args)
     argv.push_back(a);
+  llvm::SmallString<128> log;
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("lowbitc-tool", "log", log))
+    return err("cannot create a temporary file: " + ec.message());
+  llvm::scope_exit removeLog([&] { llvm::sys::fs::remove(log); });
   std::string msg;
-  std::optional<StringRef> redirects[] = {std::nullopt, std::nullopt,
-                                          std::nullopt};
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
+                                          StringRef(log)};
   int rc = llvm::sys::ExecuteAndWait(*path, argv, std::nullopt, redirects, 0,
                                      0, &msg);
-  if (rc != 0)
-    return err("'" + program + "' failed" + (msg.empty() ? "" : ": " + msg));
-  return Error::success();
+  if (rc == 0)
+    return Error::success();
+  std::string first;
+  if (auto buf = llvm::MemoryBuffer::getFile(log)) {
+    StringRef text = (*buf)->getBuffer();
+    for (StringRef line : llvm::split(text, '\n'))
+      if (line.contains("error:")) {
+        first = line.trim().str();
+        break;
+      }
+    if (first.empty())
+      first = text.trim().split('\n').first.str();
+  }
+  if (first.empty())
+    first = msg;
+  return err("'" + llvm::sys::path::filename(program) + "' failed" +
+             (first.empty() ? "" : ": " + first));
 }
 
 /// The tools directory of the LLVM the project was built with.
