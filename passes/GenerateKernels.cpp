@@ -954,16 +954,16 @@ static Value maddubs32(Emit &e, Value u, Value s) {
   return widen16(e, maddubs16(e, u, s));
 }
 
-/// AVX2: the dot products of the 4 code planes of a 32-byte half block
-/// (codes 0..2) with their activations, in 8 i32 lanes. The planes' pmaddubsw
-/// results are added as i16 (4 x 2 x 2 x 127 < 2^15) and widened once.
-static Value ternaryHalf32(Emit &e, Value p32, function_ref<Value(int)> act) {
-  Value s16;
+/// AVX2: `s16` plus the pmaddubsw products of the 4 code planes of a 32-byte
+/// half block (codes 0..2) with their activations, in 16 i16 lanes (each
+/// plane adds at most 2 x 2 x 127 to a lane; null `s16`: from zero).
+static Value ternaryHalf16(Emit &e, Value s16, Value p32,
+                           function_ref<Value(int)> act) {
   for (int i = 0; i < 4; ++i) {
     Value part = maddubs16(e, codePlane(e, p32, i, false), act(i));
-    s16 = i ? e.add(s16, part) : part;
+    s16 = s16 ? e.add(s16, part) : part;
   }
-  return widen16(e, s16);
+  return s16;
 }
 
 /// acc + the VNNI dot products of unsigned bytes `u` and signed bytes `s`.
@@ -1149,18 +1149,23 @@ Value KernelGenerator::emitTernaryDotRows8(Emit &e, Value w, Value n0, Value q,
           // Bandwidth-bound with one token: the 8 rows are 512 contiguous
           // bytes of each 1 KiB tile block, prefetched 4 blocks ahead.
           prefetchAhead(e, w, tile, c, row);
+          // Both halves' products summed in i16 lanes (8 x 2 x 2 x 127 <
+          // 2^15) and widened once per block: one pmaddwd and add fewer
+          // per 64 bytes.
+          Value s16;
           for (int64_t h = 0; h < 2; ++h) {
             // Half h of the row's block: codes j + 64 i, j in [32 h, 32 h + 32).
             Value p32 = vector::BitCastOp::create(
                 b, loc, v8,
                 vector::LoadOp::create(b, loc, v32, w,
                                        ValueRange{tile, c, row, e.idx(32 * h)}));
-            acc[r] = e.add(acc[r], ternaryHalf32(e, p32, [&](int i) -> Value {
-                             return vector::LoadOp::create(
-                                 b, loc, v32, q,
-                                 ValueRange{t, e.add(base, e.idx(64 * i + 32 * h))});
-                           }));
+            s16 = ternaryHalf16(e, s16, p32, [&](int i) -> Value {
+              return vector::LoadOp::create(
+                  b, loc, v32, q,
+                  ValueRange{t, e.add(base, e.idx(64 * i + 32 * h))});
+            });
           }
+          acc[r] = e.add(acc[r], widen16(e, s16));
         }
         return acc;
       });
