@@ -343,6 +343,8 @@ mlir::lowbit::importHFModel(StringRef dir, MLIRContext &ctx,
   Expected<ModelConfig> cfg = ModelConfig::read(cfgPath);
   if (!cfg)
     return cfg.takeError();
+  for (const std::string &w : cfg->warnings)
+    mlir::emitWarning(NameLoc::get(StringAttr::get(&ctx, cfgPath)), w);
   if (options.scheme)
     cfg->scheme = *options.scheme;
   if (options.context > cfg->maxPositions)

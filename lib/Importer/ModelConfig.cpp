@@ -168,10 +168,11 @@ Expected<ModelConfig> ModelConfig::read(StringRef path) {
                    "' is true: biases are not supported (BitNet's linear "
                    "layers have none)");
     }
-  // Special tokens: null or absent (none), a token id below vocab_size, or a
-  // non-empty list of them (as Llama-3 instruct configs write eos_token_id),
-  // of which the first is kept: the executable stops at that and at
-  // <|eot_id|>.
+  // Special tokens: null or absent (none), an integer, or a non-empty list
+  // of them (as Llama-3 instruct configs write eos_token_id), of which the
+  // first in the vocabulary is kept: the executable stops at that and at
+  // <|eot_id|>. An id outside the vocabulary is dropped with a warning (the
+  // model could never embed or produce it).
   auto tokenField = [&](StringRef key,
                         std::optional<int64_t> &out) -> llvm::Error {
     const llvm::json::Value *v = o->get(key);
@@ -188,11 +189,18 @@ Expected<ModelConfig> ModelConfig::read(StringRef path) {
     }
     for (const llvm::json::Value *id : ids) {
       std::optional<int64_t> i = id->getAsInteger();
-      if (!i || *i < 0 || *i >= c.vocabSize)
-        return err("field '" + key + "' must be a token id below vocab_size (" +
-                   llvm::Twine(c.vocabSize) + ") or a list of them");
+      if (!i)
+        return err("field '" + key +
+                   "' must be a token id (an integer) or a list of them");
+      if (*i >= 0 && *i < c.vocabSize) {
+        out = out.value_or(*i);
+        continue;
+      }
+      c.warnings.push_back(("'" + key + "': " + llvm::Twine(*i) +
+                            " is not a token id below vocab_size (" +
+                            llvm::Twine(c.vocabSize) + "); dropped")
+                               .str());
     }
-    out = *ids.front()->getAsInteger();
     return llvm::Error::success();
   };
   if (llvm::Error e = tokenField("bos_token_id", c.bosTokenId))

@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mlir::lowbit {
 
@@ -38,6 +39,8 @@ struct ModelConfig {
   /// quantization_config.linear_class "bitlinear": a packed tensor's
   /// weight_scale is a divisor (AutoBitLinear's, the default, a multiplier).
   bool weightScaleDivides = false;
+  /// What read() let pass but the user should hear (one line each).
+  std::vector<std::string> warnings;
 
   /// Reads and validates `path`. Errors name the file and the field.
   static llvm::Expected<ModelConfig> read(llvm::StringRef path);

@@ -110,6 +110,8 @@ elif mode == "huge-context":
     edit_config(lambda c: c.update(max_position_embeddings=2**62))
 elif mode == "bos-range":
     edit_config(lambda c: c.update(bos_token_id=c["vocab_size"]))
+elif mode == "bos-type":
+    edit_config(lambda c: c.update(bos_token_id="<s>"))
 elif mode == "eos-list-range":
     edit_config(lambda c: c.update(eos_token_id=[c["vocab_size"] - 1, -1]))
 elif mode == "attention-bias":
