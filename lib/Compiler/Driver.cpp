@@ -15,6 +15,7 @@
 #include "lowbit/Importer/Tokenizer.h"
 #include "lowbit/Target/CPU.h"
 #include "lowbit/Transforms/Passes.h"
+#include "lowbit_abi.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -37,6 +38,8 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/Triple.h"
+
+#include <cstring>
 
 using namespace mlir;
 using namespace mlir::lowbit;
@@ -430,6 +433,17 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     auto table = compileTokenizer(tokenizerJson);
     if (!table)
       return fail(llvm::toString(table.takeError()));
+    // Ids past the model's vocabulary: the executable refuses a prompt
+    // that produces one (a tokenizer of another model, most likely).
+    lowbit_tokenizer_header th;
+    std::memcpy(&th, table->data(), sizeof th);
+    auto info = (*module)->getAttrOfType<DictionaryAttr>("lowbit.model");
+    auto vocab = info ? info.getAs<IntegerAttr>("vocab_size") : IntegerAttr();
+    if (vocab && int64_t(th.n_tokens) > vocab.getInt())
+      llvm::errs() << "lowbitc: warning: " << tokenizerJson << ": "
+                   << th.n_tokens << " tokens, but the model's vocab_size is "
+                   << vocab.getInt()
+                   << "; prompts that produce the others are refused\n";
     tokenizerTable = (scratch + "/tokenizer.bin").str();
     std::error_code ec;
     llvm::raw_fd_ostream os(tokenizerTable, ec);
