@@ -160,7 +160,6 @@ Error mlir::lowbit::emitObject(ModuleOp module, llvm::TargetMachine &tm,
   return Error::success();
 }
 
-/// Runs `program args...`; an error names the command when it fails.
 /// Runs a tool (the linker driver, llvm-objcopy); its diagnostics go to a
 /// temporary file, and a failure is one line quoting its first error.
 static Error run(StringRef program, llvm::ArrayRef<std::string> args) {
