@@ -28,6 +28,13 @@ namespace {
 constexpr int64_t kBlockCodes = 256, kBlockBytes = 64, kAlign = 64,
                   kTileRows = 16;
 
+/// The row (of 32) whose code byte j of a cols2 block quarter holds: bytes
+/// 8..15 and 16..23 swap, as vpunpck{l,h}bw pick bytes 0..7 and 16..23
+/// (low) and 8..15 and 24..31 (high) of a 256-bit register.
+int64_t cols2Row(int64_t j) {
+  return j < 8 || j >= 24 ? j : j < 16 ? j + 8 : j - 8;
+}
+
 float bf16ToF32(uint16_t v) {
   uint32_t u = uint32_t(v) << 16;
   float f;
@@ -226,9 +233,14 @@ struct PackTernaryWeightsPass
       uint64_t offset = blob.size();
       // tiles2: rows in tiles of kTileRows; per tile and block of 256 codes
       // along K, each row's 64-byte block in turn (rows past N are zero
-      // codes). cols2: per column, the blocks along N. Byte j of a block
-      // holds codes j, j+64, j+128, j+192 in its bit pairs, as code + 1
-      // (0 = -1, 1 = 0, 2 = +1).
+      // codes). Byte j of a block holds codes j, j+64, j+128, j+192 in its
+      // bit pairs, as code + 1 (0 = -1, 1 = 0, 2 = +1). cols2: per column,
+      // its blocks along N (a non-zero input's column streams through
+      // memory in order; a zero input's is skipped whole), each block two
+      // 32-byte halves of 128 rows; bit pair i
+      // of byte j of half h holds row 128 h + 32 i + cols2Row(j), so that
+      // interleaving the bytes of two columns (unpack low / high per 128-bit
+      // lane) yields rows in order (GenerateKernels, lowerSparseMatmul).
       bool cols = ty.getLayout() == TernaryLayout::cols2;
       int64_t lines = cols ? k : n, along = cols ? n : k;
       int64_t blocks = llvm::divideCeil(along, kBlockCodes);
@@ -243,7 +255,9 @@ struct PackTernaryWeightsPass
             for (int64_t j = 0; j < kBlockBytes; ++j) {
               uint8_t byte = 0;
               for (int64_t i = 0; i < 4; ++i) {
-                int64_t c = bl * kBlockCodes + i * kBlockBytes + j;
+                int64_t c = bl * kBlockCodes +
+                            (cols ? j / 32 * 128 + i * 32 + cols2Row(j % 32)
+                                  : i * kBlockBytes + j);
                 int code = c >= along || l >= lines ? 0
                            : cols                   ? codes[c * k + l]
                                                     : codes[l * k + c];

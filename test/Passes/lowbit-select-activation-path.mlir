@@ -48,9 +48,9 @@ func.func @topk(%x: tensor<?x8xf32>) -> tensor<?x16xf32> {
 // Tests that calibration statistics decide between the dense and the
 // zero-skipping path: 10 % zeros keeps down_proj dense, 99 % makes it
 // zero-skipping with a column-major weight; without statistics the ReLU^2-GLU
-// default (50 %) keeps it dense.
+// default (35 % non-zero) makes it zero-skipping.
 // CHECK-LABEL: func @calibrated
-// CHECK: lowbit.ternary_matmul {{.*}} {lowbit.bytes = 40960 : i64, lowbit.density = 5.000000e-01 : f32, lowbit.macs = 163840 : i64, lowbit.why = "density 0.500 (ReLU^2-GLU default)
+// CHECK: lowbit.ternary_matmul_sparse {{.*}} {lowbit.bytes = 14336 : i64, lowbit.density = 3.500000e-01 : f32, lowbit.macs = 57344 : i64, lowbit.why = "density 0.350 (ReLU^2-GLU default)
 // DENSE-LABEL: func @calibrated
 // DENSE: lowbit.weight({{.*}}"down.weight"{{.*}}) : !lowbit.ternary<64x2560, int8>
 // DENSE: lowbit.ternary_matmul {{.*}}density 0.900 (calibration){{.*}}path = #lowbit.path<int8_dense>

@@ -76,7 +76,8 @@ def PackTernaryWeightsPass
     j+64, j+128, j+192 in its bit pairs, as code+1, so a tile streams
     through memory in order; `cols2`, for weights the select pass put on the
     zero-skipping path: 64-byte blocks per column along N, so a zero input
-    skips its column's bytes); 1-D float tensors are
+    skips its column's bytes, in the byte order of the `cols2` layout
+    attribute); 1-D float tensors are
     stored as f32, 2-D float tensors keep bf16 or become f32. Every entry is
     64-byte aligned. The module gets `lowbit.blob` (name -> [offset, kind]),
     `lowbit.blob_size` and `lowbit.blob_checksum`; each `lowbit.weight` gets

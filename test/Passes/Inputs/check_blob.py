@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Checks a packed blob against reference/bitnet_ref.py's view of the model:
 check_blob.py MODEL_DIR PACKED_IR BLOB. Every ternary weight must unpack
-(tiles2 layout: tiles of 16 rows, block-major) to the reference's codes with
-the reference's alpha; every float tensor must hold the checkpoint's values.
-Prints one summary line."""
+(tiles2 layout: tiles of 16 rows, block-major; cols2: column-major, each
+256-row block two halves whose byte j holds rows 32 i + perm(j) in bit pair
+i) to the reference's codes with the reference's alpha; every float tensor
+must hold the checkpoint's values. Prints one summary line."""
 import os
 import re
 import sys
@@ -27,18 +28,33 @@ checked = 0
 for name, (offset, kind) in entries.items():
     if offset % 64:
         sys.exit("FAIL: %s at offset %d is not 64-byte aligned" % (name, offset))
-    if kind == "tiles2":
+    if kind in ("tiles2", "cols2"):
         codes, alpha = ref.ternary(name[: -len(".weight")])
         n, k = codes.shape
-        kp = -(-k // 256) * 256
-        npad = -(-n // 16) * 16
-        raw = blob[offset: offset + npad * kp // 4].reshape(
-            npad // 16, kp // 256, 16, 64).transpose(0, 2, 1, 3).reshape(
-            npad, kp // 256, 64)
-        got = np.empty((npad, kp // 256, 4, 64), np.int8)
-        for i in range(4):
-            got[:, :, i, :] = ((raw >> (2 * i)) & 3).astype(np.int8) - 1
-        got = got.reshape(npad, kp)
+        if kind == "tiles2":
+            kp = -(-k // 256) * 256
+            npad = -(-n // 16) * 16
+            raw = blob[offset: offset + npad * kp // 4].reshape(
+                npad // 16, kp // 256, 16, 64).transpose(0, 2, 1, 3).reshape(
+                npad, kp // 256, 64)
+            got = np.empty((npad, kp // 256, 4, 64), np.int8)
+            for i in range(4):
+                got[:, :, i, :] = ((raw >> (2 * i)) & 3).astype(np.int8) - 1
+            got = got.reshape(npad, kp)
+        else:
+            kp = k
+            npad = -(-n // 256) * 256
+            raw = blob[offset: offset + k * npad // 4].reshape(k, npad // 256, 2, 32)
+            # vpunpck{l,h}bw order: bytes 8..15 and 16..23 hold rows 16..23
+            # and 8..15 of their 32.
+            perm = np.r_[0:8, 16:24, 8:16, 24:32]
+            got = np.empty((npad, k), np.int8)
+            blocks = np.arange(npad // 256)[:, None, None] * 256
+            halves = np.arange(2)[None, :, None] * 128
+            for i in range(4):
+                rows = blocks + halves + 32 * i + perm[None, None, :]
+                got[rows.reshape(-1), :] = (((raw >> (2 * i)) & 3).astype(
+                    np.int8) - 1).reshape(k, -1).T
         if not np.array_equal(got[:n, :k], codes) or np.any(got[:, k:] != 0) \
                 or np.any(got[n:] != 0):
             sys.exit("FAIL: %s codes differ from the reference" % name)

@@ -28,8 +28,12 @@ def LowBit_TernaryLayout : I32EnumAttr<"TernaryLayout",
       256 K codes, the 16 rows' 64-byte blocks in turn (byte j: codes j,
       j+64, j+128, j+192 of the block); rows padded to a multiple of 16 and
       K to a multiple of 256 with zero codes.
-    - `cols2`: 2 bits per code, column-major (4 consecutive N codes per byte),
-      so a zero activation skips its weight column (zero-skipping kernels).
+    - `cols2`: 2 bits per code, column-major, so a zero activation skips its
+      weight column (zero-skipping kernels): per column, blocks of 256 rows
+      in 64 bytes, each two 32-byte halves of 128 rows; bit pair i of byte
+      j of a half holds row 32 i + j, except that bytes 8..15 and 16..23
+      hold rows 16..23 and 8..15 (the order vpunpck{l,h}bw of two columns
+      leaves rows in); rows padded to a multiple of 256 with zero codes.
     - `base3`: 5 codes per byte in base 3 (1.6 bits per weight), row-major.
   }];
 }
