@@ -1648,6 +1648,12 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
   int64_t n = parts->n, k = parts->k, np = padTo(n, 256);
   Value out = parts->out, w = parts->w, alpha = parts->alpha;
   assert(q.nzCols && "a zero-skipping matmul's input lists its non-zeros");
+  // A decoded token reads the columns of its non-zero inputs: the
+  // selector's expected bytes (lowbit.bytes, from the expected density).
+  if (auto expected = op->getAttrOfType<IntegerAttr>("lowbit.bytes"))
+    bytesPerToken += std::min(expected.getInt(), k * padTo(n, 256) / 4);
+  else
+    bytesPerToken += k * padTo(n, 256) / 4;
   // A residual add that is the result's only use runs in the epilogue, as
   // in lowerMatmul.
   Value resid;
@@ -3750,7 +3756,11 @@ LogicalResult KernelGenerator::run() {
               if (failed(view))
                 return failure();
               weights[o.getResult()] = {*view, o.getAlpha()->convertToFloat()};
-              bytesPerToken += cast<MemRefType>(view->getType()).getNumElements();
+              // A cols2 weight's bytes are counted by its zero-skipping
+              // matmul (the non-zero inputs' columns only).
+              if (!cols)
+                bytesPerToken +=
+                    cast<MemRefType>(view->getType()).getNumElements();
               return success();
             })
             .Case([&](TernaryMatmulOp o) { return lowerMatmul(o); })
