@@ -327,6 +327,9 @@ private:
     Value out, w, alpha;
   };
   FailureOr<MatmulParts> matmulParts(Operation *op, Value input, Value weight);
+  /// The residual stream x and the add x + y when that add is the only use
+  /// of matmul `op`'s result y and x is already lowered (else nulls).
+  std::pair<Value, arith::AddFOp> residualAdd(Operation *op);
   DenseMap<Value, std::pair<Value, float>> weights; // ternary -> view, alpha
   SmallVector<Value> allocs;
   llvm::StringMap<func::FuncOp> kernels;
@@ -1320,6 +1323,20 @@ KernelGenerator::matmulParts(Operation *op, Value input, Value weight) {
                          b, loc, b.getF32FloatAttr(wt->second.second))};
 }
 
+std::pair<Value, arith::AddFOp> KernelGenerator::residualAdd(Operation *op) {
+  Value y = op->getResult(0);
+  if (!y.hasOneUse())
+    return {};
+  auto add = dyn_cast<arith::AddFOp>(*y.getUsers().begin());
+  if (!add)
+    return {};
+  Value x = add.getLhs() == y ? add.getRhs() : add.getLhs();
+  Value resid = buffers.lookup(x);
+  if (x.getType() != add.getType() || !resid)
+    return {};
+  return {resid, add};
+}
+
 LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
   if (failed(parts))
@@ -1357,12 +1374,8 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   // 1.4-1.8 us per add per decoded token). x + y == y + x exactly.
   Value resid;
   arith::AddFOp residAdd;
-  if (!withAcc && !gate && op.getResult().hasOneUse())
-    if (auto add = dyn_cast<arith::AddFOp>(*op.getResult().getUsers().begin())) {
-      Value x = add.getLhs() == op.getResult() ? add.getRhs() : add.getLhs();
-      if (x.getType() == add.getType() && (resid = buffers.lookup(x)))
-        residAdd = add;
-    }
+  if (!withAcc && !gate)
+    std::tie(resid, residAdd) = residualAdd(op);
   std::string name = "tmatmul_" + std::to_string(n) + "x" +
                      std::to_string(k) + "_" + isaName + (withAcc ? "_acc" : "") +
                      (gate ? "_gated" : "") + (resid ? "_res" : "");
@@ -1651,20 +1664,14 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
   // A decoded token reads the columns of its non-zero inputs: the
   // selector's expected bytes (lowbit.bytes, from the expected density).
   if (auto expected = op->getAttrOfType<IntegerAttr>("lowbit.bytes"))
-    bytesPerToken += std::min(expected.getInt(), k * padTo(n, 256) / 4);
+    bytesPerToken += std::min(expected.getInt(), k * np / 4);
   else
-    bytesPerToken += k * padTo(n, 256) / 4;
+    bytesPerToken += k * np / 4;
   // A residual add that is the result's only use runs in the epilogue, as
   // in lowerMatmul.
   Value resid;
   arith::AddFOp residAdd;
-  if (op.getResult().hasOneUse())
-    if (auto add =
-            dyn_cast<arith::AddFOp>(*op.getResult().getUsers().begin())) {
-      Value x = add.getLhs() == op.getResult() ? add.getRhs() : add.getLhs();
-      if (x.getType() == add.getType() && (resid = buffers.lookup(x)))
-        residAdd = add;
-    }
+  std::tie(resid, residAdd) = residualAdd(op);
   std::string base =
                   std::to_string(n) + "x" + std::to_string(k) + "_" + isaName,
               shape = base + (resid ? "_res" : "");
@@ -1719,12 +1726,11 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
       memref::StoreOp::create(b, loc, y, o, ValueRange{t, e.add(r0, l)});
     });
   };
-  auto widenInto = [&](Value acc32, Value row, ValueRange base,
-                       ArrayRef<Value> acc16) {
+  // acc32[16 j, 16 j + 16) += acc16[j], sign-extended.
+  auto widenInto = [&](Value acc32, ArrayRef<Value> acc16) {
     Emit e{b, loc};
     for (auto [j, a] : llvm::enumerate(acc16)) {
-      SmallVector<Value> at(base);
-      at.push_back(e.add(row, e.idx(16 * int64_t(j))));
+      Value at = e.idx(16 * int64_t(j));
       Value cur = vector::LoadOp::create(b, loc, v16i32, acc32, at);
       vector::StoreOp::create(
           b, loc, e.add(cur, arith::ExtSIOp::create(b, loc, v16i32, a)), acc32,
@@ -1788,7 +1794,7 @@ LogicalResult KernelGenerator::lowerSparseMatmul(TernaryMatmulSparseOp op) {
                                    next);
                         return next;
                       });
-                  widenInto(acc32, e.idx(0), {}, acc);
+                  widenInto(acc32, acc);
                 });
                 Value rows = arith::MinUIOp::create(
                     b, loc, arith::SubIOp::create(b, loc, e.idx(n), r0),
