@@ -44,3 +44,10 @@ except OSError:
 for flag in ("avx512_vnni", "gfni"):
     if flag in flags:
         config.available_features.add("host-" + flag)
+
+# libFuzzer targets (LOWBIT_ENABLE_FUZZERS; tools/setup.sh turns it on).
+if getattr(config, "lowbit_fuzzers", False):
+    config.available_features.add("fuzzers")
+    llvm_config.add_tool_substitutions(
+        ["lowbit-fuzz-" + n for n in ("safetensors", "config", "tokenizer", "prompt")],
+        [config.lowbit_tools_dir])

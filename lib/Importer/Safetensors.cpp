@@ -159,15 +159,20 @@ SafetensorsFile::open(StringRef path, unsigned fileIndex) {
   }
 
   // Tensors must not overlap (files from the reference writer are also
-  // contiguous, but contiguity is not required by the format).
+  // contiguous, but contiguity is not required by the format). An empty
+  // tensor overlaps nothing, wherever its offsets point.
   llvm::sort(file->infos, [](const TensorInfo &a, const TensorInfo &b) {
-    return a.bytes.data() < b.bytes.data();
+    return std::make_pair(a.bytes.data(), a.bytes.size()) <
+           std::make_pair(b.bytes.data(), b.bytes.size());
   });
-  for (size_t i = 1; i < file->infos.size(); ++i) {
-    const TensorInfo &prev = file->infos[i - 1], &cur = file->infos[i];
-    if (cur.bytes.data() < prev.bytes.data() + prev.bytes.size())
-      return fileError(path, "tensors '" + prev.name + "' and '" + cur.name +
+  const TensorInfo *prev = nullptr;
+  for (const TensorInfo &cur : file->infos) {
+    if (cur.bytes.empty())
+      continue;
+    if (prev && cur.bytes.data() < prev->bytes.data() + prev->bytes.size())
+      return fileError(path, "tensors '" + prev->name + "' and '" + cur.name +
                                  "' overlap");
+    prev = &cur;
   }
   for (auto [i, info] : llvm::enumerate(file->infos))
     file->index[info.name] = i;

@@ -68,6 +68,15 @@ elif mode == "overlap":
     qb = h[q]["data_offsets"][0]
     h[K]["data_offsets"] = [qb + 2, qb + 2 + (e - b)]
     save(h, p)
+elif mode == "empty-tensors":
+    # Not broken: empty tensors at a tensor's first byte, inside one and at
+    # the end of the data overlap nothing.
+    h, p = load()
+    b, e = h[K]["data_offsets"]
+    for i, at in enumerate((b, b + 2, e, len(p))):
+        h["extra.empty.%d" % i] = {"dtype": "F32", "shape": [0, 4],
+                                   "data_offsets": [at, at]}
+    save(h, p)
 elif mode == "length-mismatch":
     h, p = load()
     h[K]["shape"] = [32, 33]
