@@ -75,16 +75,22 @@ std::string formatLocation(Location loc) {
 }
 
 /// Routes MLIR diagnostics to one line each: "lowbitc: error: <loc>: <msg>".
+/// While `firstErrorOnly` is set (parsing: some attribute parsers follow
+/// their error with a "failed to parse ..." one), errors after the first
+/// are dropped.
 class OneLineDiagnostics {
 public:
   explicit OneLineDiagnostics(MLIRContext &ctx)
-      : handler(ctx.getDiagEngine().registerHandler([](Diagnostic &d) {
+      : handler(ctx.getDiagEngine().registerHandler([this](Diagnostic &d) {
+          bool error = d.getSeverity() == DiagnosticSeverity::Error;
+          if (error && firstErrorOnly && errors > 0)
+            return success();
+          errors += error;
           llvm::errs() << "lowbitc: "
-                       << (d.getSeverity() == DiagnosticSeverity::Error
-                               ? "error: "
-                               : d.getSeverity() == DiagnosticSeverity::Warning
-                                     ? "warning: "
-                                     : "note: ");
+                       << (error ? "error: "
+                           : d.getSeverity() == DiagnosticSeverity::Warning
+                               ? "warning: "
+                               : "note: ");
           std::string loc = formatLocation(d.getLocation());
           if (!loc.empty())
             llvm::errs() << loc << ": ";
@@ -94,9 +100,12 @@ public:
         ctx(ctx) {}
   ~OneLineDiagnostics() { ctx.getDiagEngine().eraseHandler(handler); }
 
+  bool firstErrorOnly = false;
+
 private:
   DiagnosticEngine::HandlerID handler;
   MLIRContext &ctx;
+  unsigned errors = 0;
 };
 
 /// Builds the model for the host with dense paths, runs it with --stats over
@@ -326,7 +335,9 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
       return fail(msg);
     llvm::SourceMgr sm;
     sm.AddNewSourceBuffer(std::move(buf), llvm::SMLoc());
+    diagnostics.firstErrorOnly = true;
     module = parseSourceFile<ModuleOp>(sm, &ctx);
+    diagnostics.firstErrorOnly = false;
     if (!module)
       return 1; // the diagnostic has been printed
   } else {
