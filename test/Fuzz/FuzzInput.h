@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 namespace lowbit_fuzz {
@@ -49,6 +50,21 @@ inline void dropError(llvm::Error e) {
     llvm::errs() << llvm::toString(std::move(e)) << "\n";
   else
     llvm::consumeError(std::move(e));
+}
+
+/// `parse(path)` of the input written as `name`: its value, or nullopt
+/// (the error dropped).
+template <typename Parse>
+auto parseInput(const char *name, const uint8_t *data, size_t size,
+                Parse parse) {
+  auto parsed = parse(writeInput(name, data, size));
+  using T = typename decltype(parsed)::value_type;
+  std::optional<T> out;
+  if (parsed)
+    out = std::move(*parsed);
+  else
+    dropError(parsed.takeError());
+  return out;
 }
 
 } // namespace lowbit_fuzz

@@ -12,12 +12,10 @@
 using namespace mlir::lowbit;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  std::string path = lowbit_fuzz::writeInput("config.json", data, size);
-  auto cfg = ModelConfig::read(path);
-  if (!cfg) {
-    lowbit_fuzz::dropError(cfg.takeError());
+  auto cfg =
+      lowbit_fuzz::parseInput("config.json", data, size, ModelConfig::read);
+  if (!cfg)
     return 0;
-  }
   const ModelConfig &c = *cfg;
   if (c.hiddenSize <= 0 || c.intermediateSize <= 0 || c.numLayers <= 0 ||
       c.numHeads <= 0 || c.numKVHeads <= 0 || c.headDim <= 0 ||

@@ -12,12 +12,11 @@
 using namespace mlir::lowbit;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  std::string path = lowbit_fuzz::writeInput("model.safetensors", data, size);
-  auto file = SafetensorsFile::open(path);
-  if (!file) {
-    lowbit_fuzz::dropError(file.takeError());
+  auto file = lowbit_fuzz::parseInput(
+      "model.safetensors", data, size,
+      [](const std::string &path) { return SafetensorsFile::open(path); });
+  if (!file)
     return 0;
-  }
   unsigned sum = 0;
   for (const TensorInfo &t : (*file)->tensors()) {
     if (int64_t(t.bytes.size()) != t.numElements() * dtypeSize(t.dtype))

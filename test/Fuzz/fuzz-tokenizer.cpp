@@ -17,12 +17,10 @@ extern "C" {
 using namespace mlir::lowbit;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  std::string path = lowbit_fuzz::writeInput("tokenizer.json", data, size);
-  auto table = compileTokenizer(path);
-  if (!table) {
-    lowbit_fuzz::dropError(table.takeError());
+  auto table =
+      lowbit_fuzz::parseInput("tokenizer.json", data, size, compileTokenizer);
+  if (!table)
     return 0;
-  }
   lowbit_tokenizer tok;
   if (lowbit_tok_load(&tok, table->data(), table->size()) != 0)
     abort(); // the compiler wrote a table its runtime refuses
