@@ -110,7 +110,7 @@ static int parse_f32(const char *s, float *out) {
   char *end;
   errno = 0;
   float v = strtof(s, &end);
-  if (errno || end == s || *end)
+  if (errno || end == s || *end || !isfinite(v)) /* strtof takes "nan", "inf" */
     return -1;
   *out = v;
   return 0;
