@@ -292,11 +292,11 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
                 "' is neither a model directory nor a .mlir file");
 
   // Output names: IR phases print to stdout, obj/exe/shared default to the
-  // model's name in the current directory.
-  std::string stem = llvm::sys::path::stem(
-                         llvm::sys::path::filename(
-                             StringRef(input).rtrim('/')))
-                         .str();
+  // model's name in the current directory: the directory's whole name
+  // (bitnet-b1.58-2B-4T), a .mlir file's without the extension.
+  StringRef inputName = llvm::sys::path::filename(StringRef(input).rtrim('/'));
+  std::string stem =
+      (isMLIR ? llvm::sys::path::stem(inputName) : inputName).str();
   if (stem.empty() || stem == "-")
     stem = "model";
   std::string outPath = output;
@@ -308,7 +308,23 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   // The output's directory must take files before any work starts (a 2B4T
   // build otherwise failed at the final link, 20 s later, in the linker's
   // words).
-  if (outPath != "-") {
+  // A device, pipe or socket (/dev/null) is written in place, like "-":
+  // its side files (a pack phase's blob, calibration statistics) go where
+  // stdout's would. Executables and libraries are linked to a new file and
+  // renamed over the output, which must not replace such a file.
+  bool streamOut = outPath == "-";
+  llvm::sys::fs::file_status outStatus;
+  if (!streamOut && !llvm::sys::fs::status(outPath, outStatus) &&
+      llvm::sys::fs::exists(outStatus) &&
+      !llvm::sys::fs::is_directory(outStatus) &&
+      !llvm::sys::fs::is_regular_file(outStatus)) {
+    if (*phase == Phase::Exe || *phase == Phase::Shared)
+      return fail("cannot write '" + outPath +
+                  "': not a regular file (an executable or library is "
+                  "written as a new file)");
+    streamOut = true;
+  }
+  if (!streamOut) {
     if (llvm::sys::fs::is_directory(outPath))
       return fail("cannot write '" + outPath + "': it is a directory");
     StringRef dir = llvm::sys::path::parent_path(outPath);
@@ -373,8 +389,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
       return fail("--calibrate needs a model directory as input");
     if (!llvm::sys::fs::exists(calibrate))
       return fail("--calibrate: '" + calibrate + "' does not exist");
-    std::string statsOut =
-        (outPath == "-" ? stem : outPath) + ".calibration.json";
+    std::string statsOut = (streamOut ? stem : outPath) + ".calibration.json";
     if (llvm::Error e =
             runCalibration(input, scheme, kvBits, context, calibrate, statsOut))
       return fail(llvm::toString(std::move(e)));
@@ -386,7 +401,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   else if (binary)
     pipelineOptions.blobPath = (scratch + "/weights.bin").str();
   else
-    pipelineOptions.blobPath = (outPath == "-" ? stem : outPath) + ".blob";
+    pipelineOptions.blobPath = (streamOut ? stem : outPath) + ".blob";
   pipelineOptions.isa = kernelISA(**tm);
   pipelineOptions.gfni = hasGFNI(**tm);
   pipelineOptions.statsFile = calibrationStats.getValue();
@@ -420,6 +435,11 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
       return fail(msg);
     module->print(out->os());
     out->os() << "\n";
+    out->os().flush();
+    if (std::error_code ec = out->os().error()) {
+      out->os().clear_error(); // else its destructor aborts the process
+      return fail("cannot write '" + outPath + "': " + ec.message());
+    }
     out->keep();
     return 0;
   }

@@ -156,6 +156,11 @@ Error mlir::lowbit::emitObject(ModuleOp module, llvm::TargetMachine &tm,
                              llvm::CodeGenFileType::ObjectFile))
     return err("the target cannot emit object files");
   codegen.run(*llvmModule);
+  out->os().flush();
+  if (std::error_code ec = out->os().error()) {
+    out->os().clear_error(); // else its destructor aborts the process
+    return err(path + ": cannot write: " + ec.message());
+  }
   out->keep();
   return Error::success();
 }
