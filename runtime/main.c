@@ -426,6 +426,16 @@ static int run_chat(model_t *m, const lowbit_tokenizer *tok, lowbit_sampler *sam
   return 0;
 }
 
+/* At most 32 bytes of `s` for an error message, each control character (a
+ * token file's line ends) as a space, so the message stays one line. */
+static const char *quote32(char buf[33], const char *s) {
+  size_t i = 0;
+  for (; i < 32 && s[i]; ++i)
+    buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+  buf[i] = 0;
+  return buf;
+}
+
 /* Parses comma-separated token ids; `what` names the option (and file) in
  * errors, which quote at most 32 bytes of the text. */
 static int parse_tokens(const char *what, const char *s, int32_t **out,
@@ -433,13 +443,15 @@ static int parse_tokens(const char *what, const char *s, int32_t **out,
   int64_t cap = 16, len = 0;
   int32_t *v = malloc(sizeof(int32_t) * (size_t)cap);
   const char *p = s;
+  char quoted[33];
   while (*p) {
     char *end;
     errno = 0;
     long long id = strtoll(p, &end, 10);
     if (end == p || errno) {
       free(v);
-      return die("%s: '%.32s' is not a comma-separated list of token ids", what, p);
+      return die("%s: '%s' is not a comma-separated list of token ids", what,
+                 quote32(quoted, p));
     }
     if (id < 0 || id >= vocab) {
       free(v);
@@ -458,7 +470,10 @@ static int parse_tokens(const char *what, const char *s, int32_t **out,
       ++p;
     if (*p && (*p < '0' || *p > '9') && *p != '-') {
       free(v);
-      return die("%s: unexpected '%c' in '%.32s'", what, *p, s);
+      if ((unsigned char)*p < 0x20 || *p == 0x7f)
+        return die("%s: unexpected byte 0x%02x in '%s'", what, (unsigned char)*p,
+                   quote32(quoted, s));
+      return die("%s: unexpected '%c' in '%s'", what, *p, quote32(quoted, s));
     }
   }
   if (len == 0) {

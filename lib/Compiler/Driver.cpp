@@ -121,7 +121,25 @@ llvm::Error runCalibration(StringRef model, StringRef scheme, StringRef kvBits,
     return err("cannot create a scratch directory: " + ec.message());
   llvm::scope_exit cleanup([&] { llvm::sys::fs::remove_directories(dir); });
   std::string self = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
-  std::string exe = (dir + "/model").str();
+  std::string exe = (dir + "/model").str(), errs = (dir + "/stderr").str();
+  // Runs a step with its stdout to `out`; a failure is one line: the step's
+  // first error line without its program's prefix, or `what` failed.
+  auto step = [&](StringRef program, ArrayRef<StringRef> argv,
+                  std::optional<StringRef> out,
+                  const llvm::Twine &what) -> llvm::Error {
+    std::optional<StringRef> redirects[] = {std::nullopt, out, StringRef(errs)};
+    if (llvm::sys::ExecuteAndWait(program, argv, std::nullopt, redirects) == 0)
+      return llvm::Error::success();
+    std::string first;
+    if (auto buf = llvm::MemoryBuffer::getFile(errs)) {
+      for (StringRef line : llvm::split((*buf)->getBuffer(), '\n'))
+        if (size_t at = line.find(": error: "); at != StringRef::npos) {
+          first = line.substr(at + strlen(": error: ")).str();
+          break;
+        }
+    }
+    return err("--calibrate: " + (first.empty() ? what.str() : first));
+  };
   std::vector<std::string> args{self, model.str(), "-o", exe,
                                 "--kv-bits=" + kvBits.str()};
   if (!scheme.empty())
@@ -129,16 +147,15 @@ llvm::Error runCalibration(StringRef model, StringRef scheme, StringRef kvBits,
   if (context)
     args.push_back("--context=" + std::to_string(context));
   std::vector<StringRef> argv(args.begin(), args.end());
-  if (llvm::sys::ExecuteAndWait(self, argv) != 0)
-    return err("--calibrate: building the calibration model failed");
+  if (llvm::Error e = step(self, argv, std::nullopt,
+                           "building the calibration model failed"))
+    return e;
   std::string tmp = (statsOut + ".tmp").str();
-  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(tmp),
-                                          std::nullopt};
   std::vector<StringRef> run{exe, "--stats", "--tokens-file", tokens};
-  if (llvm::sys::ExecuteAndWait(exe, run, std::nullopt, redirects) != 0) {
+  if (llvm::Error e = step(exe, run, StringRef(tmp),
+                           "running the model over '" + tokens + "' failed")) {
     llvm::sys::fs::remove(tmp);
-    return err("--calibrate: running the model over '" + tokens +
-               "' failed (the file must hold token ids)");
+    return e;
   }
   if (std::error_code ec = llvm::sys::fs::rename(tmp, statsOut))
     return err(statsOut + ": " + ec.message());
