@@ -471,8 +471,8 @@ static int parse_tokens(const char *what, const char *s, int32_t **out,
     if (*p && (*p < '0' || *p > '9') && *p != '-') {
       free(v);
       if ((unsigned char)*p < 0x20 || *p == 0x7f)
-        return die("%s: unexpected byte 0x%02x in '%s'", what, (unsigned char)*p,
-                   quote32(quoted, s));
+        return die("%s: unexpected byte 0x%02x in '%s'", what,
+                   (unsigned char)*p, quote32(quoted, s));
       return die("%s: unexpected '%c' in '%s'", what, *p, quote32(quoted, s));
     }
   }
