@@ -59,14 +59,25 @@ mlir::lowbit::createTargetMachine(StringRef tripleStr, StringRef cpu,
       cpuName = "generic";
     }
   }
-  if (!features.empty())
-    for (StringRef f : llvm::split(features, ','))
-      if (!f.empty())
-        feats.AddFeature(f);
   std::unique_ptr<llvm::MCSubtargetInfo> sti(
       target->createMCSubtargetInfo(triple, cpuName, ""));
   if (!sti || (cpuName != "generic" && !sti->isCPUStringValid(cpuName)))
     return err("unknown --mcpu='" + cpu + "' for target " + triple.str());
+  // Each --mattr entry is +name or -name of a feature of the target (LLVM
+  // would warn and ignore anything else).
+  for (StringRef f : llvm::split(features, ',')) {
+    if (f.empty())
+      continue;
+    StringRef name = f.drop_front();
+    if ((!f.starts_with("+") && !f.starts_with("-")) || name.empty())
+      return err("--mattr: '" + f + "' is not +feature or -feature");
+    if (llvm::none_of(
+            sti->getAllProcessorFeatures(),
+            [&](const llvm::SubtargetFeatureKV &kv) { return name == kv.Key; }))
+      return err("--mattr: unknown feature '" + name + "' for target " +
+                 triple.str());
+    feats.AddFeature(f);
+  }
   llvm::TargetOptions opts;
   std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
       triple, cpuName, feats.getString(), opts, llvm::Reloc::PIC_,
