@@ -19,6 +19,7 @@
 #include "lowbit/Transforms/Passes.h"
 
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -206,10 +207,36 @@ struct SelectActivationPathPass
       }
       statsJson = std::move(*parsed);
     }
-    Selector selector(targetFor(isa, bandwidthGBs),
-                      statsJson ? statsJson->getAsObject() : nullptr);
     SmallVector<bitnet::BitLinearOp> ops;
     module.walk([&](bitnet::BitLinearOp op) { ops.push_back(op); });
+    if (statsJson) {
+      // Each entry: a linear layer's weight name and a zero fraction in
+      // [0, 1]; names of no linear layer here (another model's statistics)
+      // are reported once.
+      llvm::StringSet<> names;
+      for (bitnet::BitLinearOp op : ops)
+        names.insert(op.getWeight().getName());
+      unsigned unknown = 0;
+      std::string firstUnknown;
+      for (const auto &kv : *statsJson->getAsObject()) {
+        std::optional<double> z = kv.second.getAsNumber();
+        if (!z || !(*z >= 0.0 && *z <= 1.0)) {
+          module.emitError() << statsFile << ": '" << kv.first.str()
+                             << "': the zero fraction must be a number in "
+                                "[0, 1]";
+          return signalPassFailure();
+        }
+        if (!names.contains(kv.first.str()) && unknown++ == 0)
+          firstUnknown = kv.first.str();
+      }
+      if (unknown)
+        module.emitWarning() << statsFile << ": " << unknown
+                             << " of its entries name no linear layer of this "
+                                "model (first: '"
+                             << firstUnknown << "'); they are ignored";
+    }
+    Selector selector(targetFor(isa, bandwidthGBs),
+                      statsJson ? statsJson->getAsObject() : nullptr);
     for (bitnet::BitLinearOp op : ops)
       lowerBitLinear(op, selector.choose(op));
 
