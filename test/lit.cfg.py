@@ -51,3 +51,14 @@ if getattr(config, "lowbit_fuzzers", False):
     llvm_config.add_tool_substitutions(
         ["lowbit-fuzz-" + n for n in ("safetensors", "config", "tokenizer", "prompt")],
         [config.lowbit_tools_dir])
+
+# A model cross-compiled for aarch64 runs under qemu-aarch64 when the runtime
+# was built for aarch64 (Debian's libc6-dev-arm64-cross) and qemu-user is
+# installed (tools/setup.sh installs both).
+import shutil
+if (os.path.exists(os.path.join(config.lowbit_obj_root, "lib", "aarch64-linux-gnu",
+                                "liblowbit_rt.a"))
+        and shutil.which("qemu-aarch64")):
+    config.available_features.add("aarch64-cross")
+    config.substitutions.append(
+        ("%qemu_aarch64", "qemu-aarch64 -L /usr/aarch64-linux-gnu"))

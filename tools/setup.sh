@@ -12,6 +12,9 @@ packages=(
   cmake ninja-build ccache
   # clang's sanitizer and libFuzzer runtimes: the parsers' fuzz targets
   libclang-rt-22-dev
+  # cross-compiling for aarch64 (its C library, for the runtime and the
+  # link) and running the result under emulation in the tests
+  libc6-dev-arm64-cross libgcc-12-dev-arm64-cross qemu-user
   # libraries LLVM's CMake package refers to
   zlib1g-dev libzstd-dev libxml2-dev libedit-dev libcurl4-openssl-dev
   # the numpy reference model and the checkpoint generator (/usr/bin/python3)

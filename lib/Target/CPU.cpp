@@ -222,11 +222,18 @@ static std::string toolPath(StringRef name) {
 }
 
 /// A runtime archive beside the compiler: <bin>/../lib/<name>.
-static std::string runtimeLibrary(StringRef name) {
+/// The runtime archive `name` built for `triple`: lib/ for the host's
+/// architecture, lib/<arch>-linux-gnu/ for a cross target (built when
+/// Debian's libc6-dev-<arch>-cross was installed).
+static std::string runtimeLibrary(StringRef name, const llvm::Triple &triple) {
   std::string exe = llvm::sys::fs::getMainExecutable(nullptr, nullptr);
   llvm::SmallString<256> p(llvm::sys::path::parent_path(
       llvm::sys::path::parent_path(exe)));
-  llvm::sys::path::append(p, "lib", name);
+  llvm::sys::path::append(p, "lib");
+  if (triple.getArch() !=
+      llvm::Triple(llvm::sys::getDefaultTargetTriple()).getArch())
+    llvm::sys::path::append(p, triple.getArchName() + "-linux-gnu");
+  llvm::sys::path::append(p, name);
   return std::string(p);
 }
 
@@ -239,11 +246,15 @@ static const char *objcopyFormat(const llvm::Triple &t) {
 
 Error mlir::lowbit::linkExecutable(const LinkOptions &o,
                                    const llvm::TargetMachine &tm) {
-  std::string rt = runtimeLibrary("liblowbit_rt.a"),
-              rtMain = runtimeLibrary("liblowbit_main.a");
+  const llvm::Triple &triple = tm.getTargetTriple();
+  std::string rt = runtimeLibrary("liblowbit_rt.a", triple),
+              rtMain = runtimeLibrary("liblowbit_main.a", triple);
   for (const std::string &lib : {rt, rtMain})
     if (!llvm::sys::fs::exists(lib))
-      return err("runtime library '" + lib + "' is missing (build the project)");
+      return err("runtime library '" + lib + "' for " + triple.str() +
+                 " is missing (build the project; a cross target needs its C "
+                 "library, e.g. Debian's libc6-dev-arm64-cross and "
+                 "libgcc-12-dev-arm64-cross, which tools/setup.sh installs)");
   llvm::SmallString<256> dir(o.objectPath);
   llvm::sys::path::remove_filename(dir);
   std::vector<std::string> inputs{o.objectPath};

@@ -71,6 +71,9 @@ def main():
                     help="prompt length (PROMPT cut or extended): the prompt "
                          "kernels' token blocks and their remainders")
     ap.add_argument("--greedy", type=int, default=GREEDY, help="greedy tokens compared")
+    ap.add_argument("--runner", default="",
+                    help="command prefix that runs the executable (an emulator "
+                         "for a cross-compiled one, e.g. qemu-aarch64 -L SYSROOT)")
     ap.add_argument("ckpt", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     ckpt_args = [x for x in a.ckpt if x != "--"]
@@ -78,8 +81,9 @@ def main():
     model_dir = a.model or os.path.join(a.work, "model")
     if not a.model:
         make_checkpoint.main(ckpt_args + [model_dir])
-    exe = os.path.join(a.work, "model.bin")
-    run([a.lowbitc, model_dir, "-o", exe, "--weights=" + a.weights,
+    exe_path = os.path.join(a.work, "model.bin")
+    exe = a.runner.split() + [exe_path]
+    run([a.lowbitc, model_dir, "-o", exe_path, "--weights=" + a.weights,
          "--kv-bits=%s" % a.kv_bits] + a.lowbitc_arg)
     prompt_ids = PROMPT
     if a.prompt_len:
@@ -88,7 +92,7 @@ def main():
     if a.prompt_text:
         with open(os.path.join(model_dir, "config.json")) as f:
             bos = json.load(f)["bos_token_id"]
-        prompt_ids = [bos] + [int(t) for t in run([exe, "--tokenize", a.prompt_text]).strip().split(",")]
+        prompt_ids = [bos] + [int(t) for t in run(exe + ["--tokenize", a.prompt_text]).strip().split(",")]
 
     def reference(ulps=0):
         ref = bitnet_ref.Model(model_dir, a.ref_scheme, a.kv_bits, ulps)
@@ -111,7 +115,7 @@ def main():
 
     toks = ",".join(map(str, prompt))
     out = os.path.join(a.work, "logits.f32")
-    got_tokens = run([exe, "--tokens", toks, "-n", str(a.greedy), "--logits-out", out, "-t", "2"])
+    got_tokens = run(exe + ["--tokens", toks, "-n", str(a.greedy), "--logits-out", out, "-t", "2"])
     got = np.fromfile(out, dtype="<f4").reshape(len(prompt), vocab)
     cos = [float(u @ v / np.sqrt((u @ u) * (v @ v))) for u, v in zip(got, want)]
     top1 = float((got.argmax(1) == want.argmax(1)).mean())
@@ -134,7 +138,7 @@ def main():
 
     if a.threads_check:
         one = os.path.join(a.work, "logits1.f32")
-        run([exe, "--tokens", toks, "-n", "0", "--logits-out", one, "-t", "1"])
+        run(exe + ["--tokens", toks, "-n", "0", "--logits-out", one, "-t", "1"])
         if open(one, "rb").read() != open(out, "rb").read():
             fail("logits with -t 1 and -t 2 differ")
         print("threads: -t 1 and -t 2 logits bitwise identical")
