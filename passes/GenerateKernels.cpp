@@ -1051,6 +1051,34 @@ static Value vpdpbusd(Emit &e, Value acc, Value u, Value s) {
       .getResult(0);
 }
 
+/// acc (16 x i32) + the dot products of bytes `u` and signed bytes `s` (64
+/// each), 4 per lane: one VNNI vpdpbusd (u unsigned), or on aarch64 with the
+/// dot-product extension four sdot over 16-byte quarters, the same lanes
+/// (u read as signed: exact for ternary codes 0..2).
+static Value dot4(Emit &e, StringRef isa, Value acc, Value u, Value s) {
+  if (isa == "avx512vnni")
+    return vpdpbusd(e, acc, u, s);
+  assert(isa == "neondot" && "dot4 needs VNNI or the dot-product extension");
+  auto v4 = VectorType::get({4}, e.b.getI32Type());
+  auto quarter = [&](Value v, int64_t j, int64_t width) -> Value {
+    return vector::ExtractStridedSliceOp::create(
+        e.b, e.loc, v, ArrayRef<int64_t>{j * width}, ArrayRef<int64_t>{width},
+        ArrayRef<int64_t>{1});
+  };
+  Value out = acc;
+  for (int64_t j = 0; j < 4; ++j) {
+    Value part = LLVM::CallIntrinsicOp::create(
+                     e.b, e.loc, v4,
+                     e.b.getStringAttr("llvm.aarch64.neon.sdot.v4i32.v16i8"),
+                     ValueRange{quarter(acc, j, 4), quarter(u, j, 16),
+                                quarter(s, j, 16)})
+                     .getResult(0);
+    out = vector::InsertStridedSliceOp::create(
+        e.b, e.loc, part, out, ArrayRef<int64_t>{j * 4}, ArrayRef<int64_t>{1});
+  }
+  return out;
+}
+
 SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
                                                   Value q, ArrayRef<Value> ts,
                                                   int64_t kp) {
@@ -1075,7 +1103,7 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
     return {vector::BitCastOp::create(b, loc, VectorType::get({16}, i32), p8),
             arith::MulIOp::create(b, loc, c, e.idx(256))};
   };
-  if (isaName == "avx512vnni") {
+  if (isaName == "avx512vnni" || isaName == "neondot") {
     auto v16 = VectorType::get({16}, i32), v64 = VectorType::get({64}, i8);
     return reduceAll(e.fold(
         e.idx(0), e.idx(blocks), 1, zeros(v16),
@@ -1086,9 +1114,9 @@ SmallVector<Value> KernelGenerator::emitTernaryDot(Emit &e, Value w, Value n,
             Value codes = codePlane(e, p32, i, gfni);
             Value at = e.add(base, e.idx(64 * i));
             for (size_t k = 0; k < nt; ++k)
-              acc[k] = vpdpbusd(e, acc[k], codes,
-                                vector::LoadOp::create(b, loc, v64, q,
-                                                       ValueRange{ts[k], at}));
+              acc[k] = dot4(e, isaName, acc[k], codes,
+                            vector::LoadOp::create(b, loc, v64, q,
+                                                   ValueRange{ts[k], at}));
           }
           return acc;
         }));
@@ -1287,7 +1315,8 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
             prefetchAhead(e, w, tile, c, r);
             Value packed = loadRow(ns[r]);
             for (int i = 0; i < 4; ++i)
-              acc[r] = vpdpbusd(e, acc[r], codePlane(e, packed, i, gfni), acts[i]);
+              acc[r] = dot4(e, isaName, acc[r], codePlane(e, packed, i, gfni),
+                            acts[i]);
           }
           return acc;
         }
@@ -1301,7 +1330,8 @@ Value KernelGenerator::emitTernaryDotTile(Emit &e, Value w, ArrayRef<Value> ns,
           for (size_t r = 0; r < nr; ++r) {
             Value codes = codePlane(e, packed[r], i, gfni);
             for (size_t k = 0; k < nt; ++k)
-              acc[k * nr + r] = vpdpbusd(e, acc[k * nr + r], codes, acts[k]);
+              acc[k * nr + r] =
+                  dot4(e, isaName, acc[k * nr + r], codes, acts[k]);
           }
         }
         return acc;
@@ -3895,10 +3925,12 @@ struct GenerateKernelsPass
     : lowbit::impl::GenerateKernelsPassBase<GenerateKernelsPass> {
   using Base::Base;
   void runOnOperation() override {
-    if (isa != "avx512vnni" && isa != "avx2" && isa != "generic") {
-      getOperation().emitError() << "lowbit-generate-kernels: unknown isa '"
-                                 << isa << "'; expected avx512vnni, avx2 or "
-                                            "generic";
+    if (isa != "avx512vnni" && isa != "avx2" && isa != "neondot" &&
+        isa != "generic") {
+      getOperation().emitError()
+          << "lowbit-generate-kernels: unknown isa '" << isa
+          << "'; expected avx512vnni, avx2, "
+             "neondot or generic";
       return signalPassFailure();
     }
     if (failed(KernelGenerator(getOperation(), isa, gfni, embeddedWeights)

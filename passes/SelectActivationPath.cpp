@@ -56,6 +56,8 @@ Target targetFor(StringRef isa, double bandwidthGBs) {
     return {ghz * 64, ghz * 12, bw};
   if (isa == "avx2") // vpmaddubsw + vpmaddwd per 32 MACs
     return {ghz * 24, ghz * 12, bw};
+  if (isa == "neondot") // sdot: 16 MACs, two a cycle on Neoverse cores
+    return {ghz * 24, ghz * 4, bw};
   return {ghz * 8, ghz * 4, bw};
 }
 

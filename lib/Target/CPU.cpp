@@ -88,6 +88,9 @@ mlir::lowbit::createTargetMachine(StringRef tripleStr, StringRef cpu,
 }
 
 std::string mlir::lowbit::kernelISA(const llvm::TargetMachine &tm) {
+  if (tm.getTargetTriple().getArch() == llvm::Triple::aarch64)
+    return tm.getMCSubtargetInfo()->checkFeatures("+dotprod") ? "neondot"
+                                                              : "generic";
   if (tm.getTargetTriple().getArch() != llvm::Triple::x86_64)
     return "generic";
   const llvm::MCSubtargetInfo *sti = tm.getMCSubtargetInfo();

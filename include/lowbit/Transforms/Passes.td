@@ -38,7 +38,7 @@ def SelectActivationPathPass
   }];
   let options = [
     Option<"isa", "isa", "std::string", /*default=*/"\"avx2\"",
-           "kernel ISA the cost model assumes: avx512vnni, avx2, generic">,
+           "kernel ISA the cost model assumes: avx512vnni, avx2, neondot, generic">,
     Option<"statsFile", "stats-file", "std::string", /*default=*/"\"\"",
            "calibration statistics: JSON {tensor name: zero fraction}">,
     Option<"bandwidthGBs", "bandwidth-gbs", "double", /*default=*/"30.0",
@@ -108,14 +108,15 @@ def GenerateKernelsPass
     `@lowbit_forward`, a C-interface function over memrefs (tokens, start
     position, logits, K/V caches, weight blob) that calls one kernel function
     per operation. Every dimension but the token count is a constant; inner
-    loops are vector code (VNNI `vpdpbusd` or AVX2 `vpmaddubsw` for ternary
-    matmuls, per `isa`); large kernels run as parallel tasks through
+    loops are vector code (VNNI `vpdpbusd`, AVX2 `vpmaddubsw` or aarch64
+    `sdot` for ternary matmuls, per `isa`); large kernels run as parallel tasks through
     `__lowbit_par_<kernel>` calls that `lowbit-lower-parallel-calls` turns into
     thread-pool calls. Also emits `lowbit_model_meta`.
   }];
   let options = [
     Option<"isa", "isa", "std::string", /*default=*/"\"avx2\"",
-           "instruction set of the kernels: avx512vnni, avx2 or generic">,
+           "instruction set of the kernels: avx512vnni, avx2, neondot (aarch64 "
+           "with the dot-product extension) or generic">,
     Option<"gfni", "gfni", "bool", /*default=*/"false",
            "unpack ternary codes with GFNI's affine byte transform "
            "(isa=avx512vnni only)">,
