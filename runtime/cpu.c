@@ -1,34 +1,75 @@
 /*===- cpu.c - the CPU features a model's code may use ---------------------===*
  *
- * lowbitc records, for x86 targets, the --mcpu it compiled for and which of
- * LOWBIT_X86_FEATURES the generated code may use (lowbit_abi.h). A CPU
- * without one of them would stop at the first such instruction with SIGILL,
- * so opening the weights checks them first and fails with one line naming
- * what is missing.
+ * lowbitc records, for x86 and aarch64 targets, the --mcpu it compiled for
+ * and which of LOWBIT_X86_FEATURES / LOWBIT_AARCH64_FEATURES the generated
+ * code may use (lowbit_abi.h). A CPU without one of them would stop at the
+ * first such instruction with SIGILL, so opening the weights checks them
+ * first and fails with one line naming what is missing. x86 asks cpuid
+ * (__builtin_cpu_supports), aarch64 Linux the kernel's hardware
+ * capabilities.
  *
  *===----------------------------------------------------------------------===*/
 #include "lowbit_rt.h"
 
 #include <string.h>
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#define LOWBIT_CPU_CHECK 1
+#elif defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define LOWBIT_CPU_CHECK 1
+#endif
+
 /* Weak: objects built by other means may lack them (then nothing is
  * checked). */
 extern const char lowbit_cpu_target[] __attribute__((weak));
 extern const char lowbit_cpu_features[] __attribute__((weak));
 
-lowbit_status lowbit_rt_check_cpu(void) {
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-  if (!lowbit_cpu_features || !lowbit_cpu_target)
-    return 0;
-  __builtin_cpu_init();
+typedef struct {
+  const char *name;
+  int has;
+} cpu_feature;
+
+#if defined(__aarch64__) && defined(__linux__)
+/* Whether this CPU has aarch64 feature `name` (LLVM's spelling); -1 for a
+ * name this runtime does not know. */
+static int aarch64_has(const char *name) {
+  unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
   const struct {
     const char *name;
-    int has;
-  } known[] = {
+    int word;
+    unsigned long bit;
+  } caps[] = {{"crc", 1, 1ul << 7},       {"lse", 1, 1ul << 8},
+              {"fullfp16", 1, 1ul << 10}, {"rdm", 1, 1ul << 12},
+              {"rcpc", 1, 1ul << 15},     {"dotprod", 1, 1ul << 20},
+              {"sve", 1, 1ul << 22},      {"fp16fml", 1, 1ul << 23},
+              {"sve2", 2, 1ul << 1},      {"i8mm", 2, 1ul << 13},
+              {"bf16", 2, 1ul << 14}};
+  for (size_t i = 0; i < sizeof caps / sizeof caps[0]; ++i)
+    if (!strcmp(caps[i].name, name))
+      return ((caps[i].word == 1 ? hw : hw2) & caps[i].bit) != 0;
+  return -1;
+}
+#endif
+
+lowbit_status lowbit_rt_check_cpu(void) {
+#ifdef LOWBIT_CPU_CHECK
+  if (!lowbit_cpu_features || !lowbit_cpu_target)
+    return 0;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const cpu_feature known[] = {
 #define LOWBIT_FEATURE_ROW(name) {name, __builtin_cpu_supports(name)},
       LOWBIT_X86_FEATURES(LOWBIT_FEATURE_ROW)
 #undef LOWBIT_FEATURE_ROW
   };
+#else
+  const cpu_feature known[] = {
+#define LOWBIT_FEATURE_ROW(name) {name, aarch64_has(name) != 0},
+      LOWBIT_AARCH64_FEATURES(LOWBIT_FEATURE_ROW)
+#undef LOWBIT_FEATURE_ROW
+  };
+#endif
   char missing[512] = "";
   size_t used = 0;
   for (const char *p = lowbit_cpu_features; *p;) {

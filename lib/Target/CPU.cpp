@@ -117,16 +117,21 @@ Error mlir::lowbit::emitObject(ModuleOp module, llvm::TargetMachine &tm,
     return err("cannot translate the model to LLVM IR");
   llvmModule->setTargetTriple(tm.getTargetTriple());
   llvmModule->setDataLayout(tm.createDataLayout());
-  // x86: the CPU and features the code may use, for the runtime to check
-  // (lowbit_abi.h) before any of it runs.
-  if (tm.getTargetTriple().getArch() == llvm::Triple::x86_64) {
+  // x86 and aarch64: the CPU and features the code may use, for the runtime
+  // to check (lowbit_abi.h) before any of it runs.
+#define LOWBIT_FEATURE_NAME(name) name,
+  static const char *const x86Features[] = {
+      LOWBIT_X86_FEATURES(LOWBIT_FEATURE_NAME)};
+  static const char *const aarch64Features[] = {
+      LOWBIT_AARCH64_FEATURES(LOWBIT_FEATURE_NAME)};
+#undef LOWBIT_FEATURE_NAME
+  llvm::Triple::ArchType arch = tm.getTargetTriple().getArch();
+  if (arch == llvm::Triple::x86_64 || arch == llvm::Triple::aarch64) {
     const llvm::MCSubtargetInfo *sti = tm.getMCSubtargetInfo();
     std::string used;
-    for (const char *f : {
-#define LOWBIT_FEATURE_NAME(name) name,
-             LOWBIT_X86_FEATURES(LOWBIT_FEATURE_NAME)
-#undef LOWBIT_FEATURE_NAME
-         })
+    for (const char *f : arch == llvm::Triple::x86_64
+                             ? llvm::ArrayRef<const char *>(x86Features)
+                             : llvm::ArrayRef<const char *>(aarch64Features))
       if (sti->checkFeatures(std::string("+") + f))
         used += (used.empty() ? "" : ",") + std::string(f);
     auto addString = [&](StringRef name, StringRef value) {

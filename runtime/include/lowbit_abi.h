@@ -6,9 +6,10 @@
  *   lowbit_model_meta[]        model constants (LOWBIT_META_* indices)
  *   _mlir_ciface_lowbit_forward(...)   one forward step over n tokens
  *   lowbit_weights_start/end   the embedded packed weights (unless sidecar)
- *   lowbit_cpu_target, lowbit_cpu_features  (x86) the --mcpu it was compiled
- *                              for and which of LOWBIT_X86_FEATURES its code
- *                              may use, comma-separated
+ *   lowbit_cpu_target, lowbit_cpu_features  (x86, aarch64) the --mcpu it was
+ *                              compiled for and which of LOWBIT_X86_FEATURES
+ *                              or LOWBIT_AARCH64_FEATURES its code may use,
+ *                              comma-separated
  * The runtime provides:
  *   lowbit_rt_parallel_for(fn, args, n)  runs fn(args, begin, end) over [0, n)
  *
@@ -75,6 +76,14 @@ extern const int64_t lowbit_model_meta[LOWBIT_META_COUNT];
   X("avx512vnni") X("avx512bf16") X("avx512ifma") X("avx512vbmi")              \
   X("avx512vbmi2") X("avx512bitalg") X("avx512vpopcntdq") X("avx512fp16")      \
   X("gfni") X("vpclmulqdq") X("avxvnni")
+
+/* The aarch64 features (LLVM's names) a model's code may use that a Linux
+ * CPU reports in its hardware capabilities (getauxval(AT_HWCAP/AT_HWCAP2)):
+ * the runtime checks those of lowbit_cpu_features against them. */
+#define LOWBIT_AARCH64_FEATURES(X)                                             \
+  X("crc")                                                                     \
+  X("lse") X("fullfp16") X("rdm") X("rcpc") X("dotprod") X("sve") X("fp16fml") \
+      X("sve2") X("i8mm") X("bf16")
 /* Per stats slot, the comma-separated weight names it feeds; one line each. */
 extern const char lowbit_stat_names[];
 
