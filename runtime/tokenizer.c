@@ -182,6 +182,62 @@ static int push(lowbit_tok_ids *o, int32_t id) {
 
 /* ---- BPE of one piece ----------------------------------------------- */
 
+/* A candidate merge: the pair starting at symbol `pos`, of merge `rank`. */
+typedef struct {
+  uint32_t rank, pos;
+} bpe_pair;
+
+static int pair_before(bpe_pair a, bpe_pair b) {
+  return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
+}
+
+static void heap_push(bpe_pair *h, size_t *n, bpe_pair v) {
+  size_t i = (*n)++;
+  while (i > 0 && pair_before(v, h[(i - 1) / 2])) {
+    h[i] = h[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  h[i] = v;
+}
+
+static bpe_pair heap_pop(bpe_pair *h, size_t *n) {
+  bpe_pair top = h[0], last = h[--*n];
+  size_t i = 0;
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= *n)
+      break;
+    if (c + 1 < *n && pair_before(h[c + 1], h[c]))
+      ++c;
+    if (!pair_before(h[c], last))
+      break;
+    h[i] = h[c];
+    i = c;
+  }
+  h[i] = last;
+  return top;
+}
+
+/* Pushes the pair that starts at symbol `i` (none when i < 0) if it has a
+ * merge. */
+static void push_candidate(const lowbit_tokenizer *t, const int32_t *sym,
+                           const int64_t *next, bpe_pair *heap, size_t *nheap,
+                           int64_t i) {
+  int64_t j = i >= 0 ? next[i] : -1;
+  uint32_t merged;
+  int32_t rank;
+  if (j >= 0 && sym[i] >= 0 && sym[j] >= 0 &&
+      (rank = lookup_merge(t, (uint32_t)sym[i], (uint32_t)sym[j], &merged)) >=
+          0)
+    heap_push(heap, nheap, (bpe_pair){(uint32_t)rank, (uint32_t)i});
+}
+
+/* Byte-level BPE of one pre-token: repeatedly merges the adjacent pair of
+ * lowest merge rank, the leftmost of equals (as Hugging Face tokenizers
+ * do), in O(n log n): the candidate pairs sit in a heap ordered by (rank,
+ * position) and are checked again when they come out, since a merge next to
+ * them may have changed them. Bytes absent from the vocab (-1) block merges
+ * and are dropped. */
 static int bpe(const lowbit_tokenizer *t, const uint8_t *p, size_t n,
                lowbit_tok_ids *out) {
   if (t->ignore_merges) {
@@ -189,37 +245,54 @@ static int bpe(const lowbit_tokenizer *t, const uint8_t *p, size_t n,
     if (whole >= 0)
       return push(out, whole);
   }
+  if (n == 0)
+    return 0;
+  if (n > UINT32_MAX / 3)
+    return -1; /* positions are 32-bit */
+  /* Symbols as a linked list over byte positions; a merged-away symbol is
+   * unlinked and marked -2. At most n - 1 pairs at first and 2 per merge. */
   int32_t *sym = malloc(n * sizeof(int32_t));
-  if (!sym)
+  int64_t *next = malloc(n * sizeof(int64_t)),
+          *prev = malloc(n * sizeof(int64_t));
+  bpe_pair *heap = malloc(3 * n * sizeof(bpe_pair));
+  if (!sym || !next || !prev || !heap) {
+    free(sym);
+    free(next);
+    free(prev);
+    free(heap);
     return -1;
-  size_t m = 0;
-  for (size_t i = 0; i < n; ++i)
-    sym[m++] = t->byte_token[p[i]];
-  for (;;) {
-    int32_t best = -1;
-    size_t at = 0;
-    uint32_t merged = 0;
-    for (size_t i = 0; i + 1 < m; ++i) {
-      uint32_t c;
-      if (sym[i] < 0 || sym[i + 1] < 0)
-        continue;
-      int32_t r = lookup_merge(t, (uint32_t)sym[i], (uint32_t)sym[i + 1], &c);
-      if (r >= 0 && (best < 0 || r < best)) {
-        best = r;
-        at = i;
-        merged = c;
-      }
-    }
-    if (best < 0)
-      break;
-    sym[at] = (int32_t)merged;
-    memmove(sym + at + 1, sym + at + 2, (m - at - 2) * sizeof(int32_t));
-    --m;
+  }
+  size_t nheap = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sym[i] = t->byte_token[p[i]];
+    prev[i] = (int64_t)i - 1;
+    next[i] = i + 1 < n ? (int64_t)i + 1 : -1;
+  }
+  for (size_t i = 0; i + 1 < n; ++i)
+    push_candidate(t, sym, next, heap, &nheap, (int64_t)i);
+  while (nheap > 0) {
+    bpe_pair top = heap_pop(heap, &nheap);
+    int64_t i = top.pos, j = next[i];
+    uint32_t merged;
+    if (sym[i] < 0 || j < 0 || sym[j] < 0 ||
+        lookup_merge(t, (uint32_t)sym[i], (uint32_t)sym[j], &merged) !=
+            (int32_t)top.rank)
+      continue; /* stale: a merge beside it changed the pair */
+    sym[i] = (int32_t)merged;
+    sym[j] = -2;
+    next[i] = next[j];
+    if (next[j] >= 0)
+      prev[next[j]] = i;
+    push_candidate(t, sym, next, heap, &nheap, prev[i]);
+    push_candidate(t, sym, next, heap, &nheap, i);
   }
   int rc = 0;
-  for (size_t i = 0; i < m && rc == 0; ++i)
+  for (int64_t i = 0; i >= 0 && rc == 0; i = next[i])
     rc = sym[i] >= 0 ? push(out, sym[i]) : 0; /* bytes absent from the vocab */
   free(sym);
+  free(next);
+  free(prev);
+  free(heap);
   return rc;
 }
 
