@@ -3521,6 +3521,54 @@ LogicalResult KernelGenerator::lowerQuantizedHead(bitnet::LMHeadOp op, Value x,
       });
       return;
     }
+    if (isaName == "neondot") {
+      // aarch64 dot products: the stored codes made signed (int8: code + 128
+      // xor 128; int4: nibble - 8), so sdot needs no offset correction; i32
+      // lanes over the row (int8, one scale) or scaled per block into f32
+      // lanes (int4), one reduction per row.
+      auto signedCodes = [&](Value row, Value c, int half) -> Value {
+        Value u = blockCodes(row, c, half);
+        if (int4)
+          return arith::SubIOp::create(b, loc, u, byteSplat(v64b, 8));
+        return arith::XOrIOp::create(b, loc, u, byteSplat(v64b, int8_t(-128)));
+      };
+      forHeadRows(e, begin, end, from, nt, v, [&](Value row, Value t) {
+        Value total;
+        if (!int4) {
+          Value acc =
+              e.fold(e.idx(0), e.idx(nb64), 1, {e.splatInt(v16, 0)},
+                     [&](Value c, ValueRange cur) -> SmallVector<Value> {
+                       return {dot4(e, isaName, cur[0], signedCodes(row, c, 0),
+                                    blockActs(t, c))};
+                     })[0];
+          total =
+              e.mul(arith::SIToFPOp::create(
+                        b, loc, f32, e.reduce(vector::CombiningKind::ADD, acc)),
+                    blockScale(row, e.idx(0)));
+        } else {
+          Value zf = arith::ConstantOp::create(
+              b, loc, DenseElementsAttr::get(v16f, b.getF32FloatAttr(0.0f)));
+          Value acc = e.fold(
+              e.idx(0), e.idx(hp / 128), 1, {zf},
+              [&](Value pr, ValueRange cur) -> SmallVector<Value> {
+                Value a = cur[0];
+                for (int half = 0; half < 2; ++half) {
+                  Value c = e.add(arith::MulIOp::create(b, loc, pr, e.idx(2)),
+                                  e.idx(half));
+                  Value dot = dot4(e, isaName, e.splatInt(v16, 0),
+                                   signedCodes(row, c, half), blockActs(t, c));
+                  a = e.add(a, e.mul(arith::SIToFPOp::create(b, loc, v16f, dot),
+                                     e.splat(v16f, blockScale(row, c))));
+                }
+                return {a};
+              })[0];
+          total = e.reduce(vector::CombiningKind::ADD, acc);
+        }
+        total = e.mul(total, memref::LoadOp::create(b, loc, d, ValueRange{t}));
+        memref::StoreOp::create(b, loc, total, o, ValueRange{t, row});
+      });
+      return;
+    }
     forHeadRows(e, begin, end, from, nt, v, [&](Value row, Value t) {
           // Other targets: exact block dot products in i32 lanes.
           Value offv = e.splat(v64i, e.i32(off));
