@@ -300,6 +300,11 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   auto tm = createTargetMachine(target, mcpu, mattr);
   if (!tm)
     return fail(llvm::toString(tm.takeError()));
+  // An executable or library links lowbit's runtime built for the target:
+  // checked before any work.
+  if (*phase == Phase::Exe || *phase == Phase::Shared)
+    if (llvm::Error e = checkRuntimeFor(**tm))
+      return fail(llvm::toString(std::move(e)));
 
   bool isMLIR = input == "-" || llvm::sys::path::extension(input) == ".mlir";
   if (!isMLIR && !llvm::sys::fs::exists(input))

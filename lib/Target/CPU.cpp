@@ -252,17 +252,31 @@ static const char *objcopyFormat(const llvm::Triple &t) {
   }
 }
 
+Error mlir::lowbit::checkRuntimeFor(const llvm::TargetMachine &tm) {
+  const llvm::Triple &triple = tm.getTargetTriple();
+  for (StringRef name : {"liblowbit_rt.a", "liblowbit_main.a"}) {
+    std::string lib = runtimeLibrary(name, triple);
+    if (llvm::sys::fs::exists(lib))
+      continue;
+    if (triple.getArch() ==
+        llvm::Triple(llvm::sys::getDefaultTargetTriple()).getArch())
+      return err("runtime library '" + lib + "' is missing (build lowbit)");
+    return err("no lowbit runtime for " + triple.getArchName() +
+               ": it is built for the cross targets in LOWBIT_CROSS_TARGETS "
+               "whose C library is installed (Debian's libc6-dev-<arch>-cross "
+               "and libgcc-12-dev-<arch>-cross; tools/setup.sh installs "
+               "arm64's) when lowbit is built; --emit=obj needs none");
+  }
+  return Error::success();
+}
+
 Error mlir::lowbit::linkExecutable(const LinkOptions &o,
                                    const llvm::TargetMachine &tm) {
+  if (Error e = checkRuntimeFor(tm))
+    return e;
   const llvm::Triple &triple = tm.getTargetTriple();
   std::string rt = runtimeLibrary("liblowbit_rt.a", triple),
               rtMain = runtimeLibrary("liblowbit_main.a", triple);
-  for (const std::string &lib : {rt, rtMain})
-    if (!llvm::sys::fs::exists(lib))
-      return err("runtime library '" + lib + "' for " + triple.str() +
-                 " is missing (build the project; a cross target needs its C "
-                 "library, e.g. Debian's libc6-dev-arm64-cross and "
-                 "libgcc-12-dev-arm64-cross, which tools/setup.sh installs)");
   llvm::SmallString<256> dir(o.objectPath);
   llvm::sys::path::remove_filename(dir);
   std::vector<std::string> inputs{o.objectPath};

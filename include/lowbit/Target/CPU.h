@@ -40,6 +40,11 @@ struct LinkOptions {
   uint64_t blobSize = 0, blobChecksum = 0;
 };
 
+/// Fails, naming what to install, unless lowbit's runtime was built for the
+/// target's architecture (the host's, or a cross target's whose C library
+/// was installed when lowbit was built).
+llvm::Error checkRuntimeFor(const llvm::TargetMachine &tm);
+
 /// Links the model object with the runtime into an executable (or a shared
 /// library) at `outputPath` (written to a temporary name, then renamed). Embedded
 /// weights go into a page-aligned read-only section; otherwise the blob is
