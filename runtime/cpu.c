@@ -31,24 +31,10 @@ typedef struct {
 } cpu_feature;
 
 #if defined(__aarch64__) && defined(__linux__)
-/* Whether this CPU has aarch64 feature `name` (LLVM's spelling); -1 for a
- * name this runtime does not know. */
-static int aarch64_has(const char *name) {
-  unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
-  const struct {
-    const char *name;
-    int word;
-    unsigned long bit;
-  } caps[] = {{"crc", 1, 1ul << 7},       {"lse", 1, 1ul << 8},
-              {"fullfp16", 1, 1ul << 10}, {"rdm", 1, 1ul << 12},
-              {"rcpc", 1, 1ul << 15},     {"dotprod", 1, 1ul << 20},
-              {"sve", 1, 1ul << 22},      {"fp16fml", 1, 1ul << 23},
-              {"sve2", 2, 1ul << 1},      {"i8mm", 2, 1ul << 13},
-              {"bf16", 2, 1ul << 14}};
-  for (size_t i = 0; i < sizeof caps / sizeof caps[0]; ++i)
-    if (!strcmp(caps[i].name, name))
-      return ((caps[i].word == 1 ? hw : hw2) & caps[i].bit) != 0;
-  return -1;
+/* Whether this CPU has the aarch64 feature at bit `bit` of AT_HWCAP (word
+ * 1) or AT_HWCAP2 (word 2). */
+static int aarch64_has(int word, int bit) {
+  return (getauxval(word == 1 ? AT_HWCAP : AT_HWCAP2) >> bit) & 1;
 }
 #endif
 
@@ -65,7 +51,7 @@ lowbit_status lowbit_rt_check_cpu(void) {
   };
 #else
   const cpu_feature known[] = {
-#define LOWBIT_FEATURE_ROW(name) {name, aarch64_has(name) != 0},
+#define LOWBIT_FEATURE_ROW(name, word, bit) {name, aarch64_has(word, bit)},
       LOWBIT_AARCH64_FEATURES(LOWBIT_FEATURE_ROW)
 #undef LOWBIT_FEATURE_ROW
   };

@@ -119,7 +119,7 @@ Error mlir::lowbit::emitObject(ModuleOp module, llvm::TargetMachine &tm,
   llvmModule->setDataLayout(tm.createDataLayout());
   // x86 and aarch64: the CPU and features the code may use, for the runtime
   // to check (lowbit_abi.h) before any of it runs.
-#define LOWBIT_FEATURE_NAME(name) name,
+#define LOWBIT_FEATURE_NAME(name, ...) name,
   static const char *const x86Features[] = {
       LOWBIT_X86_FEATURES(LOWBIT_FEATURE_NAME)};
   static const char *const aarch64Features[] = {

@@ -77,13 +77,17 @@ extern const int64_t lowbit_model_meta[LOWBIT_META_COUNT];
   X("avx512vbmi2") X("avx512bitalg") X("avx512vpopcntdq") X("avx512fp16")      \
   X("gfni") X("vpclmulqdq") X("avxvnni")
 
-/* The aarch64 features (LLVM's names) a model's code may use that a Linux
- * CPU reports in its hardware capabilities (getauxval(AT_HWCAP/AT_HWCAP2)):
- * the runtime checks those of lowbit_cpu_features against them. */
+/* The aarch64 features (LLVM's names) a model's code may use that Linux
+ * reports in a CPU's hardware capabilities: X(name, word, bit) for bit `bit`
+ * of getauxval(AT_HWCAP) (word 1) or AT_HWCAP2 (word 2), which the runtime
+ * checks for those of lowbit_cpu_features. */
+/* clang-format off */
 #define LOWBIT_AARCH64_FEATURES(X)                                             \
-  X("crc")                                                                     \
-  X("lse") X("fullfp16") X("rdm") X("rcpc") X("dotprod") X("sve") X("fp16fml") \
-      X("sve2") X("i8mm") X("bf16")
+  X("crc", 1, 7) X("lse", 1, 8) X("fullfp16", 1, 10) X("rdm", 1, 12)          \
+  X("rcpc", 1, 15) X("dotprod", 1, 20) X("sve", 1, 22) X("fp16fml", 1, 23)    \
+  X("sve2", 2, 1) X("i8mm", 2, 13) X("bf16", 2, 14)
+/* clang-format on */
+
 /* Per stats slot, the comma-separated weight names it feeds; one line each. */
 extern const char lowbit_stat_names[];
 
