@@ -1,5 +1,6 @@
 # -*- Python -*-
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -55,7 +56,6 @@ if getattr(config, "lowbit_fuzzers", False):
 # A model cross-compiled for aarch64 runs under qemu-aarch64 when the runtime
 # was built for aarch64 (Debian's libc6-dev-arm64-cross) and qemu-user is
 # installed (tools/setup.sh installs both).
-import shutil
 if (os.path.exists(os.path.join(config.lowbit_obj_root, "lib", "aarch64-linux-gnu",
                                 "liblowbit_rt.a"))
         and shutil.which("qemu-aarch64")):
