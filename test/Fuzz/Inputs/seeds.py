@@ -8,7 +8,8 @@ models' config.json and a 2B4T-shaped one; OUT_DIR/tokenizer: a cut-down
 copy of the shipped tokenizer.json (its byte tokens, the merges among its
 first 300 tokens, its added tokens) and the same with ignore_merges and
 pair-form merges; OUT_DIR/prompt: a few texts (ASCII, UTF-8, invalid UTF-8,
-special-token spellings).
+special-token spellings); OUT_DIR/mlir: each `// -----` chunk of the
+dialect tests (test/Dialect/*/*.mlir).
 """
 import json
 import os
@@ -87,3 +88,12 @@ write(os.path.join(pr, "a"), b"In the beginning God created the heaven and the e
 write(os.path.join(pr, "b"), "caf\u00e9 na\u00efve \u4e2d\u6587 123456 \t\n  x's".encode())
 write(os.path.join(pr, "c"), b"\xff\xfe\xc3 \xe2\x82 \x00 ok")
 write(os.path.join(pr, "d"), b"<|begin_of_text|>And<|end_of_text|>")
+
+ml = os.path.join(out, "mlir")
+for dialect in ("BitNet", "LowBit"):
+    for name in ("ops", "invalid"):
+        path = os.path.join(src, "test", "Dialect", dialect, name + ".mlir")
+        with open(path) as f:
+            chunks = f.read().split("// -----")
+        for i, chunk in enumerate(chunks):
+            write(os.path.join(ml, "%s-%s-%d" % (dialect, name, i)), chunk.encode())
