@@ -21,16 +21,23 @@
 
 namespace lowbit_fuzz {
 
-/// The path `name` in this process's scratch directory, holding `data`.
-inline std::string writeInput(const char *name, const uint8_t *data,
-                              size_t size) {
-  static std::string dir = [] {
+/// This process's scratch directory, removed when the process exits.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
     llvm::SmallString<128> d;
     if (llvm::sys::fs::createUniqueDirectory("lowbit-fuzz", d))
       abort();
-    return std::string(d);
-  }();
-  llvm::SmallString<128> path(dir);
+    path = std::string(d);
+  }
+  ~ScratchDir() { llvm::sys::fs::remove_directories(path); }
+};
+
+/// The path `name` in this process's scratch directory, holding `data`.
+inline std::string writeInput(const char *name, const uint8_t *data,
+                              size_t size) {
+  static ScratchDir dir;
+  llvm::SmallString<128> path(dir.path);
   llvm::sys::path::append(path, name);
   std::error_code ec;
   llvm::raw_fd_ostream os(path, ec);
