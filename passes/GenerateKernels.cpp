@@ -3977,8 +3977,7 @@ struct GenerateKernelsPass
         isa != "generic") {
       getOperation().emitError()
           << "lowbit-generate-kernels: unknown isa '" << isa
-          << "'; expected avx512vnni, avx2, "
-             "neondot or generic";
+          << "'; expected avx512vnni, avx2, neondot or generic";
       return signalPassFailure();
     }
     if (failed(KernelGenerator(getOperation(), isa, gfni, embeddedWeights)

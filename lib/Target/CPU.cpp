@@ -34,6 +34,12 @@ static Error err(const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
 }
 
+/// Whether `triple` is for the architecture lowbitc runs on.
+static bool isHostArch(const llvm::Triple &triple) {
+  return triple.getArch() ==
+         llvm::Triple(llvm::sys::getDefaultTargetTriple()).getArch();
+}
+
 llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
 mlir::lowbit::createTargetMachine(StringRef tripleStr, StringRef cpu,
                                   StringRef features) {
@@ -44,7 +50,7 @@ mlir::lowbit::createTargetMachine(StringRef tripleStr, StringRef cpu,
   const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, msg);
   if (!target)
     return err("unknown target '" + tripleStr + "': " + msg);
-  bool isHost = triple.getArch() == llvm::Triple(host).getArch();
+  bool isHost = isHostArch(triple);
   std::string cpuName = cpu.str();
   llvm::SubtargetFeatures feats;
   if (cpu.empty() || cpu == "native") {
@@ -229,7 +235,6 @@ static std::string toolPath(StringRef name) {
   return llvm::sys::fs::exists(p) ? std::string(p) : name.str();
 }
 
-/// A runtime archive beside the compiler: <bin>/../lib/<name>.
 /// The runtime archive `name` built for `triple`: lib/ for the host's
 /// architecture, lib/<arch>-linux-gnu/ for a cross target (built when
 /// Debian's libc6-dev-<arch>-cross was installed).
@@ -238,8 +243,7 @@ static std::string runtimeLibrary(StringRef name, const llvm::Triple &triple) {
   llvm::SmallString<256> p(llvm::sys::path::parent_path(
       llvm::sys::path::parent_path(exe)));
   llvm::sys::path::append(p, "lib");
-  if (triple.getArch() !=
-      llvm::Triple(llvm::sys::getDefaultTargetTriple()).getArch())
+  if (!isHostArch(triple))
     llvm::sys::path::append(p, triple.getArchName() + "-linux-gnu");
   llvm::sys::path::append(p, name);
   return std::string(p);
@@ -258,8 +262,7 @@ Error mlir::lowbit::checkRuntimeFor(const llvm::TargetMachine &tm) {
     std::string lib = runtimeLibrary(name, triple);
     if (llvm::sys::fs::exists(lib))
       continue;
-    if (triple.getArch() ==
-        llvm::Triple(llvm::sys::getDefaultTargetTriple()).getArch())
+    if (isHostArch(triple))
       return err("runtime library '" + lib + "' is missing (build lowbit)");
     return err("no lowbit runtime for " + triple.getArchName() +
                ": it is built for the cross targets in LOWBIT_CROSS_TARGETS "
