@@ -3,12 +3,17 @@
 (architecture `bitnet`), so bench/run.sh can time llama.cpp on the same
 weights. No Debian package ships gguf-py, hence this small writer (GGUF v3).
 
-  gguf.py MODEL_DIR OUT.gguf [--embd f16|q8_0|q4_0] [--tokenizer FILE]
+  gguf.py MODEL_DIR OUT.gguf [--embd f32|f16|q8_0|q4_0] [--tokenizer FILE]
+          [--ternary tq2_0|tq1_0|i2_s|f32|f16] [--arch bitnet|bitnet-b1.58|bitnet-25]
 
 Ternary weights become TQ2_0 (blocks of 256 codes in 64 bytes + an f16 scale,
-here the tensor's alpha); norms F32; the tied token embedding / lm_head F16,
-Q8_0 or Q4_0. The tokenizer (model dir's tokenizer.json or --tokenizer) is
-written as llama.cpp's "gpt2" BPE with the "llama-bpe" pre-tokenizer.
+here the tensor's alpha), or TQ1_0 (5 codes per byte, 54 bytes per 256),
+bitnet.cpp's I2_S (x86 layout: per 128 codes 32 bytes, then one f32 scale)
+or the float values they stand for (0, +-alpha); norms F32; the tied token
+embedding / lm_head F32, F16, Q8_0 or Q4_0. The tokenizer (model dir's
+tokenizer.json or --tokenizer) is written as llama.cpp's "gpt2" BPE with the
+"llama-bpe" pre-tokenizer. The encoders follow ggml's quantize_row_tq*_ref
+and bitnet.cpp's quantize_i2_s; tests compile these files with lowbitc.
 Timing only: llama.cpp's `bitnet` graph uses SiLU where BitNet b1.58 2B4T
 uses ReLU^2, a cost that is negligible next to the matmuls.
 """
@@ -24,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from safetensors_io import read_dir, to_f32  # noqa: E402
 
 ALIGN = 32
-T_F32, T_F16, T_Q4_0, T_Q8_0, T_TQ2_0 = 0, 1, 2, 8, 35
+T_F32, T_F16, T_Q4_0, T_Q8_0, T_TQ1_0, T_TQ2_0, T_I2_S = 0, 1, 2, 8, 34, 35, 36
 V_U32, V_I32, V_F32, V_STR, V_ARR = 4, 5, 6, 8, 9
 
 
@@ -74,6 +79,42 @@ def tq2_0(codes, alpha):
     return np.concatenate([qs, d], axis=2).tobytes()
 
 
+def tq1_0(codes, alpha):
+    """ggml's quantize_row_tq1_0_ref layout: per 256 codes, 48 bytes of five
+    trits each (codes 32 n + m in byte m < 32, codes 160 + 16 n + m in byte
+    32 + m) and 4 of four (codes 240 + 4 n + m); the first trit the most
+    significant, each byte ceil(value * 256 / 243); then the f16 scale."""
+    n, k = codes.shape
+    if k % 256:
+        sys.exit("gguf.py: TQ1_0 needs rows of a multiple of 256 codes, got %d" % k)
+    u = (codes.astype(np.int32) + 1).reshape(n, k // 256, 256)
+
+    def pack(v, trits):  # v: [..., trits, width] -> [..., width]
+        q = np.zeros(v.shape[:-2] + v.shape[-1:], np.int32)
+        for t in range(trits):
+            q = q * 3 + v[..., t, :]
+        q = q * 3 ** (5 - trits)
+        return ((q * 256 + 242) // 243).astype(np.uint8)
+    qs0 = pack(u[:, :, :160].reshape(n, k // 256, 5, 32), 5)
+    qs1 = pack(u[:, :, 160:240].reshape(n, k // 256, 5, 16), 5)
+    qh = pack(u[:, :, 240:].reshape(n, k // 256, 4, 4), 4)
+    d = np.full((n, k // 256, 1), alpha, np.float16).view(np.uint8).reshape(n, k // 256, 2)
+    return np.concatenate([qs0, qs1, qh, d], axis=2).tobytes()
+
+
+def i2_s(codes, alpha):
+    """bitnet.cpp's quantize_i2_s (x86): the tensor's codes row-major in
+    blocks of 128; code j of a block at byte j % 32, bits 6 - 2 (j / 32);
+    then the f32 scale, padded to 32 bytes."""
+    u = (codes.astype(np.uint8) + 1).reshape(-1, 4, 32)
+    packed = (u[:, 0] << 6) | (u[:, 1] << 4) | (u[:, 2] << 2) | u[:, 3]
+    return packed.tobytes() + np.float32(alpha).tobytes() + b"\0" * 28
+
+
+def float_ternary(codes, alpha, dtype):
+    return (codes.astype(np.float32) * np.float32(alpha)).astype(dtype).tobytes()
+
+
 def q8_0(x):
     b = x.reshape(-1, 32)
     d = np.abs(b).max(axis=1, keepdims=True) / 127.0
@@ -96,7 +137,11 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
     ap.add_argument("out")
-    ap.add_argument("--embd", choices=["f16", "q8_0", "q4_0"], default="f16")
+    ap.add_argument("--embd", choices=["f32", "f16", "q8_0", "q4_0"], default="f16")
+    ap.add_argument("--ternary", choices=["tq2_0", "tq1_0", "i2_s", "f32", "f16"],
+                    default="tq2_0")
+    ap.add_argument("--arch", choices=["bitnet", "bitnet-b1.58", "bitnet-25"],
+                    default="bitnet")
     ap.add_argument("--tokenizer")
     a = ap.parse_args(argv)
     with open(os.path.join(a.model_dir, "config.json")) as f:
@@ -105,51 +150,61 @@ def main(argv=None):
     nh = c["num_attention_heads"]
     t = read_dir(a.model_dir)
     tok_path = a.tokenizer or os.path.join(a.model_dir, "tokenizer.json")
-    with open(tok_path, encoding="utf-8") as f:
-        tj = json.load(f)
-    tokens = [""] * V
-    types = [1] * V
-    for s, i in tj["model"]["vocab"].items():
-        if i < V:
-            tokens[i] = s
-    for at in tj.get("added_tokens", []):
-        if at["id"] < V:
-            tokens[at["id"]] = at["content"]
-            types[at["id"]] = 3
-    for i in range(V):
-        if not tokens[i]:
-            tokens[i], types[i] = "<|unused_%d|>" % i, 5
-    merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"]["merges"]]
+    tj = None
+    if a.tokenizer or os.path.exists(tok_path):  # none: token ids only
+        with open(tok_path, encoding="utf-8") as f:
+            tj = json.load(f)
 
     meta = [
-        kv("general.architecture", V_STR, "bitnet"),
+        kv("general.architecture", V_STR, a.arch),
         kv("general.name", V_STR, os.path.basename(os.path.normpath(a.model_dir))),
         kv("general.alignment", V_U32, ALIGN),
-        kv("bitnet.context_length", V_U32, c.get("max_position_embeddings", 2048)),
-        kv("bitnet.embedding_length", V_U32, H),
-        kv("bitnet.block_count", V_U32, L),
-        kv("bitnet.feed_forward_length", V_U32, c["intermediate_size"]),
-        kv("bitnet.attention.head_count", V_U32, nh),
-        kv("bitnet.attention.head_count_kv", V_U32, c.get("num_key_value_heads", nh)),
-        kv("bitnet.rope.freq_base", V_F32, float(c.get("rope_theta", 500000.0))),
-        kv("bitnet.rope.dimension_count", V_U32, c.get("head_dim", H // nh)),
-        kv("bitnet.attention.layer_norm_rms_epsilon", V_F32, float(c.get("rms_norm_eps", 1e-5))),
-        kv("bitnet.vocab_size", V_U32, V),
-        kv("tokenizer.ggml.model", V_STR, "gpt2"),
-        kv("tokenizer.ggml.pre", V_STR, "llama-bpe"),
-        kv("tokenizer.ggml.tokens", V_ARR, (V_STR, tokens)),
-        kv("tokenizer.ggml.token_type", V_ARR, (V_I32, types)),
-        kv("tokenizer.ggml.merges", V_ARR, (V_STR, merges)),
-        kv("tokenizer.ggml.bos_token_id", V_U32, c.get("bos_token_id", 0)),
-        kv("tokenizer.ggml.eos_token_id", V_U32, c.get("eos_token_id", 0)),
+        kv(a.arch + ".context_length", V_U32, c.get("max_position_embeddings", 2048)),
+        kv(a.arch + ".embedding_length", V_U32, H),
+        kv(a.arch + ".block_count", V_U32, L),
+        kv(a.arch + ".feed_forward_length", V_U32, c["intermediate_size"]),
+        kv(a.arch + ".attention.head_count", V_U32, nh),
+        kv(a.arch + ".attention.head_count_kv", V_U32, c.get("num_key_value_heads", nh)),
+        kv(a.arch + ".rope.freq_base", V_F32, float(c.get("rope_theta", 500000.0))),
+        kv(a.arch + ".rope.dimension_count", V_U32, c.get("head_dim", H // nh)),
+        kv(a.arch + ".attention.layer_norm_rms_epsilon", V_F32, float(c.get("rms_norm_eps", 1e-5))),
+        kv(a.arch + ".vocab_size", V_U32, V),
     ]
+    for key in ("bos_token_id", "eos_token_id"):
+        if isinstance(c.get(key), int):
+            meta.append(kv("tokenizer.ggml." + key, V_U32, c[key]))
+    if tj is not None:
+        tokens = [""] * V
+        types = [1] * V
+        for s, i in tj["model"]["vocab"].items():
+            if i < V:
+                tokens[i] = s
+        for at in tj.get("added_tokens", []):
+            if at["id"] < V:
+                tokens[at["id"]] = at["content"]
+                types[at["id"]] = 3
+        for i in range(V):
+            if not tokens[i]:
+                tokens[i], types[i] = "<|unused_%d|>" % i, 5
+        merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"]["merges"]]
+        meta += [
+            kv("tokenizer.ggml.model", V_STR, "gpt2"),
+            kv("tokenizer.ggml.pre", V_STR, "llama-bpe"),
+            kv("tokenizer.ggml.tokens", V_ARR, (V_STR, tokens)),
+            kv("tokenizer.ggml.token_type", V_ARR, (V_I32, types)),
+            kv("tokenizer.ggml.merges", V_ARR, (V_STR, merges)),
+        ]
 
     # (gguf name, ggml type, dims [ne0, ne1], producer of the bytes)
     emb = a.embd
-    specs = [("token_embd.weight", {"f16": T_F16, "q8_0": T_Q8_0, "q4_0": T_Q4_0}[emb], [H, V],
+    specs = [("token_embd.weight",
+              {"f32": T_F32, "f16": T_F16, "q8_0": T_Q8_0, "q4_0": T_Q4_0}[emb], [H, V],
               lambda: embd_bytes(t, emb))]
     norm = lambda n: (lambda: to_f32(t[n]).astype("<f4").tobytes())  # noqa: E731
     specs.append(("output_norm.weight", T_F32, [H], norm("model.norm.weight")))
+    if "lm_head.weight" in t:  # untied
+        specs.append(("output.weight", T_F32, [H, V],
+                      lambda: to_f32(t["lm_head.weight"]).astype("<f4").tobytes()))
     names = [("attn_q", "self_attn.q_proj"), ("attn_k", "self_attn.k_proj"),
              ("attn_v", "self_attn.v_proj"), ("attn_output", "self_attn.o_proj"),
              ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"),
@@ -164,13 +219,17 @@ def main(argv=None):
         for gn, hn in names:
             dtype, w = t[p + hn + ".weight"]
             rows = w.shape[0] * (4 if dtype == "U8" else 1)
-            specs.append((g + gn + ".weight", T_TQ2_0, [w.shape[1], rows],
-                          lambda n=p + hn + ".weight": tq2_0(*ternary(t, n))))
+            ty, enc = {"tq2_0": (T_TQ2_0, tq2_0), "tq1_0": (T_TQ1_0, tq1_0),
+                       "i2_s": (T_I2_S, i2_s),
+                       "f32": (T_F32, lambda c, s: float_ternary(c, s, "<f4")),
+                       "f16": (T_F16, lambda c, s: float_ternary(c, s, "<f2"))}[a.ternary]
+            specs.append((g + gn + ".weight", ty, [w.shape[1], rows],
+                          lambda n=p + hn + ".weight", enc=enc: enc(*ternary(t, n))))
 
     def nbytes(ty, dims):
         n = int(np.prod(dims))
         return {T_F32: 4 * n, T_F16: 2 * n, T_Q8_0: n // 32 * 34, T_Q4_0: n // 32 * 18,
-                T_TQ2_0: n // 256 * 66}[ty]
+                T_TQ1_0: n // 256 * 54, T_TQ2_0: n // 256 * 66, T_I2_S: n // 4 + 32}[ty]
 
     info, offset = b"", 0
     for name, ty, dims, _ in specs:
@@ -204,7 +263,8 @@ def embd_bytes(t, kind):
     dtype, w = t["model.embed_tokens.weight"]
     for r in range(0, w.shape[0], 8192):
         x = to_f32((dtype, w[r:r + 8192])).astype(np.float32)
-        out.append(x.astype("<f2").tobytes() if kind == "f16" else
+        out.append(x.astype("<f4").tobytes() if kind == "f32" else
+                   x.astype("<f2").tobytes() if kind == "f16" else
                    q8_0(x) if kind == "q8_0" else q4_0(x))
     return b"".join(out)
 

@@ -2,7 +2,7 @@
 
 #include "lowbit/Transforms/Passes.h"
 
-#include "lowbit/Importer/Safetensors.h"
+#include "lowbit/Importer/GGUF.h"
 #include "lowbit_abi.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/StringMap.h"
@@ -33,48 +33,6 @@ constexpr int64_t kBlockCodes = 256, kBlockBytes = 64, kAlign = 64,
 /// (low) and 8..15 and 24..31 (high) of a 256-bit register.
 int64_t cols2Row(int64_t j) {
   return j < 8 || j >= 24 ? j : j < 16 ? j + 8 : j - 8;
-}
-
-float bf16ToF32(uint16_t v) {
-  uint32_t u = uint32_t(v) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-float f16ToF32(uint16_t h) {
-  uint32_t sign = uint32_t(h >> 15) << 31, exp = (h >> 10) & 0x1f,
-           man = h & 0x3ff, u;
-  if (exp == 0) {
-    float f = std::ldexp(float(man), -24);
-    return sign ? -f : f;
-  }
-  if (exp == 31)
-    u = sign | 0x7f800000u | (man << 13);
-  else
-    u = sign | ((exp + 112) << 23) | (man << 13);
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-/// Element i of a float tensor as f32.
-float floatAt(const TensorInfo &t, int64_t i) {
-  const uint8_t *p = t.bytes.data();
-  switch (t.dtype) {
-  case DType::BF16:
-    return bf16ToF32(llvm::support::endian::read16le(p + 2 * i));
-  case DType::F16:
-    return f16ToF32(llvm::support::endian::read16le(p + 2 * i));
-  case DType::F32: {
-    uint32_t u = llvm::support::endian::read32le(p + 4 * i);
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-  }
-  default:
-    llvm_unreachable("not a float tensor");
-  }
 }
 
 /// Writes the blob, keeping lowbit_abi.h's checksum as it goes.
@@ -127,7 +85,7 @@ struct PackTernaryWeightsPass
                        "required");
       return signalPassFailure();
     }
-    auto source = WeightSource::openDirectory(dirAttr.getValue());
+    auto source = WeightSource::open(dirAttr.getValue());
     if (!source) {
       module.emitError(llvm::toString(source.takeError()));
       return signalPassFailure();
@@ -211,13 +169,23 @@ struct PackTernaryWeightsPass
         if (!s)
           return;
         alpha = floatAt(*s, 0);
-      } else if (t->dtype == DType::I8) {
-        for (int64_t i = 0; i < n * k; ++i)
-          codes[i] = std::clamp<int8_t>(int8_t(t->bytes[i]), -1, 1);
-        const TensorInfo *s = lookup(op, *op.getScale());
-        if (!s)
+      } else if (src.getType().getElementType().isSignlessInteger(8)) {
+        // Codes with their own scale (I8: 1; GGUF: the tensor's), times
+        // the weight_scale tensor when there is one.
+        llvm::Expected<float> own =
+            decodeTernary(*t, (*source)->filePath(*t), codes.data());
+        if (!own) {
+          op.emitError(llvm::toString(own.takeError()));
+          failedAny = true;
           return;
-        alpha = floatAt(*s, 0);
+        }
+        alpha = *own;
+        if (op.getScale()) {
+          const TensorInfo *s = lookup(op, *op.getScale());
+          if (!s)
+            return;
+          alpha *= floatAt(*s, 0);
+        }
       } else {
         // Per-tensor absmean, summed in double and kept in float32.
         double sum = 0.0;
@@ -288,8 +256,7 @@ struct PackTernaryWeightsPass
         const TensorInfo *t = lookup(op, p);
         if (!t)
           continue;
-        if (t->dtype != DType::BF16 && t->dtype != DType::F16 &&
-            t->dtype != DType::F32) {
+        if (!isFloatLike(t->dtype)) {
           op->emitError() << "tensor '" << p.getName()
                           << "' must be a float tensor";
           failedAny = true;

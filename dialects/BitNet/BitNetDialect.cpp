@@ -148,10 +148,20 @@ LogicalResult BitLinearOp::verify() {
     if (getWeightScale())
       return emitOpError() << "float master weight \"" << w.getName()
                            << "\" takes no 'scale' (its absmean is the scale)";
+  } else if (elt.isSignlessInteger(8)) {
+    // Ternary codes (GGUF's TQ1_0, TQ2_0, I2_S, ...) carry their own scale;
+    // a weight_scale tensor, if any, multiplies it.
+    std::optional<ParamAttr> scale = getWeightScale();
+    if (scale && (scale->getNumElements() != 1 ||
+                  !isStoredFloat(scale->getType().getElementType())))
+      return emitOpError() << "weight_scale \"" << scale->getName()
+                           << "\" must be one float element, got "
+                           << scale->getType();
   } else {
     return emitOpError() << "weight \"" << w.getName() << "\" has dtype "
                          << elt
-                         << "; expected float master weights or packed ui8";
+                         << "; expected float master weights, packed ui8 or "
+                            "i8 ternary codes";
   }
   ArrayRef<int64_t> in = getInput().getType().getShape();
   ArrayRef<int64_t> out = getResult().getType().getShape();

@@ -64,10 +64,14 @@ LogicalResult WeightOp::verify() {
                          << formatShape(s) << " but the result is "
                          << ty.getRows() << "x" << ty.getCols();
   }
+  // Packed ui8 needs its weight_scale; i8 codes carry their own scale,
+  // which a scale tensor, if any, multiplies.
   std::optional<ParamAttr> scale = getScale();
-  if (!scale)
-    return emitOpError() << "integer source \"" << src.getName()
+  if (!scale && elt.isUnsignedInteger(8))
+    return emitOpError() << "packed source \"" << src.getName()
                          << "\" needs a 'scale' tensor";
+  if (!scale)
+    return success();
   if (scale->getNumElements() != 1 ||
       !isStoredFloat(scale->getType().getElementType()))
     return emitOpError() << "scale \"" << scale->getName()

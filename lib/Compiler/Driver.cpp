@@ -1,6 +1,6 @@
 //===- Driver.cpp - the lowbitc compiler driver ---------------------------===//
 //
-// lowbitc MODEL_DIR|FILE.mlir [--emit=PHASE] [-o OUT] [--scheme=...]
+// lowbitc MODEL_DIR|FILE.gguf|FILE.mlir [--emit=PHASE] [-o OUT] [--scheme=...]
 //         [--target=TRIPLE --mcpu=CPU --mattr=FEATURES]
 //
 // Phases run in the order of design.md; `--emit=` stops after one. `.mlir`
@@ -11,6 +11,7 @@
 
 #include "lowbit/Compiler/Driver.h"
 #include "lowbit/Compiler/Registration.h"
+#include "lowbit/Importer/GGUF.h"
 #include "lowbit/Importer/HFImporter.h"
 #include "lowbit/Importer/Tokenizer.h"
 #include "lowbit/Target/CPU.h"
@@ -192,7 +193,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   llvm::InitializeAllAsmPrinters();
 
   cl::OptionCategory cat("lowbitc options");
-  cl::opt<std::string> input(cl::Positional, cl::desc("<model dir | file.mlir>"),
+  cl::opt<std::string> input(cl::Positional, cl::desc("<model dir | file.gguf | file.mlir>"),
                              cl::init("-"), cl::cat(cat));
   cl::opt<std::string> output("o", cl::desc("output file ('-' for stdout)"),
                               cl::value_desc("file"), cl::init(""),
@@ -309,16 +310,19 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   bool isMLIR = input == "-" || llvm::sys::path::extension(input) == ".mlir";
   if (!isMLIR && !llvm::sys::fs::exists(input))
     return fail("input '" + input + "' does not exist");
-  if (!isMLIR && !llvm::sys::fs::is_directory(input))
+  bool isGGUF = !isMLIR && !llvm::sys::fs::is_directory(input) &&
+                GGUFFile::hasMagic(input);
+  if (!isMLIR && !isGGUF && !llvm::sys::fs::is_directory(input))
     return fail("input '" + input +
-                "' is neither a model directory nor a .mlir file");
+                "' is neither a model directory, a GGUF file nor a .mlir "
+                "file");
 
   // Output names: IR phases print to stdout, obj/exe/shared default to the
   // model's name in the current directory: the directory's whole name
-  // (bitnet-b1.58-2B-4T), a .mlir file's without the extension.
+  // (bitnet-b1.58-2B-4T), a .mlir or .gguf file's without the extension.
   StringRef inputName = llvm::sys::path::filename(StringRef(input).rtrim('/'));
   std::string stem =
-      (isMLIR ? llvm::sys::path::stem(inputName) : inputName).str();
+      (isMLIR || isGGUF ? llvm::sys::path::stem(inputName) : inputName).str();
   if (stem.empty() || stem == "-")
     stem = "model";
   std::string outPath = output;
@@ -385,7 +389,8 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     opts.kvF16 = kvBits == "f16";
     opts.context = context;
     llvm::Expected<OwningOpRef<ModuleOp>> imported =
-        importHFModel(input, ctx, opts);
+        isGGUF ? importGGUFModel(input, ctx, opts)
+               : importHFModel(input, ctx, opts);
     if (!imported)
       return fail(llvm::toString(imported.takeError()));
     module = std::move(*imported);
@@ -473,17 +478,31 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   if (*phase == Phase::Obj)
     return 0;
 
-  // The tokenizer table: --tokenizer, or the model directory's own.
+  // The tokenizer table: --tokenizer, or the model directory's own (a GGUF
+  // file's metadata).
   std::string tokenizerJson = tokenizer;
-  if (tokenizerJson.empty() && !isMLIR) {
+  if (tokenizerJson.empty() && !isMLIR && !isGGUF) {
     llvm::SmallString<256> p(input);
     llvm::sys::path::append(p, "tokenizer.json");
     if (llvm::sys::fs::exists(p))
       tokenizerJson = std::string(p);
   }
   std::string tokenizerTable;
-  if (!tokenizerJson.empty()) {
-    auto table = compileTokenizer(tokenizerJson);
+  std::unique_ptr<GGUFFile> gguf;
+  if (tokenizerJson.empty() && isGGUF) {
+    auto opened = GGUFFile::open(input);
+    if (!opened)
+      return fail(llvm::toString(opened.takeError()));
+    // A file without tokenizer.ggml.* gives an executable that takes
+    // token ids only, as a model directory without tokenizer.json does.
+    if ((*opened)->get("tokenizer.ggml.model"))
+      gguf = std::move(*opened);
+  }
+  if (!tokenizerJson.empty() || gguf) {
+    llvm::Expected<std::vector<uint8_t>> table =
+        gguf ? compileTokenizer(*gguf) : compileTokenizer(tokenizerJson);
+    if (gguf)
+      tokenizerJson = input;
     if (!table)
       return fail(llvm::toString(table.takeError()));
     // Ids past the model's vocabulary: the executable refuses a prompt

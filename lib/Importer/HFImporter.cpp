@@ -2,6 +2,7 @@
 
 #include "lowbit/Importer/HFImporter.h"
 #include "lowbit/Dialect/BitNet/IR/BitNetDialect.h"
+#include "lowbit/Importer/GGUF.h"
 #include "lowbit/Importer/Safetensors.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -52,7 +53,11 @@ private:
     case DType::F16: return b.getF16Type();
     case DType::F32: return b.getF32Type();
     case DType::U8: return b.getIntegerType(8, /*isSigned=*/false);
-    case DType::I8: return b.getIntegerType(8);
+    case DType::I8:
+    case DType::TQ1_0:
+    case DType::TQ2_0:
+    case DType::I2_S: return b.getIntegerType(8);
+    case DType::Q8_0: return b.getF32Type();
     }
     llvm_unreachable("bad dtype");
   }
@@ -62,17 +67,39 @@ private:
     return ParamAttr::get(&ctx, t.name, ty);
   }
 
+  /// The file's name for the tensor Hugging Face calls `hfName`.
+  std::string name(const Twine &hfName) {
+    std::string n = hfName.str();
+    return weights.gguf() ? ggufTensorName(n) : n;
+  }
+
+  /// Tensor `n` (a file's own name), or an error saying why it cannot be
+  /// read.
+  Expected<const TensorInfo *> find(StringRef n) {
+    if (const TensorInfo *t = weights.lookup(n))
+      return t;
+    if (const GGUFFile *g = weights.gguf())
+      if (std::optional<StringRef> ty = g->unsupportedType(n))
+        return error(nullptr, "tensor '" + n + "' has GGML type " + *ty +
+                                  ", which lowbit does not read (F32, F16, "
+                                  "BF16, Q8_0, TQ1_0, TQ2_0, I2_S)");
+    return error(nullptr, "missing tensor '" + n + "'");
+  }
+
   /// A float tensor `name` of exactly `shape`; `what` explains the shape.
-  Expected<ParamAttr> floatParam(StringRef name,
-                                         llvm::ArrayRef<int64_t> shape,
-                                         StringRef what) {
-    const TensorInfo *t = weights.lookup(name);
-    if (!t)
-      return error(nullptr, "missing tensor '" + name + "'");
-    if (t->dtype != DType::BF16 && t->dtype != DType::F16 &&
-        t->dtype != DType::F32)
+  Expected<ParamAttr> floatParam(StringRef hfName,
+                                 llvm::ArrayRef<int64_t> shape,
+                                 StringRef what) {
+    std::string name = this->name(hfName);
+    Expected<const TensorInfo *> found = find(name);
+    if (!found)
+      return found.takeError();
+    const TensorInfo *t = *found;
+    if (!isFloatLike(t->dtype) || (t->dtype == DType::Q8_0 && shape.size() < 2))
       return error(t, "tensor '" + name + "' has dtype " +
-                          dtypeName(t->dtype) + ", expected BF16, F16 or F32");
+                          dtypeName(t->dtype) + ", expected BF16, F16 or F32" +
+                          (weights.gguf() && shape.size() == 2 ? " (or Q8_0)"
+                                                               : ""));
     if (llvm::ArrayRef<int64_t>(t->shape) != shape)
       return error(t, "tensor '" + name + "' has shape " + shapeStr(t->shape) +
                           ", expected " + shapeStr(shape) + " (" + what + ")");
@@ -87,17 +114,20 @@ private:
   };
   Expected<Projection> projection(StringRef prefix, int64_t out, int64_t in,
                                   StringRef what) {
-    std::string name = (prefix + ".weight").str();
-    const TensorInfo *t = weights.lookup(name);
-    if (!t)
-      return error(nullptr, "missing tensor '" + name + "'");
+    std::string name = this->name(prefix + ".weight");
+    Expected<const TensorInfo *> found = find(name);
+    if (!found)
+      return found.takeError();
+    const TensorInfo *t = *found;
     // Not reading a bias would change every logit without a word.
-    std::string bias = (prefix + ".bias").str();
+    std::string bias = this->name(prefix + ".bias");
     if (const TensorInfo *bt = weights.lookup(bias))
       return error(bt, "tensor '" + bias +
                            "': biases are not supported (BitNet's linear "
                            "layers have none)");
     Projection p;
+    if (weights.gguf())
+      return ggufProjection(t, out, in, what, prefix);
     if (t->dtype == DType::U8) {
       if (out % 4 != 0)
         return error(t, "tensor '" + name + "' is packed U8 but its " +
@@ -132,6 +162,37 @@ private:
     if (!w)
       return w.takeError();
     p.weight = *w;
+    return p;
+  }
+
+  /// A GGUF projection: ternary codes, block-quantized (TQ1_0, TQ2_0, I2_S)
+  /// or stored as the float values they stand for, each with its own scale,
+  /// which an optional `.scale` tensor multiplies (llama.cpp's bitnet).
+  Expected<Projection> ggufProjection(const TensorInfo *t, int64_t out,
+                                      int64_t in, StringRef what,
+                                      StringRef prefix) {
+    if (!isTernaryBlock(t->dtype) && t->dtype != DType::F32 &&
+        t->dtype != DType::F16 && t->dtype != DType::BF16)
+      return error(t, "tensor '" + t->name + "' has dtype " +
+                          dtypeName(t->dtype) +
+                          ", expected ternary TQ1_0, TQ2_0 or I2_S (or F32, "
+                          "F16, BF16 holding 0 and +-scale)");
+    llvm::SmallVector<int64_t, 2> want{out, in};
+    if (llvm::ArrayRef<int64_t>(t->shape) != llvm::ArrayRef<int64_t>(want))
+      return error(t, "tensor '" + t->name + "' has shape " +
+                          shapeStr(t->shape) + ", expected " + shapeStr(want) +
+                          " (" + what + ")");
+    Projection p;
+    p.weight = ParamAttr::get(
+        &ctx, t->name, RankedTensorType::get(want, b.getIntegerType(8)));
+    std::string scaleName = name(prefix + ".weight_scale");
+    if (const TensorInfo *s = weights.lookup(scaleName)) {
+      if (s->numElements() != 1 || !isFloatLike(s->dtype) ||
+          s->dtype == DType::Q8_0)
+        return error(s, "tensor '" + scaleName + "' must hold one float, got " +
+                            dtypeName(s->dtype) + " " + shapeStr(s->shape));
+      p.scale = paramAttr(*s);
+    }
     return p;
   }
 
@@ -335,6 +396,38 @@ Expected<OwningOpRef<ModuleOp>> Importer::run() {
 
 } // namespace
 
+/// Applies the options to `cfg` (read from `cfgPath`) and imports.
+static Expected<OwningOpRef<ModuleOp>>
+importWith(StringRef path, StringRef cfgPath, StringRef contextKey,
+           ModelConfig &cfg,
+           std::unique_ptr<WeightSource> weights, MLIRContext &ctx,
+           const ImportOptions &options) {
+  for (const std::string &w : cfg.warnings)
+    mlir::emitWarning(NameLoc::get(StringAttr::get(&ctx, cfgPath)), w);
+  if (options.scheme)
+    cfg.scheme = *options.scheme;
+  if (options.context > cfg.maxPositions)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "--context=" + llvm::Twine(options.context) +
+            " exceeds the model's " + contextKey + " (" +
+            llvm::Twine(cfg.maxPositions) + ")");
+  if (options.context)
+    cfg.maxPositions = options.context;
+  if (cfg.maxPositions > kMaxContext)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        cfgPath + ": " + contextKey + " (" + llvm::Twine(cfg.maxPositions) +
+            ") exceeds lowbit's limit of " +
+            llvm::Twine(kMaxContext) +
+            " positions; --context=N compiles a shorter context");
+  ctx.loadDialect<bitnet::BitNetDialect, LowBitDialect,
+                  func::FuncDialect, arith::ArithDialect,
+                  tensor::TensorDialect>();
+  return Importer(ctx, path, cfg, *weights, options.kvBits, options.kvF16)
+      .run();
+}
+
 Expected<OwningOpRef<ModuleOp>>
 mlir::lowbit::importHFModel(StringRef dir, MLIRContext &ctx,
                       const ImportOptions &options) {
@@ -343,32 +436,28 @@ mlir::lowbit::importHFModel(StringRef dir, MLIRContext &ctx,
   Expected<ModelConfig> cfg = ModelConfig::read(cfgPath);
   if (!cfg)
     return cfg.takeError();
-  for (const std::string &w : cfg->warnings)
-    mlir::emitWarning(NameLoc::get(StringAttr::get(&ctx, cfgPath)), w);
-  if (options.scheme)
-    cfg->scheme = *options.scheme;
-  if (options.context > cfg->maxPositions)
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        "--context=" + llvm::Twine(options.context) +
-            " exceeds the model's max_position_embeddings (" +
-            llvm::Twine(cfg->maxPositions) + ")");
-  if (options.context)
-    cfg->maxPositions = options.context;
-  if (cfg->maxPositions > kMaxContext)
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        cfgPath + ": max_position_embeddings (" +
-            llvm::Twine(cfg->maxPositions) + ") exceeds lowbit's limit of " +
-            llvm::Twine(kMaxContext) +
-            " positions; --context=N compiles a shorter context");
   Expected<std::unique_ptr<WeightSource>> weights =
       WeightSource::openDirectory(dir);
   if (!weights)
     return weights.takeError();
-  ctx.loadDialect<bitnet::BitNetDialect, LowBitDialect,
-                  func::FuncDialect, arith::ArithDialect,
-                  tensor::TensorDialect>();
-  return Importer(ctx, dir, *cfg, **weights, options.kvBits, options.kvF16)
-      .run();
+  return importWith(dir, cfgPath, "max_position_embeddings", *cfg,
+                    std::move(*weights), ctx, options);
+}
+
+Expected<OwningOpRef<ModuleOp>>
+mlir::lowbit::importGGUFModel(StringRef path, MLIRContext &ctx,
+                              const ImportOptions &options) {
+  Expected<std::unique_ptr<WeightSource>> weights = WeightSource::open(path);
+  if (!weights)
+    return weights.takeError();
+  Expected<ModelConfig> cfg = readGGUFConfig(*(*weights)->gguf());
+  if (!cfg)
+    return cfg.takeError();
+  auto arch = (*weights)->gguf()->getString("general.architecture");
+  std::string contextKey =
+      (arch && *arch ? **arch : StringRef("bitnet")).str() + ".context_length";
+  if (!arch)
+    llvm::consumeError(arch.takeError());
+  return importWith(path, path, contextKey, *cfg, std::move(*weights), ctx,
+                    options);
 }

@@ -1,6 +1,7 @@
 //===- Safetensors.cpp - validated, memory-mapped safetensors -------------===//
 
 #include "lowbit/Importer/Safetensors.h"
+#include "lowbit/Importer/GGUF.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/Endian.h"
@@ -33,6 +34,10 @@ StringRef mlir::lowbit::dtypeName(DType d) {
   case DType::F32: return "F32";
   case DType::U8: return "U8";
   case DType::I8: return "I8";
+  case DType::Q8_0: return "Q8_0";
+  case DType::TQ1_0: return "TQ1_0";
+  case DType::TQ2_0: return "TQ2_0";
+  case DType::I2_S: return "I2_S";
   }
   llvm_unreachable("bad dtype");
 }
@@ -44,8 +49,8 @@ unsigned mlir::lowbit::dtypeSize(DType d) {
   case DType::F32: return 4;
   case DType::U8:
   case DType::I8: return 1;
+  default: llvm_unreachable("a block format has no element size");
   }
-  llvm_unreachable("bad dtype");
 }
 
 std::optional<DType> mlir::lowbit::parseDType(StringRef s) {
@@ -184,6 +189,22 @@ const TensorInfo *SafetensorsFile::lookup(StringRef name) const {
   return it == index.end() ? nullptr : &infos[it->second];
 }
 
+WeightSource::WeightSource() = default;
+WeightSource::~WeightSource() = default;
+
+Expected<std::unique_ptr<WeightSource>> WeightSource::open(StringRef path) {
+  if (llvm::sys::fs::is_directory(path))
+    return openDirectory(path);
+  auto file = GGUFFile::open(path);
+  if (!file)
+    return file.takeError();
+  auto src = std::make_unique<WeightSource>();
+  src->ggufFile = std::move(*file);
+  for (const TensorInfo &t : src->ggufFile->tensors())
+    src->byName[t.name] = &t;
+  return std::move(src);
+}
+
 Expected<std::unique_ptr<WeightSource>>
 WeightSource::openDirectory(StringRef dir) {
   auto src = std::make_unique<WeightSource>();
@@ -266,7 +287,7 @@ const TensorInfo *WeightSource::lookup(StringRef name) const {
 
 void WeightSource::release(const TensorInfo &t) const {
 #if defined(__unix__)
-  if (!files[t.file]->isMapped())
+  if (ggufFile ? !ggufFile->isMapped() : !files[t.file]->isMapped())
     return;
   uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   uintptr_t begin = uintptr_t(t.bytes.data()), end = begin + t.bytes.size();
@@ -280,5 +301,7 @@ void WeightSource::release(const TensorInfo &t) const {
 }
 
 StringRef WeightSource::filePath(const TensorInfo &t) const {
+  if (ggufFile)
+    return ggufFile->path();
   return files[t.file]->path();
 }

@@ -1,6 +1,7 @@
 //===- Tokenizer.cpp - tokenizer.json -> the runtime's binary table -------===//
 
 #include "lowbit/Importer/Tokenizer.h"
+#include "lowbit/Importer/GGUF.h"
 
 #include "lowbit_abi.h"
 
@@ -30,6 +31,57 @@ static llvm::DenseMap<uint32_t, uint8_t> unicodeToBytes() {
     map[printable ? uint32_t(b) : uint32_t(256 + extra++)] = uint8_t(b);
   }
   return map;
+}
+
+/// A byte-level vocabulary entry's bytes; false when `s` is not UTF-8 or
+/// has a code point outside GPT-2's byte alphabet.
+static bool byteLevelDecode(StringRef s,
+                            const llvm::DenseMap<uint32_t, uint8_t> &u2b,
+                            std::string &bytes) {
+  const llvm::UTF8 *p = reinterpret_cast<const llvm::UTF8 *>(s.data());
+  const llvm::UTF8 *end = p + s.size();
+  while (p < end) {
+    llvm::UTF32 cp;
+    if (llvm::convertUTF8Sequence(&p, end, &cp, llvm::strictConversion) !=
+        llvm::conversionOK)
+      return false;
+    auto it = u2b.find(cp);
+    if (it == u2b.end())
+      return false;
+    bytes.push_back(char(it->second));
+  }
+  return true;
+}
+
+/// The binary table of lowbit_abi.h: token bytes by id, merges as
+/// (left, right, result) id triples in rank order, the added tokens' ids.
+static std::vector<uint8_t> buildTable(const std::vector<std::string> &tokens,
+                                       const std::vector<uint32_t> &mergeTable,
+                                       const std::vector<uint32_t> &added,
+                                       uint32_t flags) {
+  lowbit_tokenizer_header h = {};
+  std::memcpy(h.magic, LOWBIT_TOKENIZER_MAGIC, 8);
+  h.n_tokens = uint32_t(tokens.size());
+  h.n_merges = uint32_t(mergeTable.size() / 3);
+  h.n_added = uint32_t(added.size());
+  h.flags = flags;
+  std::vector<uint32_t> offsets{0};
+  std::string bytes;
+  for (const std::string &t : tokens) {
+    bytes += t;
+    offsets.push_back(uint32_t(bytes.size()));
+  }
+  std::vector<uint8_t> out(sizeof h);
+  std::memcpy(out.data(), &h, sizeof h);
+  auto append = [&](const void *p, size_t n) {
+    const auto *c = static_cast<const uint8_t *>(p);
+    out.insert(out.end(), c, c + n);
+  };
+  append(offsets.data(), offsets.size() * 4);
+  append(mergeTable.data(), mergeTable.size() * 4);
+  append(added.data(), added.size() * 4);
+  append(bytes.data(), bytes.size());
+  return out;
 }
 
 llvm::Expected<std::vector<uint8_t>>
@@ -90,20 +142,9 @@ mlir::lowbit::compileTokenizer(StringRef path) {
     if (!id || *id < 0 || *id > (1 << 24))
       return err("vocab entry '" + kv.first.str() + "' has no valid id");
     std::string bytes;
-    StringRef s = kv.first;
-    const llvm::UTF8 *p = reinterpret_cast<const llvm::UTF8 *>(s.data());
-    const llvm::UTF8 *end = p + s.size();
-    while (p < end) {
-      llvm::UTF32 cp;
-      if (llvm::convertUTF8Sequence(&p, end, &cp, llvm::strictConversion) !=
-          llvm::conversionOK)
-        return err("vocab entry '" + kv.first.str() + "' is not UTF-8");
-      auto it = u2b.find(cp);
-      if (it == u2b.end())
-        return err("vocab entry '" + kv.first.str() +
-                   "' is not byte-level encoded");
-      bytes.push_back(char(it->second));
-    }
+    if (!byteLevelDecode(kv.first, u2b, bytes))
+      return err("vocab entry '" + kv.first.str() +
+                 "' is not byte-level encoded UTF-8");
     ids[kv.first] = uint32_t(*id);
     setToken(uint32_t(*id), std::move(bytes));
   }
@@ -140,29 +181,90 @@ mlir::lowbit::compileTokenizer(StringRef path) {
       added.push_back(uint32_t(*id));
     }
 
-  lowbit_tokenizer_header h = {};
-  std::memcpy(h.magic, LOWBIT_TOKENIZER_MAGIC, 8);
-  h.n_tokens = uint32_t(tokens.size());
-  h.n_merges = uint32_t(mergeTable.size() / 3);
-  h.n_added = uint32_t(added.size());
-  h.flags = model->getBoolean("ignore_merges").value_or(false)
-                ? LOWBIT_TOKENIZER_IGNORE_MERGES
-                : 0;
-  std::vector<uint32_t> offsets{0};
-  std::string bytes;
-  for (const std::string &t : tokens) {
-    bytes += t;
-    offsets.push_back(uint32_t(bytes.size()));
+  return buildTable(tokens, mergeTable, added,
+                    model->getBoolean("ignore_merges").value_or(false)
+                        ? LOWBIT_TOKENIZER_IGNORE_MERGES
+                        : 0);
+}
+
+llvm::Expected<std::vector<uint8_t>>
+mlir::lowbit::compileTokenizer(const GGUFFile &gguf) {
+  auto err = [&](const llvm::Twine &msg) { return gguf.error(msg); };
+  auto model = gguf.getString("tokenizer.ggml.model");
+  if (!model)
+    return model.takeError();
+  if (!*model)
+    return err("no tokenizer in the file (metadata 'tokenizer.ggml.model'); "
+               "--tokenizer=FILE embeds a tokenizer.json");
+  if (**model != "gpt2")
+    return err("tokenizer.ggml.model '" + **model +
+               "' is not supported: lowbit implements byte-level BPE "
+               "(\"gpt2\"); --tokenizer=FILE embeds a tokenizer.json");
+  // llama.cpp's names for the Llama-3 pre-tokenizer, whose merges it skips
+  // for a pre-token that is a whole vocabulary entry (ignore_merges).
+  auto pre = gguf.getString("tokenizer.ggml.pre");
+  if (!pre)
+    return pre.takeError();
+  if (!*pre || (**pre != "llama-bpe" && **pre != "llama3" &&
+                **pre != "llama-v3"))
+    return err("tokenizer.ggml.pre '" + (*pre ? **pre : StringRef("")) +
+               "' is not supported: lowbit implements the Llama-3 "
+               "pre-tokenizer (\"llama-bpe\"); --tokenizer=FILE embeds a "
+               "tokenizer.json");
+  auto toks = gguf.getArray("tokenizer.ggml.tokens", GGUFValue::String);
+  if (!toks)
+    return toks.takeError();
+  auto merges = gguf.getArray("tokenizer.ggml.merges", GGUFValue::String);
+  if (!merges)
+    return merges.takeError();
+  if (!*toks || !*merges)
+    return err("byte-level BPE needs metadata 'tokenizer.ggml.tokens' and "
+               "'tokenizer.ggml.merges'");
+  auto types = gguf.getArray("tokenizer.ggml.token_type", GGUFValue::I32);
+  if (!types)
+    return types.takeError();
+  const std::vector<StringRef> &vocab = (*toks)->strings;
+  if (vocab.size() > (1u << 24))
+    return err("tokenizer.ggml.tokens has " + llvm::Twine(vocab.size()) +
+               " tokens, more than lowbit's 2^24");
+  if (*types && (*types)->count != vocab.size())
+    return err("tokenizer.ggml.token_type has " +
+               llvm::Twine((*types)->count) + " entries for " +
+               llvm::Twine(vocab.size()) + " tokens");
+
+  // llama.cpp's token types: 1 normal, 2 unknown, 3 control, 4 user
+  // defined, 5 unused, 6 byte. Control and user-defined tokens are matched
+  // as written (added tokens); unused ones never appear.
+  auto u2b = unicodeToBytes();
+  std::vector<std::string> tokens(vocab.size());
+  std::vector<uint32_t> added;
+  llvm::StringMap<uint32_t> ids;
+  for (auto [id, s] : llvm::enumerate(vocab)) {
+    int64_t type = *types ? GGUFFile::intAt(**types, id) : 1;
+    if (type == 5)
+      continue;
+    if (type == 3 || type == 4) {
+      if (s.empty())
+        return err("tokenizer.ggml.tokens: special token " + llvm::Twine(id) +
+                   " is empty");
+      tokens[id] = s.str();
+      added.push_back(uint32_t(id));
+      continue;
+    }
+    if (!byteLevelDecode(s, u2b, tokens[id]))
+      return err("tokenizer.ggml.tokens: token " + llvm::Twine(id) + " '" + s +
+                 "' is not byte-level encoded UTF-8");
+    ids.try_emplace(s, uint32_t(id));
   }
-  std::vector<uint8_t> out(sizeof h);
-  std::memcpy(out.data(), &h, sizeof h);
-  auto append = [&](const void *p, size_t n) {
-    const auto *c = static_cast<const uint8_t *>(p);
-    out.insert(out.end(), c, c + n);
-  };
-  append(offsets.data(), offsets.size() * 4);
-  append(mergeTable.data(), mergeTable.size() * 4);
-  append(added.data(), added.size() * 4);
-  append(bytes.data(), bytes.size());
-  return out;
+  std::vector<uint32_t> mergeTable;
+  for (StringRef m : (*merges)->strings) {
+    auto [left, right] = m.split(' ');
+    auto l = ids.find(left), r = ids.find(right),
+         c = ids.find((left + right).str());
+    if (right.empty() || l == ids.end() || r == ids.end() || c == ids.end())
+      return err("tokenizer.ggml.merges: merge '" + m +
+                 "' names tokens not in the vocabulary");
+    mergeTable.insert(mergeTable.end(), {l->second, r->second, c->second});
+  }
+  return buildTable(tokens, mergeTable, added, LOWBIT_TOKENIZER_IGNORE_MERGES);
 }

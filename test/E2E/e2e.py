@@ -74,6 +74,9 @@ def main():
     ap.add_argument("--runner", default="",
                     help="command prefix that runs the executable (an emulator "
                          "for a cross-compiled one, e.g. qemu-aarch64 -L SYSROOT)")
+    ap.add_argument("--gguf", action="append",
+                    help="compile the checkpoint written as GGUF by bench/gguf.py "
+                         "with these arguments (e.g. --gguf=--ternary=tq1_0)")
     ap.add_argument("ckpt", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     ckpt_args = [x for x in a.ckpt if x != "--"]
@@ -83,7 +86,12 @@ def main():
         make_checkpoint.main(ckpt_args + [model_dir])
     exe_path = os.path.join(a.work, "model.bin")
     exe = a.runner.split() + [exe_path]
-    run([a.lowbitc, model_dir, "-o", exe_path, "--weights=" + a.weights,
+    source = model_dir
+    if a.gguf is not None:
+        source = os.path.join(a.work, "model.gguf")
+        run([sys.executable, os.path.join(here, "..", "..", "bench", "gguf.py"),
+             model_dir, source] + [x for x in a.gguf if x])
+    run([a.lowbitc, source, "-o", exe_path, "--weights=" + a.weights,
          "--kv-bits=%s" % a.kv_bits] + a.lowbitc_arg)
     prompt_ids = PROMPT
     if a.prompt_len:

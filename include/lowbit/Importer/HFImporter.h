@@ -40,6 +40,14 @@ llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
 importHFModel(llvm::StringRef dir, mlir::MLIRContext &ctx,
               const ImportOptions &options);
 
+/// Imports a BitNet GGUF file (llama.cpp's `bitnet` or bitnet.cpp's
+/// `bitnet-b1.58` / `bitnet-25` architecture) the same way: metadata for
+/// config.json, ternary TQ1_0 / TQ2_0 / I2_S (or float) projections, F32 /
+/// F16 / BF16 / Q8_0 embeddings and norms.
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+importGGUFModel(llvm::StringRef path, mlir::MLIRContext &ctx,
+                const ImportOptions &options);
+
 } // namespace mlir::lowbit
 
 #endif // LOWBIT_IMPORTER_HFIMPORTER_H

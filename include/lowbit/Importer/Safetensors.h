@@ -23,13 +23,25 @@
 
 namespace mlir::lowbit {
 
-/// Stored element types this compiler accepts.
-enum class DType { BF16, F16, F32, U8, I8 };
+/// Stored element types this compiler accepts: safetensors' BF16 ... I8,
+/// and GGUF's block formats (Q8_0: blocks of 32 int8 with an f16 scale;
+/// the ternary TQ1_0, TQ2_0 and I2_S).
+enum class DType { BF16, F16, F32, U8, I8, Q8_0, TQ1_0, TQ2_0, I2_S };
 
-/// The safetensors spelling ("BF16", ...).
+/// The spelling ("BF16", ..., "TQ2_0").
 llvm::StringRef dtypeName(DType d);
-/// Bytes per element.
+/// Bytes per element of the element types BF16 ... I8.
 unsigned dtypeSize(DType d);
+/// Whether `d` stores ternary codes with their own scale (GGUF's TQ1_0,
+/// TQ2_0, I2_S).
+inline bool isTernaryBlock(DType d) {
+  return d == DType::TQ1_0 || d == DType::TQ2_0 || d == DType::I2_S;
+}
+/// Whether floatAt() reads `d`.
+inline bool isFloatLike(DType d) {
+  return d == DType::BF16 || d == DType::F16 || d == DType::F32 ||
+         d == DType::Q8_0;
+}
 /// Parses a safetensors dtype; std::nullopt for every dtype not accepted.
 std::optional<DType> parseDType(llvm::StringRef s);
 
@@ -70,12 +82,21 @@ private:
   llvm::StringMap<size_t> index;
 };
 
-/// All tensors of a model directory: model.safetensors, or the shards a
-/// model.safetensors.index.json names.
+class GGUFFile;
+
+/// All tensors of a model: a directory's model.safetensors or the shards a
+/// model.safetensors.index.json names, or one GGUF file.
 class WeightSource {
 public:
+  WeightSource();
+  ~WeightSource();
   static llvm::Expected<std::unique_ptr<WeightSource>>
   openDirectory(llvm::StringRef dir);
+  /// A model directory or a .gguf file.
+  static llvm::Expected<std::unique_ptr<WeightSource>>
+  open(llvm::StringRef path);
+  /// The GGUF file, when the model is one.
+  const GGUFFile *gguf() const { return ggufFile.get(); }
 
   /// The tensor named `name`, or nullptr.
   const TensorInfo *lookup(llvm::StringRef name) const;
@@ -91,6 +112,7 @@ public:
 
 private:
   std::vector<std::unique_ptr<SafetensorsFile>> files;
+  std::unique_ptr<GGUFFile> ggufFile;
   llvm::StringMap<const TensorInfo *> byName;
 };
 

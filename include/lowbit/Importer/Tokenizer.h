@@ -15,6 +15,11 @@ namespace mlir::lowbit {
 /// the file and the field.
 llvm::Expected<std::vector<uint8_t>> compileTokenizer(llvm::StringRef path);
 
+class GGUFFile;
+/// The same from a GGUF file's tokenizer.ggml.* metadata (llama.cpp's "gpt2"
+/// model with the Llama-3 pre-tokenizer).
+llvm::Expected<std::vector<uint8_t>> compileTokenizer(const GGUFFile &gguf);
+
 } // namespace mlir::lowbit
 
 #endif // LOWBIT_IMPORTER_TOKENIZER_H

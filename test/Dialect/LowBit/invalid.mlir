@@ -138,9 +138,9 @@ func.func @f() -> !lowbit.ternary<8x8, int8> {
 
 // -----
 
-// Tests that integer sources need their scale tensor.
+// Tests that packed sources need their scale tensor.
 func.func @f() -> !lowbit.ternary<8x8, hf_packed> {
-  // expected-error @+1 {{'lowbit.weight' op integer source "w" needs a 'scale' tensor}}
+  // expected-error @+1 {{'lowbit.weight' op packed source "w" needs a 'scale' tensor}}
   %0 = lowbit.weight(#lowbit.param<"w" : tensor<2x8xui8>>) : !lowbit.ternary<8x8, hf_packed>
   return %0 : !lowbit.ternary<8x8, hf_packed>
 }
