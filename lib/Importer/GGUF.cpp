@@ -455,7 +455,7 @@ Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t,
   int64_t n = t.numElements();
   int64_t cols = t.shape.empty() ? 1 : t.shape.back();
   auto where = [&](int64_t i) {
-    return "[" + Twine(i / cols) + ", " + Twine(i % cols) + "]";
+    return ("[" + Twine(i / cols) + ", " + Twine(i % cols) + "]").str();
   };
   auto code = [&](int64_t i, unsigned v) -> Error {
     if (v > 2)

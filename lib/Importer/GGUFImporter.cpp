@@ -133,10 +133,12 @@ Expected<ModelConfig> mlir::lowbit::readGGUFConfig(const GGUFFile &gguf) {
     return std::move(e);
   if (!c.vocabSize) {
     if (const GGUFValue *t = gguf.get("tokenizer.ggml.tokens");
-        t && t->type == GGUFValue::Array && t->count > 0)
+        t && t->type == GGUFValue::Array && t->count > 0 &&
+        t->count <= (uint64_t(1) << 31))
       c.vocabSize = int64_t(t->count);
     else if (const TensorInfo *e = gguf.lookup("token_embd.weight");
-             e && e->shape.size() == 2)
+             e && e->shape.size() == 2 && e->shape[0] > 0 &&
+             e->shape[0] <= (int64_t(1) << 31))
       c.vocabSize = e->shape[0];
     else
       return gguf.error("cannot tell the vocabulary size: no '" +

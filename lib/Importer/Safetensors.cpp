@@ -193,7 +193,7 @@ WeightSource::WeightSource() = default;
 WeightSource::~WeightSource() = default;
 
 Expected<std::unique_ptr<WeightSource>> WeightSource::open(StringRef path) {
-  if (llvm::sys::fs::is_directory(path))
+  if (!llvm::sys::fs::is_regular_file(path))
     return openDirectory(path);
   auto file = GGUFFile::open(path);
   if (!file)

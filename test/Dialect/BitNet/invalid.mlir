@@ -110,7 +110,7 @@ func.func @f(%x: tensor<?x8xf32>) {
 
 // Tests that the weight_scale of i8 ternary codes is one float.
 func.func @f(%x: tensor<?x8xf32>) {
-  // expected-error @+1 {{'bitnet.bitlinear' op weight_scale "s" must be one float element, got tensor<2xf32>}}
+  // expected-error @+1 {{'bitnet.bitlinear' op weight_scale "s" must be one float element, got 'tensor<2xf32>'}}
   %0 = bitnet.bitlinear %x weight(#lowbit.param<"w" : tensor<16x8xi8>>) scale(#lowbit.param<"s" : tensor<2xf32>>) act int8_absmax : tensor<?x8xf32> -> tensor<?x16xf32>
   return
 }

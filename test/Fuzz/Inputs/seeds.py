@@ -9,7 +9,9 @@ copy of the shipped tokenizer.json (its byte tokens, the merges among its
 first 300 tokens, its added tokens) and the same with ignore_merges and
 pair-form merges; OUT_DIR/prompt: a few texts (ASCII, UTF-8, invalid UTF-8,
 special-token spellings); OUT_DIR/mlir: each `// -----` chunk of the
-dialect tests (test/Dialect/*/*.mlir).
+dialect tests (test/Dialect/*/*.mlir); OUT_DIR/gguf: small GGUF files with a
+BitNet model's metadata, a tokenizer, and a tensor of every type lowbit
+reads (bench/gguf.py's encoders).
 """
 import json
 import os
@@ -18,6 +20,7 @@ import sys
 
 src, out = sys.argv[1], sys.argv[2]
 sys.path.insert(0, os.path.join(src, "reference"))
+sys.path.insert(0, os.path.join(src, "bench"))
 import numpy as np  # noqa: E402
 from safetensors_io import Writer  # noqa: E402
 
@@ -97,3 +100,48 @@ for dialect in ("BitNet", "LowBit"):
             chunks = f.read().split("// -----")
         for i, chunk in enumerate(chunks):
             write(os.path.join(ml, "%s-%s-%d" % (dialect, name, i)), chunk.encode())
+
+import gguf  # noqa: E402
+
+gg = os.path.join(out, "gguf")
+rng = np.random.default_rng(7)
+codes = rng.integers(-1, 2, (2, 256)).astype(np.int8)
+tensors = [  # name, type, ne, bytes
+    ("token_embd.weight", gguf.T_F16, [8, 4], rng.standard_normal(32).astype("<f2").tobytes()),
+    ("output_norm.weight", gguf.T_F32, [8], np.ones(8, "<f4").tobytes()),
+    ("blk.0.attn_q.weight", gguf.T_TQ2_0, [256, 2], gguf.tq2_0(codes, 0.5)),
+    ("blk.0.attn_k.weight", gguf.T_TQ1_0, [256, 2], gguf.tq1_0(codes, 0.25)),
+    ("blk.0.attn_v.weight", gguf.T_I2_S, [256, 2], gguf.i2_s(codes, 2.0)),
+    ("blk.0.attn_output.weight", gguf.T_F32, [256, 2], gguf.float_ternary(codes, 0.5, "<f4")),
+    ("blk.0.ffn_up.weight", gguf.T_Q8_0, [32, 2], gguf.q8_0(rng.standard_normal(64).astype(np.float32))),
+    ("blk.0.ffn_gate.weight", 30, [4, 2], rng.integers(0, 1 << 16, 8, dtype=np.uint16).tobytes()),
+]
+tokens = ["a", "b", "c", "ab", "abc", "\u0120", "\u0120a", "<|begin_of_text|>"]
+meta = [gguf.kv("general.architecture", gguf.V_STR, "bitnet"),
+        gguf.kv("general.alignment", gguf.V_U32, 32)]
+for key, value in [("embedding_length", 8), ("feed_forward_length", 16),
+                   ("block_count", 1), ("attention.head_count", 2),
+                   ("attention.head_count_kv", 1), ("context_length", 64),
+                   ("vocab_size", len(tokens))]:
+    meta.append(gguf.kv("bitnet." + key, gguf.V_U32, value))
+meta += [gguf.kv("bitnet.rope.freq_base", gguf.V_F32, 10000.0),
+         gguf.kv("tokenizer.ggml.model", gguf.V_STR, "gpt2"),
+         gguf.kv("tokenizer.ggml.pre", gguf.V_STR, "llama-bpe"),
+         gguf.kv("tokenizer.ggml.tokens", gguf.V_ARR, (gguf.V_STR, tokens)),
+         gguf.kv("tokenizer.ggml.token_type", gguf.V_ARR, (gguf.V_I32, [1] * 7 + [3])),
+         gguf.kv("tokenizer.ggml.merges", gguf.V_ARR, (gguf.V_STR, ["a b", "ab c", "\u0120 a"])),
+         gguf.kv("tokenizer.ggml.bos_token_id", gguf.V_U32, 7)]
+
+
+def gguf_file(version, meta, tensors):
+    info, blob = b"", b""
+    for name, ty, ne, data in tensors:
+        info += gguf.gstr(name) + struct.pack("<I", len(ne)) + b"".join(
+            struct.pack("<Q", d) for d in ne) + struct.pack("<IQ", ty, len(blob))
+        blob += data + b"\0" * (-len(data) % 32)
+    head = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(meta)) + b"".join(meta) + info
+    return head + b"\0" * (-len(head) % 32) + blob
+
+
+write(os.path.join(gg, "model"), gguf_file(3, meta, tensors))
+write(os.path.join(gg, "v2-no-tokenizer"), gguf_file(2, meta[:9], tensors[:3]))
