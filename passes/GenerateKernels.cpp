@@ -3,7 +3,7 @@
 // Replaces the tensor-level @forward (after select, fuse and pack) with
 // @lowbit_forward over memrefs, calling one shape-specialised kernel per op:
 //
-//   embed       token rows of the embedding table (bf16 or f32) -> f32
+//   embed       token rows of the embedding table (bf16, f16 or f32) -> f32
 //   rmsquant    [RMSNorm +] per-token absmax/absmean quantizer -> i8 codes,
 //               scale d = 1/s, code sum (tasks over tokens)
 //   tmatmul     codes x tiles2 ternary weights: vpdpbusd (VNNI) / vpmaddubsw
@@ -13,7 +13,7 @@
 //   attention   appends K/V rows to the cache, causal GQA softmax attention
 //               (tasks over heads)
 //   rmsnorm, relu2glu, add      row-wise / element-wise vector code
-//   lmhead      f32 x bf16/f32 rows -> logits (tasks over blocks of rows)
+//   lmhead      f32 x bf16/f16/f32 rows -> logits (tasks over blocks of rows)
 //
 // Every dimension but the token count is a constant. Numerics follow
 // reference/bitnet_ref.py: round half to even, eps clamps, f64 sums for the
@@ -539,6 +539,7 @@ FailureOr<Value> KernelGenerator::param(Operation *op, ParamAttr p,
   StringRef kind = cast<StringAttr>(entry[1]).getValue();
   Type t = kind == "f32"   ? Type(b.getF32Type())
            : kind == "bf16" ? Type(b.getI16Type())
+           : kind == "f16"  ? Type(b.getF16Type())
                             : Type(b.getI8Type());
   if (elt)
     *elt = t;
@@ -642,7 +643,7 @@ LogicalResult KernelGenerator::lowerEmbedding(bitnet::EmbeddingOp op) {
     return failure();
   Value out = alloc({kDyn, h}, b.getF32Type());
   std::string name = "embed_" + std::to_string(v) + "x" + std::to_string(h) +
-                     (elt.isF32() ? "_f32" : "_bf16");
+                     (elt.isF32() ? "_f32" : elt.isF16() ? "_f16" : "_bf16");
   auto k = kernel(
       name, {tokenIds.getType(), table->getType(), out.getType()}, false,
       [&](Emit &e, ValueRange a) {
@@ -3122,7 +3123,7 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
     return failure();
   bytesPerToken += v * h * (elt.isF32() ? 4 : 2);
   std::string name = "lmhead_" + std::to_string(v) + "x" + std::to_string(h) +
-                     (elt.isF32() ? "_f32" : "_bf16");
+                     (elt.isF32() ? "_f32" : elt.isF16() ? "_f16" : "_bf16");
   SmallVector<Type> types{x.getType(), w->getType(), logitsArg.getType(),
                           b.getIndexType()};
   auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {

@@ -264,8 +264,11 @@ struct PackTernaryWeightsPass
         }
         blob.align();
         uint64_t offset = blob.size();
-        bool keepBF16 = t->dtype == DType::BF16 && t->shape.size() == 2;
-        if (keepBF16) {
+        // 2-D 16-bit tables (embedding, head) stay as stored; kernels widen
+        // them as they read.
+        bool keep16 = (t->dtype == DType::BF16 || t->dtype == DType::F16) &&
+                      t->shape.size() == 2;
+        if (keep16) {
           blob.write(t->bytes.data(), t->bytes.size());
         } else {
           for (int64_t i = 0, e = t->numElements(); i < e; ++i) {
@@ -277,7 +280,8 @@ struct PackTernaryWeightsPass
             blob.write(le, 4);
           }
         }
-        record(p.getName(), offset, keepBF16 ? "bf16" : "f32");
+        record(p.getName(), offset,
+               !keep16 ? "f32" : t->dtype == DType::F16 ? "f16" : "bf16");
         (*source)->release(*t);
         progress(*t);
       }
