@@ -537,7 +537,7 @@ FailureOr<Value> KernelGenerator::param(Operation *op, ParamAttr p,
                               "phase first)";
   int64_t offset = cast<IntegerAttr>(entry[0]).getInt();
   StringRef kind = cast<StringAttr>(entry[1]).getValue();
-  Type t = kind == "f32"   ? Type(b.getF32Type())
+  Type t = kind == "f32"    ? Type(b.getF32Type())
            : kind == "bf16" ? Type(b.getI16Type())
            : kind == "f16"  ? Type(b.getF16Type())
                             : Type(b.getI8Type());
@@ -643,7 +643,9 @@ LogicalResult KernelGenerator::lowerEmbedding(bitnet::EmbeddingOp op) {
     return failure();
   Value out = alloc({kDyn, h}, b.getF32Type());
   std::string name = "embed_" + std::to_string(v) + "x" + std::to_string(h) +
-                     (elt.isF32() ? "_f32" : elt.isF16() ? "_f16" : "_bf16");
+                     (elt.isF32()   ? "_f32"
+                      : elt.isF16() ? "_f16"
+                                    : "_bf16");
   auto k = kernel(
       name, {tokenIds.getType(), table->getType(), out.getType()}, false,
       [&](Emit &e, ValueRange a) {
@@ -3123,7 +3125,9 @@ LogicalResult KernelGenerator::lowerLMHead(bitnet::LMHeadOp op) {
     return failure();
   bytesPerToken += v * h * (elt.isF32() ? 4 : 2);
   std::string name = "lmhead_" + std::to_string(v) + "x" + std::to_string(h) +
-                     (elt.isF32() ? "_f32" : elt.isF16() ? "_f16" : "_bf16");
+                     (elt.isF32()   ? "_f32"
+                      : elt.isF16() ? "_f16"
+                                    : "_bf16");
   SmallVector<Type> types{x.getType(), w->getType(), logitsArg.getType(),
                           b.getIndexType()};
   auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {

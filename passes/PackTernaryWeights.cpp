@@ -6,8 +6,8 @@
 #include "lowbit_abi.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/StringMap.h"
-#include "llvm/Support/Endian.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Endian.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/raw_ostream.h"
@@ -281,7 +281,9 @@ struct PackTernaryWeightsPass
           }
         }
         record(p.getName(), offset,
-               !keep16 ? "f32" : t->dtype == DType::F16 ? "f16" : "bf16");
+               !keep16                  ? "f32"
+               : t->dtype == DType::F16 ? "f16"
+                                        : "bf16");
         (*source)->release(*t);
         progress(*t);
       }

@@ -158,8 +158,7 @@ LogicalResult BitLinearOp::verify() {
                            << "\" must be one float element, got "
                            << scale->getType();
   } else {
-    return emitOpError() << "weight \"" << w.getName() << "\" has dtype "
-                         << elt
+    return emitOpError() << "weight \"" << w.getName() << "\" has dtype " << elt
                          << "; expected float master weights, packed ui8 or "
                             "i8 ternary codes";
   }

@@ -193,7 +193,8 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   llvm::InitializeAllAsmPrinters();
 
   cl::OptionCategory cat("lowbitc options");
-  cl::opt<std::string> input(cl::Positional, cl::desc("<model dir | file.gguf | file.mlir>"),
+  cl::opt<std::string> input(cl::Positional,
+                             cl::desc("<model dir | file.gguf | file.mlir>"),
                              cl::init("-"), cl::cat(cat));
   cl::opt<std::string> output("o", cl::desc("output file ('-' for stdout)"),
                               cl::value_desc("file"), cl::init(""),

@@ -27,22 +27,38 @@ struct GGMLType {
 };
 constexpr uint32_t kI2S = 36;
 const GGMLType kTypes[] = {
-    {0, "F32", 1, 4, DType::F32},        {1, "F16", 1, 2, DType::F16},
-    {2, "Q4_0", 32, 18, {}},             {3, "Q4_1", 32, 20, {}},
-    {6, "Q5_0", 32, 22, {}},             {7, "Q5_1", 32, 24, {}},
-    {8, "Q8_0", 32, 34, DType::Q8_0},    {9, "Q8_1", 32, 36, {}},
-    {10, "Q2_K", 256, 84, {}},           {11, "Q3_K", 256, 110, {}},
-    {12, "Q4_K", 256, 144, {}},          {13, "Q5_K", 256, 176, {}},
-    {14, "Q6_K", 256, 210, {}},          {15, "Q8_K", 256, 292, {}},
-    {16, "IQ2_XXS", 256, 66, {}},        {17, "IQ2_XS", 256, 74, {}},
-    {18, "IQ3_XXS", 256, 98, {}},        {19, "IQ1_S", 256, 50, {}},
-    {20, "IQ4_NL", 32, 18, {}},          {21, "IQ3_S", 256, 110, {}},
-    {22, "IQ2_S", 256, 82, {}},          {23, "IQ4_XS", 256, 136, {}},
-    {24, "I8", 1, 1, {}},                {25, "I16", 1, 2, {}},
-    {26, "I32", 1, 4, {}},               {27, "I64", 1, 8, {}},
-    {28, "F64", 1, 8, {}},               {29, "IQ1_M", 256, 56, {}},
-    {30, "BF16", 1, 2, DType::BF16},     {34, "TQ1_0", 256, 54, DType::TQ1_0},
-    {35, "TQ2_0", 256, 66, DType::TQ2_0}, {kI2S, "I2_S", 128, 32, DType::I2_S},
+    {0, "F32", 1, 4, DType::F32},
+    {1, "F16", 1, 2, DType::F16},
+    {2, "Q4_0", 32, 18, {}},
+    {3, "Q4_1", 32, 20, {}},
+    {6, "Q5_0", 32, 22, {}},
+    {7, "Q5_1", 32, 24, {}},
+    {8, "Q8_0", 32, 34, DType::Q8_0},
+    {9, "Q8_1", 32, 36, {}},
+    {10, "Q2_K", 256, 84, {}},
+    {11, "Q3_K", 256, 110, {}},
+    {12, "Q4_K", 256, 144, {}},
+    {13, "Q5_K", 256, 176, {}},
+    {14, "Q6_K", 256, 210, {}},
+    {15, "Q8_K", 256, 292, {}},
+    {16, "IQ2_XXS", 256, 66, {}},
+    {17, "IQ2_XS", 256, 74, {}},
+    {18, "IQ3_XXS", 256, 98, {}},
+    {19, "IQ1_S", 256, 50, {}},
+    {20, "IQ4_NL", 32, 18, {}},
+    {21, "IQ3_S", 256, 110, {}},
+    {22, "IQ2_S", 256, 82, {}},
+    {23, "IQ4_XS", 256, 136, {}},
+    {24, "I8", 1, 1, {}},
+    {25, "I16", 1, 2, {}},
+    {26, "I32", 1, 4, {}},
+    {27, "I64", 1, 8, {}},
+    {28, "F64", 1, 8, {}},
+    {29, "IQ1_M", 256, 56, {}},
+    {30, "BF16", 1, 2, DType::BF16},
+    {34, "TQ1_0", 256, 54, DType::TQ1_0},
+    {35, "TQ2_0", 256, 66, DType::TQ2_0},
+    {kI2S, "I2_S", 128, 32, DType::I2_S},
     {39, "MXFP4", 32, 17, {}},
 };
 
@@ -88,11 +104,23 @@ private:
 
 unsigned scalarSize(GGUFValue::Type t) {
   switch (t) {
-  case GGUFValue::U8: case GGUFValue::I8: case GGUFValue::Bool: return 1;
-  case GGUFValue::U16: case GGUFValue::I16: return 2;
-  case GGUFValue::U32: case GGUFValue::I32: case GGUFValue::F32: return 4;
-  case GGUFValue::U64: case GGUFValue::I64: case GGUFValue::F64: return 8;
-  default: return 0;
+  case GGUFValue::U8:
+  case GGUFValue::I8:
+  case GGUFValue::Bool:
+    return 1;
+  case GGUFValue::U16:
+  case GGUFValue::I16:
+    return 2;
+  case GGUFValue::U32:
+  case GGUFValue::I32:
+  case GGUFValue::F32:
+    return 4;
+  case GGUFValue::U64:
+  case GGUFValue::I64:
+  case GGUFValue::F64:
+    return 8;
+  default:
+    return 0;
   }
 }
 
@@ -100,15 +128,38 @@ unsigned scalarSize(GGUFValue::Type t) {
 void decodeScalar(GGUFValue::Type t, const uint8_t *q, GGUFValue &v) {
   using namespace llvm::support::endian;
   switch (t) {
-  case GGUFValue::U8: v.u = q[0]; v.i = int64_t(v.u); break;
-  case GGUFValue::I8: v.i = int8_t(q[0]); break;
-  case GGUFValue::Bool: v.u = q[0] != 0; v.i = int64_t(v.u); break;
-  case GGUFValue::U16: v.u = read16le(q); v.i = int64_t(v.u); break;
-  case GGUFValue::I16: v.i = int16_t(read16le(q)); break;
-  case GGUFValue::U32: v.u = read32le(q); v.i = int64_t(v.u); break;
-  case GGUFValue::I32: v.i = int32_t(read32le(q)); break;
-  case GGUFValue::U64: v.u = read64le(q); v.i = int64_t(v.u); break;
-  case GGUFValue::I64: v.i = int64_t(read64le(q)); break;
+  case GGUFValue::U8:
+    v.u = q[0];
+    v.i = int64_t(v.u);
+    break;
+  case GGUFValue::I8:
+    v.i = int8_t(q[0]);
+    break;
+  case GGUFValue::Bool:
+    v.u = q[0] != 0;
+    v.i = int64_t(v.u);
+    break;
+  case GGUFValue::U16:
+    v.u = read16le(q);
+    v.i = int64_t(v.u);
+    break;
+  case GGUFValue::I16:
+    v.i = int16_t(read16le(q));
+    break;
+  case GGUFValue::U32:
+    v.u = read32le(q);
+    v.i = int64_t(v.u);
+    break;
+  case GGUFValue::I32:
+    v.i = int32_t(read32le(q));
+    break;
+  case GGUFValue::U64:
+    v.u = read64le(q);
+    v.i = int64_t(v.u);
+    break;
+  case GGUFValue::I64:
+    v.i = int64_t(read64le(q));
+    break;
   case GGUFValue::F32: {
     uint32_t u = read32le(q);
     float f;
@@ -121,7 +172,8 @@ void decodeScalar(GGUFValue::Type t, const uint8_t *q, GGUFValue &v) {
     std::memcpy(&v.f, &u, 8);
     break;
   }
-  default: break;
+  default:
+    break;
   }
   if (t == GGUFValue::I8 || t == GGUFValue::I16 || t == GGUFValue::I32 ||
       t == GGUFValue::I64)
@@ -160,9 +212,9 @@ float f16ToF32(uint16_t h) {
 } // namespace
 
 StringRef mlir::lowbit::ggufTypeName(GGUFValue::Type t) {
-  static const char *names[] = {"u8",  "i8",     "u16",   "i16", "u32",
-                                "i32", "f32",    "bool",  "string", "array",
-                                "u64", "i64",    "f64"};
+  static const char *names[] = {"u8",  "i8",  "u16",  "i16",    "u32",
+                                "i32", "f32", "bool", "string", "array",
+                                "u64", "i64", "f64"};
   return t <= GGUFValue::F64 ? names[t] : "unknown";
 }
 
@@ -307,8 +359,10 @@ Expected<std::unique_ptr<GGUFFile>> GGUFFile::open(StringRef path) {
     if (!ty)
       return bad("unknown GGML type " + Twine(typeId));
     if (ne[0] % ty->block != 0)
-      return bad("a row of " + Twine(ne[0]) + " values is not a whole number "
-                 "of " + ty->name + " blocks of " + Twine(ty->block));
+      return bad("a row of " + Twine(ne[0]) +
+                 " values is not a whole number "
+                 "of " +
+                 ty->name + " blocks of " + Twine(ty->block));
     if (offset % alignment != 0)
       return bad("data offset " + Twine(offset) +
                  " is not a multiple of the alignment " + Twine(alignment));
@@ -402,11 +456,10 @@ Expected<const GGUFValue *> GGUFFile::getArray(StringRef key,
   if (!v)
     return nullptr;
   bool ok = v->type == GGUFValue::Array &&
-            (elem == GGUFValue::String
-                 ? v->elemType == GGUFValue::String
-                 : v->elemType != GGUFValue::String &&
-                       v->elemType != GGUFValue::F32 &&
-                       v->elemType != GGUFValue::F64);
+            (elem == GGUFValue::String ? v->elemType == GGUFValue::String
+                                       : v->elemType != GGUFValue::String &&
+                                             v->elemType != GGUFValue::F32 &&
+                                             v->elemType != GGUFValue::F64);
   if (!ok)
     return error("metadata '" + key + "' must be an array of " +
                  (elem == GGUFValue::String ? "strings" : "integers") +
@@ -446,8 +499,8 @@ float mlir::lowbit::floatAt(const TensorInfo &t, int64_t i) {
   }
 }
 
-Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t,
-                                            StringRef file, int8_t *codes) {
+Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t, StringRef file,
+                                            int8_t *codes) {
   auto bad = [&](const Twine &msg) -> Error {
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    file + ": tensor '" + t.name + "': " + msg);
@@ -508,8 +561,8 @@ Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t,
         firstD = f16ToF32(bits);
       } else if (*d != bits) {
         return bad("its " + Twine(dtypeName(t.dtype)) +
-                   " blocks have different scales (" + num(firstD) +
-                   " and " + num(f16ToF32(bits)) + " in block " + Twine(bl) +
+                   " blocks have different scales (" + num(firstD) + " and " +
+                   num(f16ToF32(bits)) + " in block " + Twine(bl) +
                    "); BitNet weights have one scale per tensor");
       }
     }

@@ -76,7 +76,8 @@ Expected<ModelConfig> mlir::lowbit::readGGUFConfig(const GGUFFile &gguf) {
   c.ropeTheta = 10000.0;
   if (llvm::Error e = floatKey("rope.freq_base", c.ropeTheta))
     return std::move(e);
-  if (llvm::Error e = floatKey("attention.layer_norm_rms_epsilon", c.rmsNormEps))
+  if (llvm::Error e =
+          floatKey("attention.layer_norm_rms_epsilon", c.rmsNormEps))
     return std::move(e);
 
   if (c.hiddenSize % c.numHeads != 0 && !gguf.get(key("attention.key_length")))
@@ -97,8 +98,7 @@ Expected<ModelConfig> mlir::lowbit::readGGUFConfig(const GGUFFile &gguf) {
                       Twine(c.headDim) + ")");
   if (ropeDims != c.headDim)
     return gguf.error(key("rope.dimension_count") + " (" + Twine(ropeDims) +
-                      ") differs from the head dimension (" +
-                      Twine(c.headDim) +
+                      ") differs from the head dimension (" + Twine(c.headDim) +
                       "): partial rotary embeddings are not supported");
   if (c.headDim % 2 != 0)
     return gguf.error("head dimension " + Twine(c.headDim) +
@@ -145,8 +145,7 @@ Expected<ModelConfig> mlir::lowbit::readGGUFConfig(const GGUFFile &gguf) {
                         key("vocab_size") +
                         "', tokenizer.ggml.tokens or token_embd.weight");
   }
-  auto tokenKey = [&](StringRef k,
-                      std::optional<int64_t> &out) -> llvm::Error {
+  auto tokenKey = [&](StringRef k, std::optional<int64_t> &out) -> llvm::Error {
     auto v = gguf.getUInt(k);
     if (!v)
       return v.takeError();
@@ -166,8 +165,8 @@ Expected<ModelConfig> mlir::lowbit::readGGUFConfig(const GGUFFile &gguf) {
   if (llvm::Error e = tokenKey("tokenizer.ggml.eos_token_id", c.eosTokenId))
     return std::move(e);
   // Untied when the file has an output.weight (llama.cpp's rule).
-  c.tieWordEmbeddings = !gguf.lookup("output.weight") &&
-                        !gguf.unsupportedType("output.weight");
+  c.tieWordEmbeddings =
+      !gguf.lookup("output.weight") && !gguf.unsupportedType("output.weight");
   return c;
 }
 

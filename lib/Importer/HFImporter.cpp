@@ -56,8 +56,10 @@ private:
     case DType::I8:
     case DType::TQ1_0:
     case DType::TQ2_0:
-    case DType::I2_S: return b.getIntegerType(8);
-    case DType::Q8_0: return b.getF32Type();
+    case DType::I2_S:
+      return b.getIntegerType(8);
+    case DType::Q8_0:
+      return b.getF32Type();
     }
     llvm_unreachable("bad dtype");
   }
@@ -87,19 +89,18 @@ private:
   }
 
   /// A float tensor `name` of exactly `shape`; `what` explains the shape.
-  Expected<ParamAttr> floatParam(StringRef hfName,
-                                 llvm::ArrayRef<int64_t> shape,
-                                 StringRef what) {
+  Expected<ParamAttr>
+  floatParam(StringRef hfName, llvm::ArrayRef<int64_t> shape, StringRef what) {
     std::string name = this->name(hfName);
     Expected<const TensorInfo *> found = find(name);
     if (!found)
       return found.takeError();
     const TensorInfo *t = *found;
     if (!isFloatLike(t->dtype) || (t->dtype == DType::Q8_0 && shape.size() < 2))
-      return error(t, "tensor '" + name + "' has dtype " +
-                          dtypeName(t->dtype) + ", expected BF16, F16 or F32" +
-                          (weights.gguf() && shape.size() == 2 ? " (or Q8_0)"
-                                                               : ""));
+      return error(
+          t, "tensor '" + name + "' has dtype " + dtypeName(t->dtype) +
+                 ", expected BF16, F16 or F32" +
+                 (weights.gguf() && shape.size() == 2 ? " (or Q8_0)" : ""));
     if (llvm::ArrayRef<int64_t>(t->shape) != shape)
       return error(t, "tensor '" + name + "' has shape " + shapeStr(t->shape) +
                           ", expected " + shapeStr(shape) + " (" + what + ")");
@@ -183,8 +184,8 @@ private:
                           shapeStr(t->shape) + ", expected " + shapeStr(want) +
                           " (" + what + ")");
     Projection p;
-    p.weight = ParamAttr::get(
-        &ctx, t->name, RankedTensorType::get(want, b.getIntegerType(8)));
+    p.weight = ParamAttr::get(&ctx, t->name,
+                              RankedTensorType::get(want, b.getIntegerType(8)));
     std::string scaleName = name(prefix + ".weight_scale");
     if (const TensorInfo *s = weights.lookup(scaleName)) {
       if (s->numElements() != 1 || !isFloatLike(s->dtype) ||
@@ -399,9 +400,8 @@ Expected<OwningOpRef<ModuleOp>> Importer::run() {
 /// Applies the options to `cfg` (read from `cfgPath`) and imports.
 static Expected<OwningOpRef<ModuleOp>>
 importWith(StringRef path, StringRef cfgPath, StringRef contextKey,
-           ModelConfig &cfg,
-           std::unique_ptr<WeightSource> weights, MLIRContext &ctx,
-           const ImportOptions &options) {
+           ModelConfig &cfg, std::unique_ptr<WeightSource> weights,
+           MLIRContext &ctx, const ImportOptions &options) {
   for (const std::string &w : cfg.warnings)
     mlir::emitWarning(NameLoc::get(StringAttr::get(&ctx, cfgPath)), w);
   if (options.scheme)
@@ -409,17 +409,15 @@ importWith(StringRef path, StringRef cfgPath, StringRef contextKey,
   if (options.context > cfg.maxPositions)
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
-        "--context=" + llvm::Twine(options.context) +
-            " exceeds the model's " + contextKey + " (" +
-            llvm::Twine(cfg.maxPositions) + ")");
+        "--context=" + llvm::Twine(options.context) + " exceeds the model's " +
+            contextKey + " (" + llvm::Twine(cfg.maxPositions) + ")");
   if (options.context)
     cfg.maxPositions = options.context;
   if (cfg.maxPositions > kMaxContext)
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         cfgPath + ": " + contextKey + " (" + llvm::Twine(cfg.maxPositions) +
-            ") exceeds lowbit's limit of " +
-            llvm::Twine(kMaxContext) +
+            ") exceeds lowbit's limit of " + llvm::Twine(kMaxContext) +
             " positions; --context=N compiles a shorter context");
   ctx.loadDialect<bitnet::BitNetDialect, LowBitDialect,
                   func::FuncDialect, arith::ArithDialect,
@@ -430,7 +428,7 @@ importWith(StringRef path, StringRef cfgPath, StringRef contextKey,
 
 Expected<OwningOpRef<ModuleOp>>
 mlir::lowbit::importHFModel(StringRef dir, MLIRContext &ctx,
-                      const ImportOptions &options) {
+                            const ImportOptions &options) {
   llvm::SmallString<256> cfgPath(dir);
   llvm::sys::path::append(cfgPath, "config.json");
   Expected<ModelConfig> cfg = ModelConfig::read(cfgPath);

@@ -34,10 +34,14 @@ StringRef mlir::lowbit::dtypeName(DType d) {
   case DType::F32: return "F32";
   case DType::U8: return "U8";
   case DType::I8: return "I8";
-  case DType::Q8_0: return "Q8_0";
-  case DType::TQ1_0: return "TQ1_0";
-  case DType::TQ2_0: return "TQ2_0";
-  case DType::I2_S: return "I2_S";
+  case DType::Q8_0:
+    return "Q8_0";
+  case DType::TQ1_0:
+    return "TQ1_0";
+  case DType::TQ2_0:
+    return "TQ2_0";
+  case DType::I2_S:
+    return "I2_S";
   }
   llvm_unreachable("bad dtype");
 }
@@ -49,7 +53,8 @@ unsigned mlir::lowbit::dtypeSize(DType d) {
   case DType::F32: return 4;
   case DType::U8:
   case DType::I8: return 1;
-  default: llvm_unreachable("a block format has no element size");
+  default:
+    llvm_unreachable("a block format has no element size");
   }
 }
 

@@ -205,8 +205,8 @@ mlir::lowbit::compileTokenizer(const GGUFFile &gguf) {
   auto pre = gguf.getString("tokenizer.ggml.pre");
   if (!pre)
     return pre.takeError();
-  if (!*pre || (**pre != "llama-bpe" && **pre != "llama3" &&
-                **pre != "llama-v3"))
+  if (!*pre ||
+      (**pre != "llama-bpe" && **pre != "llama3" && **pre != "llama-v3"))
     return err("tokenizer.ggml.pre '" + (*pre ? **pre : StringRef("")) +
                "' is not supported: lowbit implements the Llama-3 "
                "pre-tokenizer (\"llama-bpe\"); --tokenizer=FILE embeds a "
@@ -228,9 +228,8 @@ mlir::lowbit::compileTokenizer(const GGUFFile &gguf) {
     return err("tokenizer.ggml.tokens has " + llvm::Twine(vocab.size()) +
                " tokens, more than lowbit's 2^24");
   if (*types && (*types)->count != vocab.size())
-    return err("tokenizer.ggml.token_type has " +
-               llvm::Twine((*types)->count) + " entries for " +
-               llvm::Twine(vocab.size()) + " tokens");
+    return err("tokenizer.ggml.token_type has " + llvm::Twine((*types)->count) +
+               " entries for " + llvm::Twine(vocab.size()) + " tokens");
 
   // llama.cpp's token types: 1 normal, 2 unknown, 3 control, 4 user
   // defined, 5 unused, 6 byte. Control and user-defined tokens are matched

@@ -17,11 +17,9 @@ extern "C" {
 using namespace mlir::lowbit;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  auto table =
-      lowbit_fuzz::parseInput("tokenizer.json", data, size,
-                              [](const std::string &path) {
-                                return compileTokenizer(path);
-                              });
+  auto table = lowbit_fuzz::parseInput(
+      "tokenizer.json", data, size,
+      [](const std::string &path) { return compileTokenizer(path); });
   if (!table)
     return 0;
   lowbit_tokenizer tok;

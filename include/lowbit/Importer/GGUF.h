@@ -26,7 +26,19 @@ namespace mlir::lowbit {
 /// arrays of strings their strings (pointing into the mapped file).
 struct GGUFValue {
   enum Type : uint32_t {
-    U8 = 0, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64
+    U8 = 0,
+    I8,
+    U16,
+    I16,
+    U32,
+    I32,
+    F32,
+    Bool,
+    String,
+    Array,
+    U64,
+    I64,
+    F64
   };
   Type type = U8;
   /// Scalars: integers in `i` (or `u` when unsigned), floats in `f`.
