@@ -3,14 +3,14 @@
 (architecture `bitnet`), so bench/run.sh can time llama.cpp on the same
 weights. No Debian package ships gguf-py, hence this small writer (GGUF v3).
 
-  gguf.py MODEL_DIR OUT.gguf [--embd f32|f16|q8_0|q4_0] [--tokenizer FILE]
+  gguf.py MODEL_DIR OUT.gguf [--embd f32|f16|q8_0|q4_0|q4_1|q4_k|q6_k] [--tokenizer FILE]
           [--ternary tq2_0|tq1_0|i2_s|f32|f16] [--arch bitnet|bitnet-b1.58|bitnet-25]
 
 Ternary weights become TQ2_0 (blocks of 256 codes in 64 bytes + an f16 scale,
 here the tensor's alpha), or TQ1_0 (5 codes per byte, 54 bytes per 256),
 bitnet.cpp's I2_S (x86 layout: per 128 codes 32 bytes, then one f32 scale)
 or the float values they stand for (0, +-alpha); norms F32; the tied token
-embedding / lm_head F32, F16, Q8_0 or Q4_0. The tokenizer (model dir's
+embedding / lm_head F32, F16, Q8_0, Q4_0, Q4_1, Q4_K or Q6_K. The tokenizer (model dir's
 tokenizer.json or --tokenizer) is written as llama.cpp's "gpt2" BPE with the
 "llama-bpe" pre-tokenizer. The encoders follow ggml's quantize_row_tq*_ref
 and bitnet.cpp's quantize_i2_s; tests compile these files with lowbitc.
@@ -26,10 +26,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
-from safetensors_io import read_dir, to_f32  # noqa: E402
+from safetensors_io import Writer, read_dir, to_f32  # noqa: E402
 
 ALIGN = 32
-T_F32, T_F16, T_Q4_0, T_Q8_0, T_TQ1_0, T_TQ2_0, T_I2_S = 0, 1, 2, 8, 34, 35, 36
+T_F32, T_F16, T_Q4_0, T_Q4_1, T_Q8_0, T_Q4_K, T_Q6_K = 0, 1, 2, 3, 8, 12, 14
+T_TQ1_0, T_TQ2_0, T_I2_S = 34, 35, 36
 V_U32, V_I32, V_F32, V_STR, V_ARR = 4, 5, 6, 8, 9
 
 
@@ -111,6 +112,120 @@ def i2_s(codes, alpha):
     return packed.tobytes() + np.float32(alpha).tobytes() + b"\0" * 28
 
 
+def q4_1(x):
+    """ggml's block_q4_1: per 32 values f16 d = (max - min) / 15, f16 m = min,
+    byte j holds codes j (low nibble) and j + 16 (high); x = q d + m."""
+    b = x.reshape(-1, 32)
+    mn, mx = b.min(axis=1, keepdims=True), b.max(axis=1, keepdims=True)
+    d = ((mx - mn) / 15).astype(np.float16)
+    m = mn.astype(np.float16)
+    df = d.astype(np.float32)
+    q = np.clip(np.rint((b - m.astype(np.float32)) / np.where(df == 0, 1, df)), 0, 15).astype(np.uint8)
+    qs = q[:, :16] | (q[:, 16:] << 4)
+    return np.concatenate([d.view(np.uint8), m.view(np.uint8), qs], axis=1).tobytes()
+
+
+def q4_k(x):
+    """ggml's block_q4_K: per 256 values f16 d and dmin, eight 6-bit
+    (scale, min) pairs in 12 bytes, 128 bytes of nibbles (per 64 values,
+    byte l: value l low, l + 32 high); x = d sc q - dmin m."""
+    b = x.reshape(-1, 8, 32).astype(np.float32)
+    mins = np.maximum(-b.min(axis=2), 0)              # [n, 8]
+    scales = (b.max(axis=2) + mins) / 15
+    d = (scales.max(axis=1, keepdims=True) / 63).astype(np.float16)
+    dmin = (mins.max(axis=1, keepdims=True) / 63).astype(np.float16)
+    df, dmf = d.astype(np.float32), dmin.astype(np.float32)
+    sc = np.clip(np.rint(scales / np.where(df == 0, 1, df)), 0, 63).astype(np.uint8)
+    m = np.clip(np.rint(mins / np.where(dmf == 0, 1, dmf)), 0, 63).astype(np.uint8)
+    step = (df * sc)[:, :, None]
+    q = np.clip(np.rint((b + (dmf * m)[:, :, None]) / np.where(step == 0, 1, step)),
+                0, 15).astype(np.uint8)
+    packed = np.zeros((len(b), 12), np.uint8)
+    packed[:, 0:4] = sc[:, 0:4] | ((sc[:, 4:8] >> 4) << 6)
+    packed[:, 4:8] = m[:, 0:4] | ((m[:, 4:8] >> 4) << 6)
+    packed[:, 8:12] = (sc[:, 4:8] & 0xF) | ((m[:, 4:8] & 0xF) << 4)
+    q = q.reshape(-1, 4, 2, 32)
+    qs = (q[:, :, 0] | (q[:, :, 1] << 4)).reshape(-1, 128)
+    return np.concatenate([d.view(np.uint8), dmin.view(np.uint8), packed, qs], axis=1).tobytes()
+
+
+def q6_k(x):
+    """ggml's block_q6_K: per 256 values 128 bytes of low nibbles, 64 of
+    high bit pairs, 16 int8 scales, f16 d; per half of 128 values, quarter k
+    of 32 in nibble k / 2 of byte l + 32 (k % 2), bits 2k of high byte l;
+    x = d sc (q - 32)."""
+    b = x.reshape(-1, 16, 16).astype(np.float32)
+    sub = np.abs(b).max(axis=2) / 31                   # [n, 16]
+    d = (sub.max(axis=1, keepdims=True) / 127).astype(np.float16)
+    df = d.astype(np.float32)
+    sc = np.clip(np.rint(sub / np.where(df == 0, 1, df)), -128, 127).astype(np.int8)
+    step = (df * sc)[:, :, None]
+    q = (np.clip(np.rint(b / np.where(step == 0, 1, step)), -32, 31) + 32).astype(np.uint8)
+    q = q.reshape(-1, 2, 4, 32)                        # [n, half, quarter, l]
+    lo, hi = q & 0xF, q >> 4
+    ql = np.concatenate([lo[:, :, 0] | (lo[:, :, 2] << 4), lo[:, :, 1] | (lo[:, :, 3] << 4)],
+                        axis=2).reshape(-1, 128)
+    qh = (hi[:, :, 0] | (hi[:, :, 1] << 2) | (hi[:, :, 2] << 4) | (hi[:, :, 3] << 6)).reshape(-1, 64)
+    return np.concatenate([ql, qh, sc.view(np.uint8), d.view(np.uint8)], axis=1).tobytes()
+
+
+def dequantize(kind, raw, n):
+    """float32 values of `raw` as llama.cpp's dequantize_row_<kind> computes
+    them (the same float32 operations, in the same order)."""
+    f32 = np.float32
+    if kind == "f32":
+        return np.frombuffer(raw, "<f4")[:n].copy()
+    if kind == "f16":
+        return np.frombuffer(raw, "<f2")[:n].astype(f32)
+
+    def blocks(size):
+        return np.frombuffer(raw, np.uint8).reshape(-1, size)
+
+    def half(b, at):
+        return b[:, at:at + 2].copy().view("<f2").astype(f32)  # [nb, 1]
+    if kind == "q8_0":
+        b = blocks(34)
+        return (half(b, 0) * b[:, 2:].view(np.int8).astype(f32)).reshape(-1)
+    if kind in ("q4_0", "q4_1"):
+        b = blocks(18 if kind == "q4_0" else 20)
+        qs = b[:, 2 if kind == "q4_0" else 4:]
+        q = np.concatenate([qs & 0xF, qs >> 4], axis=1).astype(np.int32)
+        if kind == "q4_0":
+            return ((q - 8).astype(f32) * half(b, 0)).reshape(-1)
+        return (q.astype(f32) * half(b, 0) + half(b, 2)).reshape(-1)
+    if kind == "q4_k":
+        b = blocks(144)
+        sc8 = b[:, 4:16].astype(np.int32)
+        scale = np.empty((len(b), 8), np.int32)
+        mn = np.empty((len(b), 8), np.int32)
+        for j in range(8):
+            if j < 4:
+                scale[:, j], mn[:, j] = sc8[:, j] & 63, sc8[:, j + 4] & 63
+            else:
+                scale[:, j] = (sc8[:, j + 4] & 0xF) | ((sc8[:, j - 4] >> 6) << 4)
+                mn[:, j] = (sc8[:, j + 4] >> 4) | ((sc8[:, j] >> 6) << 4)
+        d1 = half(b, 0) * scale.astype(f32)                # [nb, 8]
+        m1 = half(b, 2) * mn.astype(f32)
+        qs = b[:, 16:].reshape(-1, 4, 32)
+        q = np.stack([qs & 0xF, qs >> 4], axis=2).reshape(-1, 8, 32).astype(f32)
+        return (d1[:, :, None] * q - m1[:, :, None]).reshape(-1)
+    if kind == "q6_k":
+        b = blocks(210)
+        ql = b[:, :128].reshape(-1, 2, 64)
+        qh = b[:, 128:192].reshape(-1, 2, 32).astype(np.int32)
+        sc = b[:, 192:208].view(np.int8).reshape(-1, 2, 8).astype(f32)
+        d = half(b, 208)[:, :, None, None]
+        out = np.empty((len(b), 2, 4, 32), f32)
+        for k in range(4):
+            low = ql[:, :, 32 * (k % 2):32 * (k % 2) + 32].astype(np.int32)
+            low = low & 0xF if k < 2 else low >> 4
+            q = (low | (((qh >> (2 * k)) & 3) << 4)) - 32
+            s = np.stack([sc[:, :, 2 * k], sc[:, :, 2 * k + 1]], axis=2).repeat(16, axis=2)
+            out[:, :, k] = (d[:, :, :, 0] * s) * q.astype(f32)
+        return out.reshape(-1)
+    raise ValueError(kind)
+
+
 def float_ternary(codes, alpha, dtype):
     return (codes.astype(np.float32) * np.float32(alpha)).astype(dtype).tobytes()
 
@@ -137,12 +252,17 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
     ap.add_argument("out")
-    ap.add_argument("--embd", choices=["f32", "f16", "q8_0", "q4_0"], default="f16")
+    ap.add_argument("--embd", choices=["f32", "f16", "q8_0", "q4_0", "q4_1", "q4_k", "q6_k"],
+                    default="f16")
     ap.add_argument("--ternary", choices=["tq2_0", "tq1_0", "i2_s", "f32", "f16"],
                     default="tq2_0")
     ap.add_argument("--arch", choices=["bitnet", "bitnet-b1.58", "bitnet-25"],
                     default="bitnet")
     ap.add_argument("--tokenizer")
+    ap.add_argument("--dequantized-dir",
+                    help="also write the checkpoint with the embedding and head "
+                         "as the GGUF file holds them (float32, dequantized as "
+                         "llama.cpp does): what the file means, for a reference run")
     a = ap.parse_args(argv)
     with open(os.path.join(a.model_dir, "config.json")) as f:
         c = json.load(f)
@@ -198,13 +318,14 @@ def main(argv=None):
     # (gguf name, ggml type, dims [ne0, ne1], producer of the bytes)
     emb = a.embd
     specs = [("token_embd.weight",
-              {"f32": T_F32, "f16": T_F16, "q8_0": T_Q8_0, "q4_0": T_Q4_0}[emb], [H, V],
+              {"f32": T_F32, "f16": T_F16, "q8_0": T_Q8_0, "q4_0": T_Q4_0, "q4_1": T_Q4_1,
+               "q4_k": T_Q4_K, "q6_k": T_Q6_K}[emb], [H, V],
               lambda: embd_bytes(t, emb))]
     norm = lambda n: (lambda: to_f32(t[n]).astype("<f4").tobytes())  # noqa: E731
     specs.append(("output_norm.weight", T_F32, [H], norm("model.norm.weight")))
     if "lm_head.weight" in t:  # untied
-        specs.append(("output.weight", T_F32, [H, V],
-                      lambda: to_f32(t["lm_head.weight"]).astype("<f4").tobytes()))
+        specs.append(("output.weight", specs[0][1], [H, V],
+                      lambda: embd_bytes(t, emb, "lm_head.weight")))
     names = [("attn_q", "self_attn.q_proj"), ("attn_k", "self_attn.k_proj"),
              ("attn_v", "self_attn.v_proj"), ("attn_output", "self_attn.o_proj"),
              ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"),
@@ -229,6 +350,7 @@ def main(argv=None):
     def nbytes(ty, dims):
         n = int(np.prod(dims))
         return {T_F32: 4 * n, T_F16: 2 * n, T_Q8_0: n // 32 * 34, T_Q4_0: n // 32 * 18,
+                T_Q4_1: n // 32 * 20, T_Q4_K: n // 256 * 144, T_Q6_K: n // 256 * 210,
                 T_TQ1_0: n // 256 * 54, T_TQ2_0: n // 256 * 66, T_I2_S: n // 4 + 32}[ty]
 
     info, offset = b"", 0
@@ -249,6 +371,8 @@ def main(argv=None):
             f.write(data)
             f.write(b"\0" * (-len(data) % ALIGN))
     os.replace(tmp, a.out)
+    if a.dequantized_dir:
+        write_dequantized(a.model_dir, a.dequantized_dir, t, emb)
     # What one decoded token reads: every tensor once (the tied embedding
     # in full, as the lm_head), and per position it attends to, a K and a V
     # row per layer in llama.cpp's default f16 cache.
@@ -258,14 +382,32 @@ def main(argv=None):
                       "kv_bytes_per_position": L * 2 * kv_width * 2}))
 
 
-def embd_bytes(t, kind):
+def write_dequantized(model_dir, out_dir, t, kind):
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(model_dir, "config.json")) as f:
+        text = f.read()
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        f.write(text)
+    tables = [n for n in ("model.embed_tokens.weight", "lm_head.weight") if n in t]
+    specs = [(n, "F32" if n in tables else dtype, w.shape) for n, (dtype, w) in t.items()]
+    w = Writer(os.path.join(out_dir, "model.safetensors"), specs)
+    for n, (dtype, arr) in t.items():
+        if n in tables:
+            raw = embd_bytes(t, kind, n)
+            arr = dequantize(kind, raw, arr.size).reshape(arr.shape)
+        w.write(n, arr)
+    w.close()
+
+
+def embd_bytes(t, kind, name="model.embed_tokens.weight"):
     out = []
-    dtype, w = t["model.embed_tokens.weight"]
+    dtype, w = t[name]
     for r in range(0, w.shape[0], 8192):
         x = to_f32((dtype, w[r:r + 8192])).astype(np.float32)
         out.append(x.astype("<f4").tobytes() if kind == "f32" else
                    x.astype("<f2").tobytes() if kind == "f16" else
-                   q8_0(x) if kind == "q8_0" else q4_0(x))
+                   {"q8_0": q8_0, "q4_0": q4_0, "q4_1": q4_1, "q4_k": q4_k,
+                    "q6_k": q6_k}[kind](x))
     return b"".join(out)
 
 

@@ -29,17 +29,17 @@ constexpr uint32_t kI2S = 36;
 const GGMLType kTypes[] = {
     {0, "F32", 1, 4, DType::F32},
     {1, "F16", 1, 2, DType::F16},
-    {2, "Q4_0", 32, 18, {}},
-    {3, "Q4_1", 32, 20, {}},
+    {2, "Q4_0", 32, 18, DType::Q4_0},
+    {3, "Q4_1", 32, 20, DType::Q4_1},
     {6, "Q5_0", 32, 22, {}},
     {7, "Q5_1", 32, 24, {}},
     {8, "Q8_0", 32, 34, DType::Q8_0},
     {9, "Q8_1", 32, 36, {}},
     {10, "Q2_K", 256, 84, {}},
     {11, "Q3_K", 256, 110, {}},
-    {12, "Q4_K", 256, 144, {}},
+    {12, "Q4_K", 256, 144, DType::Q4_K},
     {13, "Q5_K", 256, 176, {}},
-    {14, "Q6_K", 256, 210, {}},
+    {14, "Q6_K", 256, 210, DType::Q6_K},
     {15, "Q8_K", 256, 292, {}},
     {16, "IQ2_XXS", 256, 66, {}},
     {17, "IQ2_XS", 256, 74, {}},
@@ -493,6 +493,53 @@ float mlir::lowbit::floatAt(const TensorInfo &t, int64_t i) {
   case DType::Q8_0: {
     const uint8_t *blk = p + i / 32 * 34;
     return f16ToF32(read16le(blk)) * float(int8_t(blk[2 + i % 32]));
+  }
+  case DType::Q4_0:
+  case DType::Q4_1: {
+    // Blocks of 32: f16 d (Q4_1: and f16 m), then byte j holds values j
+    // (low nibble) and j + 16 (high).
+    bool q41 = t.dtype == DType::Q4_1;
+    const uint8_t *blk = p + i / 32 * (q41 ? 20 : 18);
+    int64_t j = i % 32;
+    uint8_t byte = blk[(q41 ? 4 : 2) + j % 16];
+    int q = j < 16 ? byte & 0xF : byte >> 4;
+    float d = f16ToF32(read16le(blk));
+    return q41 ? float(q) * d + f16ToF32(read16le(blk + 2)) : float(q - 8) * d;
+  }
+  case DType::Q4_K: {
+    // Blocks of 256: f16 d, f16 dmin, 12 bytes of eight 6-bit (scale, min)
+    // pairs, then 128 bytes: per 64 values, byte l holds value l (low
+    // nibble) and l + 32 (high).
+    const uint8_t *blk = p + i / 256 * 144, *sc = blk + 4;
+    int64_t j = i % 256, chunk = j / 64, hi = j % 64 / 32, l = j % 32;
+    int64_t s = 2 * chunk + hi;
+    uint8_t scale, min;
+    if (s < 4) {
+      scale = sc[s] & 63;
+      min = sc[s + 4] & 63;
+    } else {
+      scale = (sc[s + 4] & 0xF) | ((sc[s - 4] >> 6) << 4);
+      min = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
+    }
+    uint8_t byte = blk[16 + chunk * 32 + l];
+    int q = hi ? byte >> 4 : byte & 0xF;
+    float d1 = f16ToF32(read16le(blk)) * float(scale);
+    float m1 = f16ToF32(read16le(blk + 2)) * float(min);
+    return d1 * float(q) - m1;
+  }
+  case DType::Q6_K: {
+    // Blocks of 256: 128 bytes of low nibbles, 64 of high bit pairs, 16
+    // int8 scales (one per 16 values), f16 d; per half of 128 values,
+    // quarter k of 32 takes nibble k / 2 of byte l + 32 (k % 2) and bits
+    // 2k of high byte l.
+    const uint8_t *blk = p + i / 256 * 210;
+    int64_t j = i % 256, half = j / 128, k = j % 128 / 32, l = j % 32;
+    const uint8_t *ql = blk + half * 64, *qh = blk + 128 + half * 32;
+    const int8_t *sc = reinterpret_cast<const int8_t *>(blk + 192) + half * 8;
+    uint8_t low = ql[l + 32 * (k % 2)];
+    int q =
+        ((k < 2 ? low & 0xF : low >> 4) | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
+    return f16ToF32(read16le(blk + 208)) * float(sc[l / 16 + 2 * k]) * float(q);
   }
   default:
     llvm_unreachable("not a float tensor");

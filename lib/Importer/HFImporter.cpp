@@ -59,6 +59,10 @@ private:
     case DType::I2_S:
       return b.getIntegerType(8);
     case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q4_K:
+    case DType::Q6_K:
       return b.getF32Type();
     }
     llvm_unreachable("bad dtype");
@@ -84,7 +88,8 @@ private:
       if (std::optional<StringRef> ty = g->unsupportedType(n))
         return error(nullptr, "tensor '" + n + "' has GGML type " + *ty +
                                   ", which lowbit does not read (F32, F16, "
-                                  "BF16, Q8_0, TQ1_0, TQ2_0, I2_S)");
+                                  "BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, TQ1_0, "
+                                  "TQ2_0, I2_S)");
     return error(nullptr, "missing tensor '" + n + "'");
   }
 
@@ -96,11 +101,13 @@ private:
     if (!found)
       return found.takeError();
     const TensorInfo *t = *found;
-    if (!isFloatLike(t->dtype) || (t->dtype == DType::Q8_0 && shape.size() < 2))
-      return error(
-          t, "tensor '" + name + "' has dtype " + dtypeName(t->dtype) +
-                 ", expected BF16, F16 or F32" +
-                 (weights.gguf() && shape.size() == 2 ? " (or Q8_0)" : ""));
+    if (!isFloatLike(t->dtype) ||
+        (isQuantizedFloat(t->dtype) && shape.size() < 2))
+      return error(t, "tensor '" + name + "' has dtype " + dtypeName(t->dtype) +
+                          ", expected BF16, F16 or F32" +
+                          (weights.gguf() && shape.size() == 2
+                               ? " (or Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)"
+                               : ""));
     if (llvm::ArrayRef<int64_t>(t->shape) != shape)
       return error(t, "tensor '" + name + "' has shape " + shapeStr(t->shape) +
                           ", expected " + shapeStr(shape) + " (" + what + ")");
@@ -189,7 +196,7 @@ private:
     std::string scaleName = name(prefix + ".weight_scale");
     if (const TensorInfo *s = weights.lookup(scaleName)) {
       if (s->numElements() != 1 || !isFloatLike(s->dtype) ||
-          s->dtype == DType::Q8_0)
+          isQuantizedFloat(s->dtype))
         return error(s, "tensor '" + scaleName + "' must hold one float, got " +
                             dtypeName(s->dtype) + " " + shapeStr(s->shape));
       p.scale = paramAttr(*s);

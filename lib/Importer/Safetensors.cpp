@@ -36,6 +36,14 @@ StringRef mlir::lowbit::dtypeName(DType d) {
   case DType::I8: return "I8";
   case DType::Q8_0:
     return "Q8_0";
+  case DType::Q4_0:
+    return "Q4_0";
+  case DType::Q4_1:
+    return "Q4_1";
+  case DType::Q4_K:
+    return "Q4_K";
+  case DType::Q6_K:
+    return "Q6_K";
   case DType::TQ1_0:
     return "TQ1_0";
   case DType::TQ2_0:

@@ -88,9 +88,13 @@ def main():
     exe = a.runner.split() + [exe_path]
     source = model_dir
     if a.gguf is not None:
+        # The reference runs on the checkpoint as the file holds it (its
+        # embedding and head dequantized as llama.cpp does).
         source = os.path.join(a.work, "model.gguf")
+        ref_model = os.path.join(a.work, "gguf-ref")
         run([sys.executable, os.path.join(here, "..", "..", "bench", "gguf.py"),
-             model_dir, source] + [x for x in a.gguf if x])
+             model_dir, source, "--dequantized-dir", ref_model] + [x for x in a.gguf if x])
+        model_dir = ref_model
     run([a.lowbitc, source, "-o", exe_path, "--weights=" + a.weights,
          "--kv-bits=%s" % a.kv_bits] + a.lowbitc_arg)
     prompt_ids = PROMPT

@@ -38,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         sum += unsigned(floatAt(t, i) > 0.0f);
     }
     if (isTernaryBlock(t.dtype) || isFloatLike(t.dtype)) {
-      if (t.dtype == DType::Q8_0)
+      if (isQuantizedFloat(t.dtype))
         continue;
       std::vector<int8_t> codes(size_t(n), 7);
       llvm::Expected<float> alpha = decodeTernary(t, g.path(), codes.data());

@@ -24,9 +24,23 @@
 namespace mlir::lowbit {
 
 /// Stored element types this compiler accepts: safetensors' BF16 ... I8,
-/// and GGUF's block formats (Q8_0: blocks of 32 int8 with an f16 scale;
-/// the ternary TQ1_0, TQ2_0 and I2_S).
-enum class DType { BF16, F16, F32, U8, I8, Q8_0, TQ1_0, TQ2_0, I2_S };
+/// and GGUF's block formats: llama.cpp's quantized floats (Q8_0, Q4_0, Q4_1,
+/// Q4_K, Q6_K) and the ternary TQ1_0, TQ2_0 and I2_S.
+enum class DType {
+  BF16,
+  F16,
+  F32,
+  U8,
+  I8,
+  Q8_0,
+  Q4_0,
+  Q4_1,
+  Q4_K,
+  Q6_K,
+  TQ1_0,
+  TQ2_0,
+  I2_S
+};
 
 /// The spelling ("BF16", ..., "TQ2_0").
 llvm::StringRef dtypeName(DType d);
@@ -37,10 +51,16 @@ unsigned dtypeSize(DType d);
 inline bool isTernaryBlock(DType d) {
   return d == DType::TQ1_0 || d == DType::TQ2_0 || d == DType::I2_S;
 }
+/// Whether `d` is one of llama.cpp's quantized float formats (blocks of
+/// codes with scales; lowbit reads them for embeddings and heads).
+inline bool isQuantizedFloat(DType d) {
+  return d == DType::Q8_0 || d == DType::Q4_0 || d == DType::Q4_1 ||
+         d == DType::Q4_K || d == DType::Q6_K;
+}
 /// Whether floatAt() reads `d`.
 inline bool isFloatLike(DType d) {
   return d == DType::BF16 || d == DType::F16 || d == DType::F32 ||
-         d == DType::Q8_0;
+         isQuantizedFloat(d);
 }
 /// Parses a safetensors dtype; std::nullopt for every dtype not accepted.
 std::optional<DType> parseDType(llvm::StringRef s);

@@ -115,6 +115,10 @@ tensors = [  # name, type, ne, bytes
     ("blk.0.attn_output.weight", gguf.T_F32, [256, 2], gguf.float_ternary(codes, 0.5, "<f4")),
     ("blk.0.ffn_up.weight", gguf.T_Q8_0, [32, 2], gguf.q8_0(rng.standard_normal(64).astype(np.float32))),
     ("blk.0.ffn_gate.weight", 30, [4, 2], rng.integers(0, 1 << 16, 8, dtype=np.uint16).tobytes()),
+    ("blk.0.ffn_down.weight", gguf.T_Q4_0, [32, 1], gguf.q4_0(rng.standard_normal(32).astype(np.float32))),
+    ("blk.0.ffn_norm.weight", gguf.T_Q4_1, [32, 1], gguf.q4_1(rng.standard_normal(32).astype(np.float32))),
+    ("blk.0.attn_norm.weight", gguf.T_Q4_K, [256, 1], gguf.q4_k(rng.standard_normal(256).astype(np.float32))),
+    ("output.weight", gguf.T_Q6_K, [256, 1], gguf.q6_k(rng.standard_normal(256).astype(np.float32))),
 ]
 tokens = ["a", "b", "c", "ab", "abc", "\u0120", "\u0120a", "<|begin_of_text|>"]
 meta = [gguf.kv("general.architecture", gguf.V_STR, "bitnet"),

@@ -120,8 +120,8 @@ elif mode == "rope-dims":
     kv["bitnet.rope.dimension_count"][2] = struct.pack("<I", 32)
 elif mode == "pre":
     kv["tokenizer.ggml.pre"][2] = sval("gpt-2")
-elif mode == "q6k":
-    tn["token_embd.weight"][2] = 14
+elif mode == "q5k":
+    tn["token_embd.weight"][2] = 13
 elif mode == "unknown-type":
     q[2] = 99
 elif mode == "offset":
