@@ -250,6 +250,9 @@ Expected<std::unique_ptr<GGUFFile>> GGUFFile::open(StringRef path) {
   uint64_t nTensors, nKV;
   if (!c.read(version))
     return truncated("the header");
+  if (llvm::byteswap(version) == 2 || llvm::byteswap(version) == 3)
+    return file->error("a big-endian GGUF file (lowbit reads little-endian "
+                       "GGUF)");
   if (version != 2 && version != 3)
     return file->error("GGUF version " + Twine(version) +
                        " is not supported (versions 2 and 3, little-endian)");

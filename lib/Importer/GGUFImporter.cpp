@@ -164,6 +164,16 @@ Expected<ModelConfig> mlir::lowbit::readGGUFConfig(const GGUFFile &gguf) {
     return std::move(e);
   if (llvm::Error e = tokenKey("tokenizer.ggml.eos_token_id", c.eosTokenId))
     return std::move(e);
+  // A tokenizer that adds no BOS (llama.cpp's add_bos_token false): the
+  // executable then prepends none.
+  if (const GGUFValue *v = gguf.get("tokenizer.ggml.add_bos_token")) {
+    if (v->type != GGUFValue::Bool)
+      return gguf.error("metadata 'tokenizer.ggml.add_bos_token' must be a "
+                        "bool, got " +
+                        ggufTypeName(v->type));
+    if (!v->u)
+      c.bosTokenId.reset();
+  }
   // Untied when the file has an output.weight (llama.cpp's rule).
   c.tieWordEmbeddings =
       !gguf.lookup("output.weight") && !gguf.unsupportedType("output.weight");

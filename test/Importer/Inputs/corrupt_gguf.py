@@ -106,6 +106,10 @@ if mode == "valid":
     pass
 elif mode == "version":
     version = 1
+elif mode == "big-endian":
+    version = 3 << 24
+elif mode == "no-bos":
+    kvs.append(["tokenizer.ggml.add_bos_token", 7, b"\0"])
 elif mode == "arch":
     kv["general.architecture"][2] = sval("llama")
 elif mode == "missing-key":
