@@ -133,9 +133,9 @@ private:
       return error(bt, "tensor '" + bias +
                            "': biases are not supported (BitNet's linear "
                            "layers have none)");
-    Projection p;
     if (weights.gguf())
       return ggufProjection(t, out, in, what, prefix);
+    Projection p;
     if (t->dtype == DType::U8) {
       if (out % 4 != 0)
         return error(t, "tensor '" + name + "' is packed U8 but its " +
@@ -455,6 +455,9 @@ mlir::lowbit::importGGUFModel(StringRef path, MLIRContext &ctx,
   Expected<std::unique_ptr<WeightSource>> weights = WeightSource::open(path);
   if (!weights)
     return weights.takeError();
+  if (!(*weights)->gguf())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   path + ": not a GGUF file");
   Expected<ModelConfig> cfg = readGGUFConfig(*(*weights)->gguf());
   if (!cfg)
     return cfg.takeError();
