@@ -3,14 +3,15 @@
 (architecture `bitnet`), so bench/run.sh can time llama.cpp on the same
 weights. No Debian package ships gguf-py, hence this small writer (GGUF v3).
 
-  gguf.py MODEL_DIR OUT.gguf [--embd f32|f16|q8_0|q4_0|q4_1|q4_k|q6_k] [--tokenizer FILE]
+  gguf.py MODEL_DIR OUT.gguf [--embd f32|f16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k]
+          [--tokenizer FILE]
           [--ternary tq2_0|tq1_0|i2_s|f32|f16] [--arch bitnet|bitnet-b1.58|bitnet-25]
 
 Ternary weights become TQ2_0 (blocks of 256 codes in 64 bytes + an f16 scale,
 here the tensor's alpha), or TQ1_0 (5 codes per byte, 54 bytes per 256),
 bitnet.cpp's I2_S (x86 layout: per 128 codes 32 bytes, then one f32 scale)
 or the float values they stand for (0, +-alpha); norms F32; the tied token
-embedding / lm_head F32, F16, Q8_0, Q4_0, Q4_1, Q4_K or Q6_K. The tokenizer (model dir's
+embedding / lm_head F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K. The tokenizer (model dir's
 tokenizer.json or --tokenizer) is written as llama.cpp's "gpt2" BPE with the
 "llama-bpe" pre-tokenizer. The encoders follow ggml's quantize_row_tq*_ref
 and bitnet.cpp's quantize_i2_s; tests compile these files with lowbitc.
@@ -29,7 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from safetensors_io import Writer, read_dir, to_f32  # noqa: E402
 
 ALIGN = 32
-T_F32, T_F16, T_Q4_0, T_Q4_1, T_Q8_0, T_Q4_K, T_Q6_K = 0, 1, 2, 3, 8, 12, 14
+T_F32, T_F16, T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q8_0 = 0, 1, 2, 3, 6, 7, 8
+T_Q4_K, T_Q5_K, T_Q6_K = 12, 13, 14
 T_TQ1_0, T_TQ2_0, T_I2_S = 34, 35, 36
 V_U32, V_I32, V_F32, V_STR, V_ARR = 4, 5, 6, 8, 9
 
@@ -125,13 +127,40 @@ def q4_1(x):
     return np.concatenate([d.view(np.uint8), m.view(np.uint8), qs], axis=1).tobytes()
 
 
-def q4_k(x):
+def q5(x, offset):
+    """ggml's block_q5_0 (offset: codes - 16, x = (q - 16) d) or block_q5_1
+    (no offset: x = q d + m): f16 d (and m), 4 bytes of fifth bits (bit j for
+    value j), then byte j holds the low bits of values j and j + 16."""
+    b = x.reshape(-1, 32).astype(np.float32)
+    if offset:
+        idx = np.abs(b).argmax(axis=1)
+        d = (b[np.arange(len(b)), idx] / -16)[:, None].astype(np.float16)
+        df = d.astype(np.float32)
+        q = np.clip(np.rint(b / np.where(df == 0, 1, df)) + 16, 0, 31).astype(np.uint32)
+        head = d.view(np.uint8)
+    else:
+        mn, mx = b.min(axis=1, keepdims=True), b.max(axis=1, keepdims=True)
+        d = ((mx - mn) / 31).astype(np.float16)
+        m = mn.astype(np.float16)
+        df = d.astype(np.float32)
+        q = np.clip(np.rint((b - m.astype(np.float32)) / np.where(df == 0, 1, df)), 0, 31).astype(np.uint32)
+        head = np.concatenate([d.view(np.uint8), m.view(np.uint8)], axis=1)
+    qh = ((q >> 4) << np.arange(32, dtype=np.uint32)).sum(axis=1, dtype=np.uint64).astype("<u4")
+    lo = (q & 0xF).astype(np.uint8)
+    qs = lo[:, :16] | (lo[:, 16:] << 4)
+    return np.concatenate([head, qh[:, None].view(np.uint8), qs], axis=1).tobytes()
+
+
+def q4_k(x, five=False):
     """ggml's block_q4_K: per 256 values f16 d and dmin, eight 6-bit
     (scale, min) pairs in 12 bytes, 128 bytes of nibbles (per 64 values,
-    byte l: value l low, l + 32 high); x = d sc q - dmin m."""
+    byte l: value l low, l + 32 high); x = d sc q - dmin m. five: block_q5_K,
+    with 32 bytes of fifth bits (bit 2c + h of byte l for value 64c + 32h + l)
+    before the nibbles."""
+    top = 31 if five else 15
     b = x.reshape(-1, 8, 32).astype(np.float32)
     mins = np.maximum(-b.min(axis=2), 0)              # [n, 8]
-    scales = (b.max(axis=2) + mins) / 15
+    scales = (b.max(axis=2) + mins) / top
     d = (scales.max(axis=1, keepdims=True) / 63).astype(np.float16)
     dmin = (mins.max(axis=1, keepdims=True) / 63).astype(np.float16)
     df, dmf = d.astype(np.float32), dmin.astype(np.float32)
@@ -139,14 +168,16 @@ def q4_k(x):
     m = np.clip(np.rint(mins / np.where(dmf == 0, 1, dmf)), 0, 63).astype(np.uint8)
     step = (df * sc)[:, :, None]
     q = np.clip(np.rint((b + (dmf * m)[:, :, None]) / np.where(step == 0, 1, step)),
-                0, 15).astype(np.uint8)
+                0, top).astype(np.uint8)
     packed = np.zeros((len(b), 12), np.uint8)
     packed[:, 0:4] = sc[:, 0:4] | ((sc[:, 4:8] >> 4) << 6)
     packed[:, 4:8] = m[:, 0:4] | ((m[:, 4:8] >> 4) << 6)
     packed[:, 8:12] = (sc[:, 4:8] & 0xF) | ((m[:, 4:8] & 0xF) << 4)
-    q = q.reshape(-1, 4, 2, 32)
+    high = ((q >> 4) << np.arange(8, dtype=np.uint8)[None, :, None]).sum(axis=1, dtype=np.uint8)
+    q = (q & 0xF).reshape(-1, 4, 2, 32)
     qs = (q[:, :, 0] | (q[:, :, 1] << 4)).reshape(-1, 128)
-    return np.concatenate([d.view(np.uint8), dmin.view(np.uint8), packed, qs], axis=1).tobytes()
+    parts = [d.view(np.uint8), dmin.view(np.uint8), packed] + ([high] if five else []) + [qs]
+    return np.concatenate(parts, axis=1).tobytes()
 
 
 def q6_k(x):
@@ -193,8 +224,19 @@ def dequantize(kind, raw, n):
         if kind == "q4_0":
             return ((q - 8).astype(f32) * half(b, 0)).reshape(-1)
         return (q.astype(f32) * half(b, 0) + half(b, 2)).reshape(-1)
-    if kind == "q4_k":
-        b = blocks(144)
+    if kind in ("q5_0", "q5_1"):
+        b = blocks(22 if kind == "q5_0" else 24)
+        at = 2 if kind == "q5_0" else 4
+        qh = b[:, at:at + 4].copy().view("<u4").astype(np.uint32)      # [nb, 1]
+        qs = b[:, at + 4:]
+        hi = ((qh >> np.arange(32, dtype=np.uint32)) & 1).astype(np.int32)
+        q = np.concatenate([qs & 0xF, qs >> 4], axis=1).astype(np.int32) | (hi << 4)
+        if kind == "q5_0":
+            return ((q - 16).astype(f32) * half(b, 0)).reshape(-1)
+        return (q.astype(f32) * half(b, 0) + half(b, 2)).reshape(-1)
+    if kind in ("q4_k", "q5_k"):
+        five = kind == "q5_k"
+        b = blocks(176 if five else 144)
         sc8 = b[:, 4:16].astype(np.int32)
         scale = np.empty((len(b), 8), np.int32)
         mn = np.empty((len(b), 8), np.int32)
@@ -206,8 +248,12 @@ def dequantize(kind, raw, n):
                 mn[:, j] = (sc8[:, j + 4] >> 4) | ((sc8[:, j] >> 6) << 4)
         d1 = half(b, 0) * scale.astype(f32)                # [nb, 8]
         m1 = half(b, 2) * mn.astype(f32)
-        qs = b[:, 16:].reshape(-1, 4, 32)
-        q = np.stack([qs & 0xF, qs >> 4], axis=2).reshape(-1, 8, 32).astype(f32)
+        qs = b[:, 48 if five else 16:].reshape(-1, 4, 32)
+        q = np.stack([qs & 0xF, qs >> 4], axis=2).reshape(-1, 8, 32).astype(np.int32)
+        if five:  # sub-block s takes bit s of the 32 high bytes
+            qh = b[:, 16:48].astype(np.int32)
+            q = q + 16 * ((qh[:, None, :] >> np.arange(8)[None, :, None]) & 1)
+        q = q.astype(f32)
         return (d1[:, :, None] * q - m1[:, :, None]).reshape(-1)
     if kind == "q6_k":
         b = blocks(210)
@@ -252,7 +298,8 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
     ap.add_argument("out")
-    ap.add_argument("--embd", choices=["f32", "f16", "q8_0", "q4_0", "q4_1", "q4_k", "q6_k"],
+    ap.add_argument("--embd", choices=["f32", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
+                                       "q4_k", "q5_k", "q6_k"],
                     default="f16")
     ap.add_argument("--ternary", choices=["tq2_0", "tq1_0", "i2_s", "f32", "f16"],
                     default="tq2_0")
@@ -319,7 +366,8 @@ def main(argv=None):
     emb = a.embd
     specs = [("token_embd.weight",
               {"f32": T_F32, "f16": T_F16, "q8_0": T_Q8_0, "q4_0": T_Q4_0, "q4_1": T_Q4_1,
-               "q4_k": T_Q4_K, "q6_k": T_Q6_K}[emb], [H, V],
+               "q5_0": T_Q5_0, "q5_1": T_Q5_1, "q4_k": T_Q4_K, "q5_k": T_Q5_K,
+               "q6_k": T_Q6_K}[emb], [H, V],
               lambda: embd_bytes(t, emb))]
     norm = lambda n: (lambda: to_f32(t[n]).astype("<f4").tobytes())  # noqa: E731
     specs.append(("output_norm.weight", T_F32, [H], norm("model.norm.weight")))
@@ -350,7 +398,8 @@ def main(argv=None):
     def nbytes(ty, dims):
         n = int(np.prod(dims))
         return {T_F32: 4 * n, T_F16: 2 * n, T_Q8_0: n // 32 * 34, T_Q4_0: n // 32 * 18,
-                T_Q4_1: n // 32 * 20, T_Q4_K: n // 256 * 144, T_Q6_K: n // 256 * 210,
+                T_Q4_1: n // 32 * 20, T_Q5_0: n // 32 * 22, T_Q5_1: n // 32 * 24,
+                T_Q4_K: n // 256 * 144, T_Q5_K: n // 256 * 176, T_Q6_K: n // 256 * 210,
                 T_TQ1_0: n // 256 * 54, T_TQ2_0: n // 256 * 66, T_I2_S: n // 4 + 32}[ty]
 
     info, offset = b"", 0
@@ -407,7 +456,8 @@ def embd_bytes(t, kind, name="model.embed_tokens.weight"):
         out.append(x.astype("<f4").tobytes() if kind == "f32" else
                    x.astype("<f2").tobytes() if kind == "f16" else
                    {"q8_0": q8_0, "q4_0": q4_0, "q4_1": q4_1, "q4_k": q4_k,
-                    "q6_k": q6_k}[kind](x))
+                    "q5_0": lambda v: q5(v, True), "q5_1": lambda v: q5(v, False),
+                    "q5_k": lambda v: q4_k(v, five=True), "q6_k": q6_k}[kind](x))
     return b"".join(out)
 
 

@@ -31,14 +31,14 @@ const GGMLType kTypes[] = {
     {1, "F16", 1, 2, DType::F16},
     {2, "Q4_0", 32, 18, DType::Q4_0},
     {3, "Q4_1", 32, 20, DType::Q4_1},
-    {6, "Q5_0", 32, 22, {}},
-    {7, "Q5_1", 32, 24, {}},
+    {6, "Q5_0", 32, 22, DType::Q5_0},
+    {7, "Q5_1", 32, 24, DType::Q5_1},
     {8, "Q8_0", 32, 34, DType::Q8_0},
     {9, "Q8_1", 32, 36, {}},
     {10, "Q2_K", 256, 84, {}},
     {11, "Q3_K", 256, 110, {}},
     {12, "Q4_K", 256, 144, DType::Q4_K},
-    {13, "Q5_K", 256, 176, {}},
+    {13, "Q5_K", 256, 176, DType::Q5_K},
     {14, "Q6_K", 256, 210, DType::Q6_K},
     {15, "Q8_K", 256, 292, {}},
     {16, "IQ2_XXS", 256, 66, {}},
@@ -509,11 +509,29 @@ float mlir::lowbit::floatAt(const TensorInfo &t, int64_t i) {
     float d = f16ToF32(read16le(blk));
     return q41 ? float(q) * d + f16ToF32(read16le(blk + 2)) : float(q - 8) * d;
   }
-  case DType::Q4_K: {
+  case DType::Q5_0:
+  case DType::Q5_1: {
+    // Blocks of 32: f16 d (Q5_1: and f16 m), 4 bytes of fifth bits (bit j
+    // for value j), then byte j holds the low bits of values j (low nibble)
+    // and j + 16 (high).
+    bool q51 = t.dtype == DType::Q5_1;
+    const uint8_t *blk = p + i / 32 * (q51 ? 24 : 22);
+    const uint8_t *qh = blk + (q51 ? 4 : 2);
+    int64_t j = i % 32;
+    uint8_t byte = qh[4 + j % 16];
+    int q =
+        (j < 16 ? byte & 0xF : byte >> 4) | (((read32le(qh) >> j) & 1) << 4);
+    float d = f16ToF32(read16le(blk));
+    return q51 ? float(q) * d + f16ToF32(read16le(blk + 2)) : float(q - 16) * d;
+  }
+  case DType::Q4_K:
+  case DType::Q5_K: {
     // Blocks of 256: f16 d, f16 dmin, 12 bytes of eight 6-bit (scale, min)
-    // pairs, then 128 bytes: per 64 values, byte l holds value l (low
-    // nibble) and l + 32 (high).
-    const uint8_t *blk = p + i / 256 * 144, *sc = blk + 4;
+    // pairs, (Q5_K: 32 bytes of fifth bits, bit 2c + h of byte l for value
+    // 64c + 32h + l,) then 128 bytes: per 64 values, byte l holds value l
+    // (low nibble) and l + 32 (high).
+    bool q5 = t.dtype == DType::Q5_K;
+    const uint8_t *blk = p + i / 256 * (q5 ? 176 : 144), *sc = blk + 4;
     int64_t j = i % 256, chunk = j / 64, hi = j % 64 / 32, l = j % 32;
     int64_t s = 2 * chunk + hi;
     uint8_t scale, min;
@@ -524,8 +542,10 @@ float mlir::lowbit::floatAt(const TensorInfo &t, int64_t i) {
       scale = (sc[s + 4] & 0xF) | ((sc[s - 4] >> 6) << 4);
       min = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
     }
-    uint8_t byte = blk[16 + chunk * 32 + l];
+    uint8_t byte = blk[(q5 ? 48 : 16) + chunk * 32 + l];
     int q = hi ? byte >> 4 : byte & 0xF;
+    if (q5 && (blk[16 + l] >> s) & 1)
+      q += 16;
     float d1 = f16ToF32(read16le(blk)) * float(scale);
     float m1 = f16ToF32(read16le(blk + 2)) * float(min);
     return d1 * float(q) - m1;

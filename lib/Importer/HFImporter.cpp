@@ -61,7 +61,10 @@ private:
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
     case DType::Q4_K:
+    case DType::Q5_K:
     case DType::Q6_K:
       return b.getF32Type();
     }
@@ -88,8 +91,8 @@ private:
       if (std::optional<StringRef> ty = g->unsupportedType(n))
         return error(nullptr, "tensor '" + n + "' has GGML type " + *ty +
                                   ", which lowbit does not read (F32, F16, "
-                                  "BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, TQ1_0, "
-                                  "TQ2_0, I2_S)");
+                                  "BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, "
+                                  "Q5_K, Q6_K, TQ1_0, TQ2_0, I2_S)");
     return error(nullptr, "missing tensor '" + n + "'");
   }
 
@@ -103,11 +106,12 @@ private:
     const TensorInfo *t = *found;
     if (!isFloatLike(t->dtype) ||
         (isQuantizedFloat(t->dtype) && shape.size() < 2))
-      return error(t, "tensor '" + name + "' has dtype " + dtypeName(t->dtype) +
-                          ", expected BF16, F16 or F32" +
-                          (weights.gguf() && shape.size() == 2
-                               ? " (or Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)"
-                               : ""));
+      return error(
+          t, "tensor '" + name + "' has dtype " + dtypeName(t->dtype) +
+                 ", expected BF16, F16 or F32" +
+                 (weights.gguf() && shape.size() == 2
+                      ? " (or Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)"
+                      : ""));
     if (llvm::ArrayRef<int64_t>(t->shape) != shape)
       return error(t, "tensor '" + name + "' has shape " + shapeStr(t->shape) +
                           ", expected " + shapeStr(shape) + " (" + what + ")");

@@ -6,7 +6,8 @@
 // shape is checked before use, and the data stays memory-mapped.
 //
 // Tensors are described with lowbit's TensorInfo: shapes row-major (GGUF's
-// ne[] reversed), dtypes F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K and
+// ne[] reversed), dtypes F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q4_K, Q5_K, Q6_K and
 // the ternary TQ1_0, TQ2_0
 // and I2_S; a tensor of any other GGML type is refused by name when a
 // model reads it.
@@ -118,7 +119,8 @@ llvm::Expected<float> decodeTernary(const TensorInfo &t, llvm::StringRef file,
                                     int8_t *codes);
 
 /// Element i of a float tensor (BF16, F16, F32, or a quantized float:
-/// Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, decoded as llama.cpp's dequantize_row_*) as
+/// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, decoded as llama.cpp's
+/// dequantize_row_*) as
 /// f32.
 float floatAt(const TensorInfo &t, int64_t i);
 

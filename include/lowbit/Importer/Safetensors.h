@@ -25,7 +25,7 @@ namespace mlir::lowbit {
 
 /// Stored element types this compiler accepts: safetensors' BF16 ... I8,
 /// and GGUF's block formats: llama.cpp's quantized floats (Q8_0, Q4_0, Q4_1,
-/// Q4_K, Q6_K) and the ternary TQ1_0, TQ2_0 and I2_S.
+/// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) and the ternary TQ1_0, TQ2_0 and I2_S.
 enum class DType {
   BF16,
   F16,
@@ -35,7 +35,10 @@ enum class DType {
   Q8_0,
   Q4_0,
   Q4_1,
+  Q5_0,
+  Q5_1,
   Q4_K,
+  Q5_K,
   Q6_K,
   TQ1_0,
   TQ2_0,
@@ -55,7 +58,8 @@ inline bool isTernaryBlock(DType d) {
 /// codes with scales; lowbit reads them for embeddings and heads).
 inline bool isQuantizedFloat(DType d) {
   return d == DType::Q8_0 || d == DType::Q4_0 || d == DType::Q4_1 ||
-         d == DType::Q4_K || d == DType::Q6_K;
+         d == DType::Q5_0 || d == DType::Q5_1 || d == DType::Q4_K ||
+         d == DType::Q5_K || d == DType::Q6_K;
 }
 /// Whether floatAt() reads `d`.
 inline bool isFloatLike(DType d) {

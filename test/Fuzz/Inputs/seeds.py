@@ -119,6 +119,9 @@ tensors = [  # name, type, ne, bytes
     ("blk.0.ffn_norm.weight", gguf.T_Q4_1, [32, 1], gguf.q4_1(rng.standard_normal(32).astype(np.float32))),
     ("blk.0.attn_norm.weight", gguf.T_Q4_K, [256, 1], gguf.q4_k(rng.standard_normal(256).astype(np.float32))),
     ("output.weight", gguf.T_Q6_K, [256, 1], gguf.q6_k(rng.standard_normal(256).astype(np.float32))),
+    ("blk.0.ffn_sub_norm.weight", gguf.T_Q5_0, [32, 1], gguf.q5(rng.standard_normal(32).astype(np.float32), True)),
+    ("blk.0.attn_sub_norm.weight", gguf.T_Q5_1, [32, 1], gguf.q5(rng.standard_normal(32).astype(np.float32), False)),
+    ("blk.1.attn_norm.weight", gguf.T_Q5_K, [256, 1], gguf.q4_k(rng.standard_normal(256).astype(np.float32), five=True)),
 ]
 tokens = ["a", "b", "c", "ab", "abc", "\u0120", "\u0120a", "<|begin_of_text|>"]
 meta = [gguf.kv("general.architecture", gguf.V_STR, "bitnet"),

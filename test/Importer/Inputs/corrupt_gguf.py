@@ -124,8 +124,8 @@ elif mode == "rope-dims":
     kv["bitnet.rope.dimension_count"][2] = struct.pack("<I", 32)
 elif mode == "pre":
     kv["tokenizer.ggml.pre"][2] = sval("gpt-2")
-elif mode == "q5k":
-    tn["token_embd.weight"][2] = 13
+elif mode == "q2k":
+    tn["token_embd.weight"][2] = 10
 elif mode == "unknown-type":
     q[2] = 99
 elif mode == "offset":
