@@ -46,29 +46,21 @@ private:
                                    where + ": " + msg);
   }
 
-  /// The element type MLIR uses for a stored dtype.
+  /// The element type MLIR uses for a stored dtype: GGUF's quantized floats
+  /// as f32 (the pack phase widens them), its ternary blocks as i8 codes.
   Type elementType(DType d) {
+    if (isQuantizedFloat(d))
+      return b.getF32Type();
+    if (isTernaryBlock(d))
+      return b.getIntegerType(8);
     switch (d) {
     case DType::BF16: return b.getBF16Type();
     case DType::F16: return b.getF16Type();
     case DType::F32: return b.getF32Type();
     case DType::U8: return b.getIntegerType(8, /*isSigned=*/false);
-    case DType::I8:
-    case DType::TQ1_0:
-    case DType::TQ2_0:
-    case DType::I2_S:
-      return b.getIntegerType(8);
-    case DType::Q8_0:
-    case DType::Q4_0:
-    case DType::Q4_1:
-    case DType::Q5_0:
-    case DType::Q5_1:
-    case DType::Q4_K:
-    case DType::Q5_K:
-    case DType::Q6_K:
-      return b.getF32Type();
+    case DType::I8: return b.getIntegerType(8);
+    default: llvm_unreachable("bad dtype");
     }
-    llvm_unreachable("bad dtype");
   }
 
   ParamAttr paramAttr(const TensorInfo &t) {
