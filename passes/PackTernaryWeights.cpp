@@ -159,6 +159,7 @@ struct PackTernaryWeightsPass
       std::vector<int8_t> codes(size_t(n * k));
       float alpha;
       if (t->dtype == DType::U8) {
+        assert(!t->transposed && "packed U8 is read as stored");
         int64_t r = n / 4;
         for (int64_t i = 0; i < 4; ++i)
           for (int64_t row = 0; row < r; ++row)
@@ -267,7 +268,7 @@ struct PackTernaryWeightsPass
         // 2-D 16-bit tables (embedding, head) stay as stored; kernels widen
         // them as they read.
         bool keep16 = (t->dtype == DType::BF16 || t->dtype == DType::F16) &&
-                      t->shape.size() == 2;
+                      t->shape.size() == 2 && !t->transposed;
         if (keep16) {
           blob.write(t->bytes.data(), t->bytes.size());
         } else {

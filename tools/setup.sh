@@ -17,8 +17,11 @@ packages=(
   libc6-dev-arm64-cross libgcc-12-dev-arm64-cross qemu-user
   # libraries LLVM's CMake package refers to
   zlib1g-dev libzstd-dev libxml2-dev libedit-dev libcurl4-openssl-dev
-  # the numpy reference model and the checkpoint generator (/usr/bin/python3)
-  python3 python3-numpy
+  # ONNX input: the ONNX protobuf library lowbit links
+  libonnx-dev libprotobuf-dev
+  # the numpy reference model and the checkpoint generator (/usr/bin/python3);
+  # onnx writes the ONNX test models
+  python3 python3-numpy python3-onnx
   # Node.js runs the npm reference tokenizer (transformers.js) in the tests;
   # tmux drives --chat through a terminal in the tests
   nodejs tmux

@@ -1,6 +1,6 @@
 //===- Driver.cpp - the lowbitc compiler driver ---------------------------===//
 //
-// lowbitc MODEL_DIR|FILE.gguf|FILE.mlir [--emit=PHASE] [-o OUT] [--scheme=...]
+// lowbitc MODEL_DIR|FILE.gguf|FILE.onnx|FILE.mlir [--emit=PHASE] [-o OUT] [--scheme=...]
 //         [--target=TRIPLE --mcpu=CPU --mattr=FEATURES]
 //
 // Phases run in the order of design.md; `--emit=` stops after one. `.mlir`
@@ -13,6 +13,7 @@
 #include "lowbit/Compiler/Registration.h"
 #include "lowbit/Importer/GGUF.h"
 #include "lowbit/Importer/HFImporter.h"
+#include "lowbit/Importer/ONNX.h"
 #include "lowbit/Importer/Tokenizer.h"
 #include "lowbit/Target/CPU.h"
 #include "lowbit/Transforms/Passes.h"
@@ -194,7 +195,7 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
 
   cl::OptionCategory cat("lowbitc options");
   cl::opt<std::string> input(cl::Positional,
-                             cl::desc("<model dir | file.gguf | file.mlir>"),
+                             cl::desc("<model dir | file.gguf | file.onnx | file.mlir>"),
                              cl::init("-"), cl::cat(cat));
   cl::opt<std::string> output("o", cl::desc("output file ('-' for stdout)"),
                               cl::value_desc("file"), cl::init(""),
@@ -313,17 +314,26 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     return fail("input '" + input + "' does not exist");
   bool isGGUF = !isMLIR && !llvm::sys::fs::is_directory(input) &&
                 GGUFFile::hasMagic(input);
-  if (!isMLIR && !isGGUF && !llvm::sys::fs::is_directory(input))
+  // An ONNX model: a .onnx file, or a directory without safetensors that
+  // holds model.onnx or onnx/model.onnx (an Optimum export).
+  std::string onnxPath =
+      isMLIR || isGGUF ? std::string() : ONNXModel::modelFile(input);
+  bool isONNX = !onnxPath.empty();
+  if (!isMLIR && !isGGUF && !isONNX && !llvm::sys::fs::is_directory(input))
     return fail("input '" + input +
-                "' is neither a model directory, a GGUF file nor a .mlir "
-                "file");
+                "' is neither a model directory, a GGUF file, an ONNX model "
+                "(.onnx) nor a .mlir file");
 
   // Output names: IR phases print to stdout, obj/exe/shared default to the
   // model's name in the current directory: the directory's whole name
-  // (bitnet-b1.58-2B-4T), a .mlir or .gguf file's without the extension.
+  // (bitnet-b1.58-2B-4T), a .mlir, .gguf or .onnx file's without the
+  // extension.
   StringRef inputName = llvm::sys::path::filename(StringRef(input).rtrim('/'));
   std::string stem =
-      (isMLIR || isGGUF ? llvm::sys::path::stem(inputName) : inputName).str();
+      (isMLIR || isGGUF || (isONNX && !llvm::sys::fs::is_directory(input))
+           ? llvm::sys::path::stem(inputName)
+           : inputName)
+          .str();
   if (stem.empty() || stem == "-")
     stem = "model";
   std::string outPath = output;
@@ -390,8 +400,9 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     opts.kvF16 = kvBits == "f16";
     opts.context = context;
     llvm::Expected<OwningOpRef<ModuleOp>> imported =
-        isGGUF ? importGGUFModel(input, ctx, opts)
-               : importHFModel(input, ctx, opts);
+        isGGUF   ? importGGUFModel(input, ctx, opts)
+        : isONNX ? importONNXModel(onnxPath, ctx, opts)
+                 : importHFModel(input, ctx, opts);
     if (!imported)
       return fail(llvm::toString(imported.takeError()));
     module = std::move(*imported);
@@ -414,7 +425,8 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     if (!calibrationStats.empty())
       return fail("give --calibrate or --calibration-stats, not both");
     if (isMLIR)
-      return fail("--calibrate needs a model directory as input");
+      return fail("--calibrate needs a model (a directory, GGUF or ONNX "
+                  "file) as input, not IR");
     if (!llvm::sys::fs::exists(calibrate))
       return fail("--calibrate: '" + calibrate + "' does not exist");
     std::string statsOut = (streamOut ? stem : outPath) + ".calibration.json";
@@ -480,9 +492,12 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
     return 0;
 
   // The tokenizer table: --tokenizer, or the model directory's own (a GGUF
-  // file's metadata).
+  // file's metadata; an ONNX model's tokenizer.json beside it or one
+  // directory up).
   std::string tokenizerJson = tokenizer;
-  if (tokenizerJson.empty() && !isMLIR && !isGGUF) {
+  if (tokenizerJson.empty() && isONNX) {
+    tokenizerJson = ONNXModel::companionFile(onnxPath, "tokenizer.json");
+  } else if (tokenizerJson.empty() && !isMLIR && !isGGUF) {
     llvm::SmallString<256> p(input);
     llvm::sys::path::append(p, "tokenizer.json");
     if (llvm::sys::fs::exists(p))

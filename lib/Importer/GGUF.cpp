@@ -482,6 +482,7 @@ int64_t GGUFFile::intAt(const GGUFValue &v, uint64_t i) {
 float mlir::lowbit::floatAt(const TensorInfo &t, int64_t i) {
   using namespace llvm::support::endian;
   const uint8_t *p = t.bytes.data();
+  i = t.storedIndex(i);
   switch (t.dtype) {
   case DType::BF16:
     return bf16ToF32(read16le(p + 2 * i));
@@ -573,7 +574,7 @@ Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t, StringRef file,
                                             int8_t *codes) {
   auto bad = [&](const Twine &msg) -> Error {
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   file + ": tensor '" + t.name + "': " + msg);
+                                   file + ": " + t.describe() + ": " + msg);
   };
   int64_t n = t.numElements();
   int64_t cols = t.shape.empty() ? 1 : t.shape.back();
@@ -589,8 +590,13 @@ Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t, StringRef file,
   };
   switch (t.dtype) {
   case DType::I8:
-    for (int64_t i = 0; i < n; ++i)
-      codes[i] = std::clamp<int8_t>(int8_t(t.bytes[i]), -1, 1);
+    for (int64_t i = 0; i < n; ++i) {
+      int8_t v = int8_t(t.bytes[t.storedIndex(i)]);
+      if (v < -1 || v > 1)
+        return bad("code " + Twine(int(v)) + " at " + where(i) +
+                   " is not -1, 0 or +1");
+      codes[i] = v;
+    }
     return 1.0f;
   case DType::TQ1_0:
   case DType::TQ2_0: {

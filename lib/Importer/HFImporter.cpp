@@ -3,6 +3,7 @@
 #include "lowbit/Importer/HFImporter.h"
 #include "lowbit/Dialect/BitNet/IR/BitNetDialect.h"
 #include "lowbit/Importer/GGUF.h"
+#include "lowbit/Importer/ONNX.h"
 #include "lowbit/Importer/Safetensors.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -16,6 +17,7 @@
 
 using namespace mlir;
 using namespace mlir::lowbit;
+using llvm::Error;
 using llvm::Expected;
 using llvm::StringRef;
 using llvm::Twine;
@@ -79,6 +81,16 @@ private:
   Expected<const TensorInfo *> find(StringRef n) {
     if (const TensorInfo *t = weights.lookup(n))
       return t;
+    if (const ONNXModel *m = weights.onnx()) {
+      if (std::optional<std::string> why = m->problem(n))
+        return error(nullptr, "weight '" + n + "': " + *why);
+      return error(nullptr,
+                   "missing weight '" + n +
+                       "' (no initializer of that name, and no MatMul, Gemm, "
+                       "Gather or norm Mul node under the module path /" +
+                       llvm::join(llvm::split(n.rsplit('.').first, '.'), "/") +
+                       "/)");
+    }
     if (const GGUFFile *g = weights.gguf())
       if (std::optional<StringRef> ty = g->unsupportedType(n))
         return error(nullptr, "tensor '" + n + "' has GGML type " + *ty +
@@ -99,13 +111,13 @@ private:
     if (!isFloatLike(t->dtype) ||
         (isQuantizedFloat(t->dtype) && shape.size() < 2))
       return error(
-          t, "tensor '" + name + "' has dtype " + dtypeName(t->dtype) +
+          t, t->describe() + " has dtype " + dtypeName(t->dtype) +
                  ", expected BF16, F16 or F32" +
                  (weights.gguf() && shape.size() == 2
                       ? " (or Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)"
                       : ""));
     if (llvm::ArrayRef<int64_t>(t->shape) != shape)
-      return error(t, "tensor '" + name + "' has shape " + shapeStr(t->shape) +
+      return error(t, t->describe() + " has shape " + shapeStr(t->shape) +
                           ", expected " + shapeStr(shape) + " (" + what + ")");
     return paramAttr(*t);
   }
@@ -126,11 +138,11 @@ private:
     // Not reading a bias would change every logit without a word.
     std::string bias = this->name(prefix + ".bias");
     if (const TensorInfo *bt = weights.lookup(bias))
-      return error(bt, "tensor '" + bias +
-                           "': biases are not supported (BitNet's linear "
+      return error(bt, bt->describe() +
+                           ": biases are not supported (BitNet's linear "
                            "layers have none)");
-    if (weights.gguf())
-      return ggufProjection(t, out, in, what, prefix);
+    if (weights.gguf() || t->ternaryValues)
+      return codesProjection(t, out, in, what, prefix);
     Projection p;
     if (t->dtype == DType::U8) {
       if (out % 4 != 0)
@@ -169,21 +181,24 @@ private:
     return p;
   }
 
-  /// A GGUF projection: ternary codes, block-quantized (TQ1_0, TQ2_0, I2_S)
-  /// or stored as the float values they stand for, each with its own scale,
-  /// which an optional `.scale` tensor multiplies (llama.cpp's bitnet).
-  Expected<Projection> ggufProjection(const TensorInfo *t, int64_t out,
-                                      int64_t in, StringRef what,
-                                      StringRef prefix) {
+  /// A projection stored as the values the model multiplies by: ternary
+  /// codes, block-quantized (GGUF's TQ1_0, TQ2_0, I2_S) or int8 (an ONNX
+  /// DequantizeLinear's), or floats 0 and +-scale (GGUF's F32, an ONNX
+  /// MatMul's own initializer), each with its own scale, which an optional
+  /// weight scale tensor multiplies (llama.cpp's `.scale`, the
+  /// DequantizeLinear's scale).
+  Expected<Projection> codesProjection(const TensorInfo *t, int64_t out,
+                                       int64_t in, StringRef what,
+                                       StringRef prefix) {
     if (!isTernaryBlock(t->dtype) && t->dtype != DType::F32 &&
-        t->dtype != DType::F16 && t->dtype != DType::BF16)
-      return error(t, "tensor '" + t->name + "' has dtype " +
-                          dtypeName(t->dtype) +
+        t->dtype != DType::F16 && t->dtype != DType::BF16 &&
+        t->dtype != DType::I8)
+      return error(t, t->describe() + " has dtype " + dtypeName(t->dtype) +
                           ", expected ternary TQ1_0, TQ2_0 or I2_S (or F32, "
                           "F16, BF16 holding 0 and +-scale)");
     llvm::SmallVector<int64_t, 2> want{out, in};
     if (llvm::ArrayRef<int64_t>(t->shape) != llvm::ArrayRef<int64_t>(want))
-      return error(t, "tensor '" + t->name + "' has shape " +
+      return error(t, t->describe() + " has shape " +
                           shapeStr(t->shape) + ", expected " + shapeStr(want) +
                           " (" + what + ")");
     Projection p;
@@ -442,6 +457,35 @@ mlir::lowbit::importHFModel(StringRef dir, MLIRContext &ctx,
   if (!weights)
     return weights.takeError();
   return importWith(dir, cfgPath, "max_position_embeddings", *cfg,
+                    std::move(*weights), ctx, options);
+}
+
+Expected<OwningOpRef<ModuleOp>>
+mlir::lowbit::importONNXModel(StringRef path, MLIRContext &ctx,
+                              const ImportOptions &options) {
+  std::string onnxPath = ONNXModel::modelFile(path);
+  if (onnxPath.empty())
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        path + ": not an ONNX model (a .onnx file, or a directory with "
+               "model.onnx or onnx/model.onnx)");
+  std::string cfgPath = ONNXModel::companionFile(onnxPath, "config.json");
+  if (cfgPath.empty())
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        onnxPath + ": no config.json beside the ONNX model or in its parent "
+                   "directory (the Hugging Face configuration says what the "
+                   "graph computes)");
+  Expected<ModelConfig> cfg = ModelConfig::read(cfgPath);
+  if (!cfg)
+    return cfg.takeError();
+  Expected<std::unique_ptr<WeightSource>> weights =
+      WeightSource::open(onnxPath);
+  if (!weights)
+    return weights.takeError();
+  if (Error e = (*weights)->onnx()->checkArchitecture())
+    return std::move(e);
+  return importWith(onnxPath, cfgPath, "max_position_embeddings", *cfg,
                     std::move(*weights), ctx, options);
 }
 

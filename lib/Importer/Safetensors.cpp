@@ -2,6 +2,7 @@
 
 #include "lowbit/Importer/Safetensors.h"
 #include "lowbit/Importer/GGUF.h"
+#include "lowbit/Importer/ONNX.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/Endian.h"
@@ -212,8 +213,23 @@ WeightSource::WeightSource() = default;
 WeightSource::~WeightSource() = default;
 
 Expected<std::unique_ptr<WeightSource>> WeightSource::open(StringRef path) {
-  if (!llvm::sys::fs::is_regular_file(path))
-    return openDirectory(path);
+  bool isFile = llvm::sys::fs::is_regular_file(path);
+  if (!(isFile && GGUFFile::hasMagic(path))) {
+    std::string onnxPath = ONNXModel::modelFile(path);
+    if (onnxPath.empty()) {
+      if (!isFile)
+        return openDirectory(path);
+      return fileError(path, "neither a GGUF file nor an ONNX model (.onnx)");
+    }
+    auto model = ONNXModel::open(onnxPath);
+    if (!model)
+      return model.takeError();
+    auto src = std::make_unique<WeightSource>();
+    src->onnxModel = std::move(*model);
+    for (auto &kv : src->onnxModel->weights())
+      src->byName[kv.first()] = kv.second;
+    return std::move(src);
+  }
   auto file = GGUFFile::open(path);
   if (!file)
     return file.takeError();
@@ -306,7 +322,9 @@ const TensorInfo *WeightSource::lookup(StringRef name) const {
 
 void WeightSource::release(const TensorInfo &t) const {
 #if defined(__unix__)
-  if (ggufFile ? !ggufFile->isMapped() : !files[t.file]->isMapped())
+  if (onnxModel ? !onnxModel->isMapped(t)
+      : ggufFile ? !ggufFile->isMapped()
+                 : !files[t.file]->isMapped())
     return;
   uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   uintptr_t begin = uintptr_t(t.bytes.data()), end = begin + t.bytes.size();
@@ -320,6 +338,8 @@ void WeightSource::release(const TensorInfo &t) const {
 }
 
 StringRef WeightSource::filePath(const TensorInfo &t) const {
+  if (onnxModel)
+    return onnxModel->path();
   if (ggufFile)
     return ggufFile->path();
   return files[t.file]->path();

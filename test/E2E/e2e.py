@@ -77,6 +77,11 @@ def main():
     ap.add_argument("--gguf", action="append",
                     help="compile the checkpoint written as GGUF by bench/gguf.py "
                          "with these arguments (e.g. --gguf=--ternary=tq1_0)")
+    ap.add_argument("--onnx", action="append",
+                    help="compile the checkpoint written as ONNX by "
+                         "reference/onnx_export.py with these arguments "
+                         "(e.g. --onnx=--weights=qdq); with --optimum the "
+                         "export's directory is the input, else its .onnx file")
     ap.add_argument("ckpt", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     ckpt_args = [x for x in a.ckpt if x != "--"]
@@ -94,6 +99,18 @@ def main():
         ref_model = os.path.join(a.work, "gguf-ref")
         run([sys.executable, os.path.join(here, "..", "..", "bench", "gguf.py"),
              model_dir, source, "--dequantized-dir", ref_model] + [x for x in a.gguf if x])
+        model_dir = ref_model
+    if a.onnx is not None:
+        # The reference runs on the checkpoint as the file holds it (scales
+        # rounded to the file's float type).
+        onnx_args = [x for x in a.onnx if x]
+        out_dir = os.path.join(a.work, "onnx-export")
+        ref_model = os.path.join(a.work, "onnx-ref")
+        onnx_file = run([sys.executable, os.path.join(here, "..", "..", "reference",
+                                                      "onnx_export.py"),
+                         model_dir, out_dir, "--reference-dir", ref_model] +
+                        onnx_args).strip().splitlines()[-1]
+        source = out_dir if "--optimum" in onnx_args else onnx_file
         model_dir = ref_model
     run([a.lowbitc, source, "-o", exe_path, "--weights=" + a.weights,
          "--kv-bits=%s" % a.kv_bits] + a.lowbitc_arg)

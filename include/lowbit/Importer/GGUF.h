@@ -107,13 +107,16 @@ private:
 /// Decodes a ternary projection weight into codes -1/0/+1 (row-major
 /// [rows, cols], `codes` has rows * cols entries) and returns the scale
 /// stored with them:
-///   - I8: the codes (clamped), scale 1 (a separate weight_scale applies);
+///   - I8: the codes (each must be -1, 0 or +1), scale 1 (a separate
+///     weight_scale applies);
 ///   - TQ1_0 / TQ2_0: llama.cpp's blocks of 256; every block with a non-zero
 ///     code must carry the same scale d (one scale per tensor, as BitNet);
 ///   - I2_S: bitnet.cpp's x86 layout, blocks of 128 codes in 32 bytes, then
 ///     one f32 scale;
-///   - F32 / F16 / BF16 as GGUF stores BitNet weights unquantized: each value
-///     must be 0 or +-alpha (alpha = the largest magnitude).
+///   - F32 / F16 / BF16 as GGUF (or an ONNX MatMul's initializer) stores
+///     BitNet weights unquantized: each value must be 0 or +-alpha (alpha =
+///     the largest magnitude), within 0.1 % of alpha.
+/// A `transposed` tensor is read in its logical order.
 /// Errors name the tensor and what is wrong.
 llvm::Expected<float> decodeTernary(const TensorInfo &t, llvm::StringRef file,
                                     int8_t *codes);

@@ -48,6 +48,13 @@ llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
 importGGUFModel(llvm::StringRef path, mlir::MLIRContext &ctx,
                 const ImportOptions &options);
 
+/// Imports a BitNet model exported to ONNX (a .onnx file, or a directory
+/// holding model.onnx or onnx/model.onnx) with the config.json beside it or
+/// in its parent directory; ONNX.h says how weights are found.
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+importONNXModel(llvm::StringRef path, mlir::MLIRContext &ctx,
+                const ImportOptions &options);
+
 } // namespace mlir::lowbit
 
 #endif // LOWBIT_IMPORTER_HFIMPORTER_H

@@ -77,8 +77,31 @@ struct TensorInfo {
   /// The file that holds it and its bytes in that file.
   unsigned file = 0;
   llvm::ArrayRef<uint8_t> bytes;
+  /// `shape` is [rows, cols] but the bytes hold the transpose, [cols, rows]
+  /// row-major (an ONNX MatMul's [in, out] weight); floatAt() and
+  /// decodeTernary() read it in `shape`'s order.
+  bool transposed = false;
+  /// The model multiplies by these values as stored (an ONNX MatMul's own
+  /// initializer, a DequantizeLinear's codes): they must be ternary codes, or
+  /// 0 and +-scale, never master weights to quantize.
+  bool ternaryValues = false;
+  /// Where the tensor came from when its name is not the file's own (ONNX:
+  /// "initializer 'onnx::MatMul_77' of node '/model/.../MatMul'").
+  std::string origin;
 
   int64_t numElements() const;
+  /// The position in `bytes` (in elements) of element `i` in `shape`'s
+  /// row-major order.
+  int64_t storedIndex(int64_t i) const {
+    if (!transposed)
+      return i;
+    int64_t rows = shape[0], cols = shape[1];
+    return i % cols * rows + i / cols;
+  }
+  /// "tensor 'name'" plus its origin, for messages.
+  std::string describe() const {
+    return "tensor '" + name + "'" + (origin.empty() ? "" : " (" + origin + ")");
+  }
 };
 
 /// One memory-mapped safetensors file with its validated header.
@@ -107,6 +130,7 @@ private:
 };
 
 class GGUFFile;
+class ONNXModel;
 
 /// All tensors of a model: a directory's model.safetensors or the shards a
 /// model.safetensors.index.json names, or one GGUF file.
@@ -116,11 +140,14 @@ public:
   ~WeightSource();
   static llvm::Expected<std::unique_ptr<WeightSource>>
   openDirectory(llvm::StringRef dir);
-  /// A model directory or a .gguf file.
+  /// A model directory, a .gguf file or an ONNX model (a .onnx file, or a
+  /// directory holding model.onnx or onnx/model.onnx and no safetensors).
   static llvm::Expected<std::unique_ptr<WeightSource>>
   open(llvm::StringRef path);
   /// The GGUF file, when the model is one.
   const GGUFFile *gguf() const { return ggufFile.get(); }
+  /// The ONNX model, when the model is one (tensors by Hugging Face name).
+  const ONNXModel *onnx() const { return onnxModel.get(); }
 
   /// The tensor named `name`, or nullptr.
   const TensorInfo *lookup(llvm::StringRef name) const;
@@ -137,6 +164,7 @@ public:
 private:
   std::vector<std::unique_ptr<SafetensorsFile>> files;
   std::unique_ptr<GGUFFile> ggufFile;
+  std::unique_ptr<ONNXModel> onnxModel;
   llvm::StringMap<const TensorInfo *> byName;
 };
 
