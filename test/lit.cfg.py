@@ -50,7 +50,7 @@ for flag in ("avx512_vnni", "gfni"):
 if getattr(config, "lowbit_fuzzers", False):
     config.available_features.add("fuzzers")
     llvm_config.add_tool_substitutions(
-        ["lowbit-fuzz-" + n for n in ("safetensors", "gguf", "config", "tokenizer", "prompt", "mlir")],
+        ["lowbit-fuzz-" + n for n in ("safetensors", "gguf", "onnx", "config", "tokenizer", "prompt", "mlir")],
         [config.lowbit_tools_dir])
 
 # A model cross-compiled for aarch64 runs under qemu-aarch64 when the runtime

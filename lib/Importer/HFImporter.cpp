@@ -84,12 +84,18 @@ private:
     if (const ONNXModel *m = weights.onnx()) {
       if (std::optional<std::string> why = m->problem(n))
         return error(nullptr, "weight '" + n + "': " + *why);
-      return error(nullptr,
-                   "missing weight '" + n +
-                       "' (no initializer of that name, and no MatMul, Gemm, "
-                       "Gather or norm Mul node under the module path /" +
-                       llvm::join(llvm::split(n.rsplit('.').first, '.'), "/") +
-                       "/)");
+      // torch.onnx.export's scope: `/model/layers.0/self_attn/q_proj/`
+      // (a ModuleList index stays joined to its list's name).
+      std::string scope;
+      for (StringRef part : llvm::split(n.rsplit('.').first, '.'))
+        scope += (!part.empty() && llvm::all_of(part, llvm::isDigit) ? "."
+                                                                       : "/") +
+                 part.str();
+      return error(nullptr, "missing weight '" + n +
+                                "' (no initializer of that name, and no "
+                                "MatMul, Gemm, Gather or norm Mul node under "
+                                "the module path " +
+                                scope + "/)");
     }
     if (const GGUFFile *g = weights.gguf())
       if (std::optional<StringRef> ty = g->unsupportedType(n))

@@ -342,8 +342,10 @@ void ONNXModel::mapWeights() {
     auto [it, inserted] = claimedBy.try_emplace(hf, n.name);
     if (inserted)
       return true;
-    problems[hf] = "nodes '" + it->second + "' and '" + n.name +
-                   "' both name a weight '" + hf + "'";
+    problems[hf] = (it->second == n.name
+                        ? "two nodes are named '" + n.name + "'"
+                        : "nodes '" + it->second + "' and '" + n.name +
+                              "' both give weight '" + hf + "'");
     byName.erase(hf);
     return false;
   };

@@ -152,3 +152,30 @@ def gguf_file(version, meta, tensors):
 
 write(os.path.join(gg, "model"), gguf_file(3, meta, tensors))
 write(os.path.join(gg, "v2-no-tokenizer"), gguf_file(2, meta[:9], tensors[:3]))
+
+# ONNX models: reference/onnx_export.py over a tiny checkpoint, in each way
+# it lays out the weights (folded float32 / float16 / bfloat16, Gemm,
+# DequantizeLinear int8 / uint8, master weights behind the quantizer), plus
+# one with a Constant node.
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import tempfile  # noqa: E402
+
+import make_checkpoint  # noqa: E402
+import onnx_export  # noqa: E402
+
+ox = os.path.join(out, "onnx")
+os.makedirs(ox, exist_ok=True)
+with tempfile.TemporaryDirectory() as tmp:
+    ckpt = os.path.join(tmp, "ckpt")
+    make_checkpoint.main(["--hidden", "8", "--intermediate", "16", "--heads", "2",
+                          "--kv-heads", "1", "--layers", "1", "--vocab", "8", ckpt])
+    for i, args in enumerate([[], ["--dtype", "f16", "--embd-dtype", "bf16"],
+                              ["--dtype", "bf16", "--gemm", "--anonymous"],
+                              ["--weights", "qdq"], ["--weights", "qdq", "--codes", "uint8"],
+                              ["--weights", "master", "--anonymous"]]):
+        exp = os.path.join(tmp, "export%d" % i)
+        with contextlib.redirect_stdout(io.StringIO()):
+            onnx_export.main([ckpt, exp] + args)
+        with open(os.path.join(exp, "model.onnx"), "rb") as f:
+            write(os.path.join(ox, "model%d" % i), f.read())
