@@ -268,9 +268,21 @@ struct PackTernaryWeightsPass
         // 2-D 16-bit tables (embedding, head) stay as stored; kernels widen
         // them as they read.
         bool keep16 = (t->dtype == DType::BF16 || t->dtype == DType::F16) &&
-                      t->shape.size() == 2 && !t->transposed;
-        if (keep16) {
+                      t->shape.size() == 2;
+        if (keep16 && !t->transposed) {
           blob.write(t->bytes.data(), t->bytes.size());
+        } else if (keep16) {
+          // Stored [cols, rows] (an ONNX MatMul's head): a row at a time.
+          int64_t rows = t->shape[0], cols = t->shape[1];
+          std::vector<uint8_t> row(size_t(2 * cols));
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t c = 0; c < cols; ++c) {
+              int64_t at = 2 * t->storedIndex(r * cols + c);
+              row[2 * c] = t->bytes[at];
+              row[2 * c + 1] = t->bytes[at + 1];
+            }
+            blob.write(row.data(), row.size());
+          }
         } else {
           for (int64_t i = 0, e = t->numElements(); i < e; ++i) {
             uint8_t le[4];

@@ -7,7 +7,7 @@ needed: the graph is built with Debian's python3-onnx (opset 17).
   onnx_export.py MODEL_DIR OUT_DIR [--weights folded|qdq|master]
                  [--dtype f32|f16|bf16] [--codes int8|uint8] [--embd-dtype f32|f16|bf16]
                  [--external-data] [--optimum] [--anonymous] [--act relu2|silu]
-                 [--gemm] [--reference-dir DIR]
+                 [--gemm] [--merged] [--reference-dir DIR]
 
 Node names carry the module path (/model/layers.0/self_attn/q_proj/MatMul),
 as the exporter's scope names do. Projections, by --weights:
@@ -19,7 +19,8 @@ as the exporter's scope names do. Projections, by --weights:
   master  no folding: the checkpoint's master weights (named as in it) go
           through BitNet's absmean quantizer in the graph (Abs, ReduceMean,
           Max, Div, Round, Clip, Mul), then Transpose -> MatMul.
---gemm writes projections as Gemm(transB=1) on [out, in] weights instead.
+--gemm writes projections as Gemm(transB=1) on [out, in] weights instead;
+--merged puts the layers in both branches of an If (Optimum's merged decoder).
 The embedding is a Gather on model.embed_tokens.weight, norms Mul their
 weights (model.layers.N.*norm.weight), the head a MatMul on a transposed copy
 (tied) or the checkpoint's lm_head. --anonymous renames every initializer
@@ -67,9 +68,12 @@ def ternary(t, name):
 
 
 class Graph:
-    def __init__(self, anonymous):
+    def __init__(self, anonymous, external=None):
         self.nodes, self.inits, self.anonymous, self.count = [], [], anonymous, 0
         self.names = set()
+        # external: (open data file, its name): initializers over 256 bytes
+        # are written there as they come (a 2B model never sits in memory).
+        self.external = external
 
     def init(self, name, array, dtype=None, op="Mul"):
         """An initializer; dtype BF16 takes uint16 bit patterns."""
@@ -78,7 +82,21 @@ class Graph:
             name = "onnx::%s_%d" % (op, self.count)
         assert name not in self.names, name
         self.names.add(name)
-        if dtype == BF16:
+        if self.external and array.nbytes > 256:
+            f, location = self.external
+            f.write(b"\0" * (-f.tell() % 64))
+            offset = f.tell()
+            f.write(np.ascontiguousarray(array).tobytes())
+            t = TensorProto()
+            t.name = name
+            t.data_type = dtype or onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[array.dtype]
+            t.dims.extend(array.shape)
+            t.data_location = TensorProto.EXTERNAL
+            for k, v in [("location", location), ("offset", str(offset)),
+                         ("length", str(array.nbytes))]:
+                e = t.external_data.add()
+                e.key, e.value = k, v
+        elif dtype == BF16:
             t = helper.make_tensor(name, BF16, array.shape, array.tobytes(), raw=True)
         else:
             t = numpy_helper.from_array(np.ascontiguousarray(array), name)
@@ -127,6 +145,7 @@ def main(argv=None):
     ap.add_argument("--anonymous", action="store_true")
     ap.add_argument("--act", choices=["relu2", "silu"], default="relu2")
     ap.add_argument("--gemm", action="store_true")
+    ap.add_argument("--merged", action="store_true")
     ap.add_argument("--reference-dir")
     a = ap.parse_args(argv)
 
@@ -138,7 +157,11 @@ def main(argv=None):
     hd = cfg.get("head_dim", H // nh)
     eps = cfg.get("rms_norm_eps", 1e-5)
     tied = cfg.get("tie_word_embeddings", "lm_head.weight" not in t)
-    g = Graph(a.anonymous)
+    out = os.path.join(a.out_dir, "onnx") if a.optimum else a.out_dir
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "model.onnx")
+    data = open(os.path.join(out, "model.onnx_data"), "wb") if a.external_data else None
+    g = Graph(a.anonymous, (data, "model.onnx_data") if data else None)
     ref_scales = {}  # projection -> alpha as the file holds it
 
     def fl(name):
@@ -270,23 +293,35 @@ def main(argv=None):
     logits = g.node("/lm_head", "MatMul", [h, hw])
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"], name="/Identity"))
 
-    graph = helper.make_graph(g.nodes, "main_graph", inputs,
+    nodes = g.nodes
+    if a.merged:
+        # Optimum's merged decoder: the layers twice, in the two branches of
+        # an If, over the outer graph's initializers; node names repeat.
+        produced = {o for n in g.nodes for o in n.output}
+
+        def branch(suffix):
+            out = []
+            for n in g.nodes:
+                c = onnx.NodeProto()
+                c.CopyFrom(n)
+                c.input[:] = [x + suffix if x in produced else x for x in n.input]
+                c.output[:] = [x + suffix for x in n.output]
+                out.append(c)
+            return helper.make_graph(out, "branch" + suffix, [], [
+                helper.make_tensor_value_info("logits" + suffix, F32, None)])
+        inputs.append(helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1]))
+        nodes = [helper.make_node("If", ["use_cache_branch"], ["logits"], name="optimum::if",
+                                  then_branch=branch("_cache"), else_branch=branch("_nocache"))]
+    graph = helper.make_graph(nodes, "main_graph", inputs,
                               [helper.make_tensor_value_info("logits", F32, ["batch", "seq", V])],
                               initializer=g.inits)
     model = helper.make_model(graph, producer_name="pytorch", producer_version="1.13.1",
                               opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    onnx.checker.check_model(model)
-
-    out = os.path.join(a.out_dir, "onnx") if a.optimum else a.out_dir
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "model.onnx")
-    if a.external_data:
-        onnx.save_model(model, path, save_as_external_data=True,
-                        all_tensors_to_one_file=True, location="model.onnx_data",
-                        size_threshold=256)
-    else:
-        onnx.save_model(model, path)
+    if data:
+        data.close()
+    onnx.save_model(model, path)
+    onnx.checker.check_model(path)
     for f in ["config.json", "tokenizer.json"]:
         if os.path.exists(os.path.join(a.model_dir, f)):
             shutil.copy(os.path.join(a.model_dir, f), os.path.join(a.out_dir, f))

@@ -337,17 +337,39 @@ void ONNXModel::mapWeights() {
         }
       };
 
-  llvm::StringMap<std::string> claimedBy; // hf name -> node name
-  auto claim = [&](const std::string &hf, const proto::Node &n) {
-    auto [it, inserted] = claimedBy.try_emplace(hf, n.name);
+  // hf name -> (node name, what it reads). A merged decoder export repeats
+  // each node in both branches of an If over the same initializers: the
+  // same weight twice is one weight.
+  llvm::StringMap<std::pair<std::string, std::string>> claimedBy;
+  enum Claim { First, Same, Conflict };
+  auto claim = [&](const std::string &hf, const proto::Node &n,
+                   const std::string &reads) {
+    auto [it, inserted] = claimedBy.try_emplace(hf, n.name, reads);
     if (inserted)
-      return true;
-    problems[hf] = (it->second == n.name
-                        ? "two nodes are named '" + n.name + "'"
-                        : "nodes '" + it->second + "' and '" + n.name +
-                              "' both give weight '" + hf + "'");
+      return First;
+    if (it->second.second == reads && !problems.count(hf))
+      return Same;
+    problems[hf] = it->second.first == n.name && it->second.second != reads
+                       ? "two nodes named '" + n.name +
+                             "' read different weights"
+                       : "nodes '" + it->second.first + "' and '" + n.name +
+                             "' both give weight '" + hf + "'";
     byName.erase(hf);
-    return false;
+    return Conflict;
+  };
+  // What a trace reads, to compare two claims.
+  auto reads = [](const proto::Node &n, const Trace &tr) {
+    std::string r = n.opType;
+    for (auto &[t, p] : tr.leaves)
+      r += "|" + t->name + (p ? "^T" : "");
+    for (const std::string &op : tr.ops)
+      r += "|" + op;
+    for (const proto::Node *d : tr.dequantize)
+      for (const std::string &in : d->inputs)
+        r += "|dq:" + in;
+    for (const auto &[k, a] : n.attributes)
+      r += "|" + k + "=" + std::to_string(a.i) + "," + std::to_string(a.f);
+    return r + "|" + tr.unknownOp + "|" + tr.unsupportedLeaf;
   };
   auto view = [&](const TensorInfo &src, const std::string &hf,
                   const proto::Node &n) -> TensorInfo & {
@@ -378,7 +400,7 @@ void ONNXModel::mapWeights() {
         transB = attr("transB") && attr("transB")->i != 0;
         if ((attr("transA") && attr("transA")->i != 0) ||
             (attr("alpha") && attr("alpha")->f != 1.0f)) {
-          if (claim(hf, n))
+          if (claim(hf, n, "Gemm transA/alpha") == First)
             problems[hf] = "node '" + n.name +
                            "' is a Gemm with transA or alpha != 1, which "
                            "lowbit does not read";
@@ -389,7 +411,7 @@ void ONNXModel::mapWeights() {
       visit(n.inputs[1], false, false, tr, 0);
       if (tr.dynamic)
         continue; // activations times activations (attention scores)
-      if (!claim(hf, n))
+      if (claim(hf, n, reads(n, tr) + (n.inputs.size() > 2 ? "|bias:" + n.inputs[2] : "")) != First)
         continue;
       if (n.opType == "Gemm" && n.inputs.size() > 2 && !n.inputs[2].empty())
         if (const TensorInfo *bias = byOnnxName.lookup(n.inputs[2]))
@@ -518,7 +540,7 @@ void ONNXModel::mapWeights() {
         continue;
       Trace tr;
       visit(n.inputs[0], false, false, tr, 0);
-      if (tr.dynamic || !claim(hf, n))
+      if (tr.dynamic || claim(hf, n, reads(n, tr)) != First)
         continue;
       std::set<std::string> other = tr.ops;
       other.erase("Identity");
@@ -540,7 +562,7 @@ void ONNXModel::mapWeights() {
         const TensorInfo *t = byOnnxName.lookup(in);
         if (!t || t->shape.size() != 1 || t->numElements() < 2)
           continue;
-        if (claim(hf, n))
+        if (claim(hf, n, "Mul|" + t->name) == First)
           view(*t, hf, n);
       }
     }

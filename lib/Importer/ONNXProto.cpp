@@ -133,6 +133,46 @@ Tensor convert(onnx::TensorProto &p) {
   return t;
 }
 
+/// Appends `g`'s initializers and nodes, then those of the graphs its nodes
+/// hold (If branches, Loop and Scan bodies: a merged decoder export keeps
+/// its layers there), depth first. Value names are unique across nested
+/// graphs (ONNX's SSA rule), so one flat list serves the lookups.
+void addGraph(onnx::GraphProto &g, Model &model, int depth) {
+  if (depth > 16)
+    return; // protobuf's recursion limit stops deeper nesting anyway
+  for (onnx::TensorProto &t : *g.mutable_initializer())
+    model.initializers.push_back(convert(t));
+  for (onnx::NodeProto &np : *g.mutable_node()) {
+    Node n;
+    n.name = np.name();
+    n.opType = np.op_type();
+    n.domain = np.domain() == "ai.onnx" ? std::string() : np.domain();
+    n.inputs.assign(np.input().begin(), np.input().end());
+    n.outputs.assign(np.output().begin(), np.output().end());
+    for (onnx::AttributeProto &ap : *np.mutable_attribute()) {
+      Attribute a;
+      a.type = ap.type();
+      a.i = ap.i();
+      a.f = ap.f();
+      a.s = ap.s();
+      a.ints.assign(ap.ints().begin(), ap.ints().end());
+      if (ap.has_t()) {
+        a.hasTensor = true;
+        a.t = convert(*ap.mutable_t());
+      }
+      n.attributes[ap.name()] = std::move(a);
+    }
+    model.nodes.push_back(std::move(n));
+  }
+  for (onnx::NodeProto &np : *g.mutable_node())
+    for (onnx::AttributeProto &ap : *np.mutable_attribute()) {
+      if (ap.has_g())
+        addGraph(*ap.mutable_g(), model, depth + 1);
+      for (onnx::GraphProto &sub : *ap.mutable_graphs())
+        addGraph(sub, model, depth + 1);
+    }
+}
+
 } // namespace
 
 bool lowbit::onnxproto::readModel(const std::string &path, Model &model,
@@ -170,33 +210,10 @@ bool lowbit::onnxproto::readModel(const std::string &path, Model &model,
     model.metadata[e.key()] = e.value();
 
   onnx::GraphProto &g = *proto.mutable_graph();
-  for (onnx::TensorProto &t : *g.mutable_initializer())
-    model.initializers.push_back(convert(t));
   for (const onnx::ValueInfoProto &v : g.input())
     model.graphInputs.push_back(v.name());
   for (const onnx::ValueInfoProto &v : g.output())
     model.graphOutputs.push_back(v.name());
-  for (onnx::NodeProto &np : *g.mutable_node()) {
-    Node n;
-    n.name = np.name();
-    n.opType = np.op_type();
-    n.domain = np.domain() == "ai.onnx" ? std::string() : np.domain();
-    n.inputs.assign(np.input().begin(), np.input().end());
-    n.outputs.assign(np.output().begin(), np.output().end());
-    for (onnx::AttributeProto &ap : *np.mutable_attribute()) {
-      Attribute a;
-      a.type = ap.type();
-      a.i = ap.i();
-      a.f = ap.f();
-      a.s = ap.s();
-      a.ints.assign(ap.ints().begin(), ap.ints().end());
-      if (ap.has_t()) {
-        a.hasTensor = true;
-        a.t = convert(*ap.mutable_t());
-      }
-      n.attributes[ap.name()] = std::move(a);
-    }
-    model.nodes.push_back(std::move(n));
-  }
+  addGraph(g, model, 0);
   return true;
 }
