@@ -197,7 +197,7 @@ float f16ToF32(uint16_t h) {
   uint32_t sign = uint32_t(h >> 15) << 31, exp = (h >> 10) & 0x1f,
            man = h & 0x3ff, u;
   if (exp == 0) {
-    float f = std::ldexp(float(man), -24);
+    float f = float(man) * 0x1p-24f; // exact: a subnormal half, or zero
     return sign ? -f : f;
   }
   if (exp == 31)
@@ -480,9 +480,12 @@ int64_t GGUFFile::intAt(const GGUFValue &v, uint64_t i) {
 }
 
 float mlir::lowbit::floatAt(const TensorInfo &t, int64_t i) {
+  return storedFloatAt(t, t.storedIndex(i));
+}
+
+float mlir::lowbit::storedFloatAt(const TensorInfo &t, int64_t i) {
   using namespace llvm::support::endian;
   const uint8_t *p = t.bytes.data();
-  i = t.storedIndex(i);
   switch (t.dtype) {
   case DType::BF16:
     return bf16ToF32(read16le(p + 2 * i));
@@ -581,6 +584,33 @@ Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t, StringRef file,
   auto where = [&](int64_t i) {
     return ("[" + Twine(i / cols) + ", " + Twine(i % cols) + "]").str();
   };
+  // The logical index of stored element s.
+  auto logical = [&](int64_t s) {
+    if (!t.transposed)
+      return s;
+    int64_t rows = t.shape[0];
+    return s % rows * cols + s / rows;
+  };
+  // Calls fn(s, i) for each stored element s (logical index i) in stored
+  // order, so that reads stay sequential, until fn returns false.
+  auto forEachStored = [&](auto fn) {
+    if (!t.transposed) {
+      for (int64_t s = 0; s < n; ++s)
+        if (!fn(s, s))
+          return;
+      return;
+    }
+    // Tiles of 64 stored rows x 256 of their elements: each tile writes
+    // 256 whole cache lines of codes (row by row, a 2B model's codes
+    // matrix does not stay in cache).
+    int64_t rows = t.shape[0];
+    for (int64_t c0 = 0; c0 < cols; c0 += 64)
+      for (int64_t r0 = 0; r0 < rows; r0 += 256)
+        for (int64_t c = c0; c < std::min(cols, c0 + 64); ++c)
+          for (int64_t r = r0; r < std::min(rows, r0 + 256); ++r)
+            if (!fn(c * rows + r, r * cols + c))
+              return;
+  };
   auto code = [&](int64_t i, unsigned v) -> Error {
     if (v > 2)
       return bad("code " + Twine(v) + " at " + where(i) +
@@ -589,15 +619,24 @@ Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t, StringRef file,
     return Error::success();
   };
   switch (t.dtype) {
-  case DType::I8:
-    for (int64_t i = 0; i < n; ++i) {
-      int8_t v = int8_t(t.bytes[t.storedIndex(i)]);
-      if (v < -1 || v > 1)
-        return bad("code " + Twine(int(v)) + " at " + where(i) +
-                   " is not -1, 0 or +1");
+  case DType::I8: {
+    int64_t badI = -1;
+    int8_t badV = 0;
+    forEachStored([&](int64_t s, int64_t i) {
+      int8_t v = int8_t(t.bytes[s]);
+      if (v < -1 || v > 1) {
+        badI = i;
+        badV = v;
+        return false;
+      }
       codes[i] = v;
-    }
+      return true;
+    });
+    if (badI >= 0)
+      return bad("code " + Twine(int(badV)) + " at " + where(badI) +
+                 " is not -1, 0 or +1");
     return 1.0f;
+  }
   case DType::TQ1_0:
   case DType::TQ2_0: {
     bool tq1 = t.dtype == DType::TQ1_0;
@@ -665,29 +704,62 @@ Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t, StringRef file,
   case DType::F32:
   case DType::F16:
   case DType::BF16: {
-    float alpha = 0.0f;
-    for (int64_t i = 0; i < n; ++i) {
-      float w = floatAt(t, i);
-      if (!std::isfinite(w))
-        return bad("value at " + where(i) + " is not finite");
-      alpha = std::max(alpha, std::fabs(w));
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      float w = floatAt(t, i), a = std::fabs(w);
-      if (a <= alpha * 1e-3f) {
-        codes[i] = 0;
-      } else if (std::fabs(a - alpha) <= alpha * 1e-3f) {
-        codes[i] = w > 0 ? 1 : -1;
-      } else {
+    // One loop per element type, the load inlined (2B-parameter models go
+    // through here).
+    auto run = [&](auto load) -> Expected<float> {
+      float alpha = 0.0f;
+      for (int64_t s = 0; s < n; ++s) {
+        float w = load(s);
+        if (!std::isfinite(w))
+          return bad("value at " + where(logical(s)) + " is not finite");
+        alpha = std::max(alpha, std::fabs(w));
+      }
+      float tol = alpha * 1e-3f;
+      int64_t badI = -1;
+      float badW = 0.0f;
+      forEachStored([&](int64_t s, int64_t i) {
+        float w = load(s), a = std::fabs(w);
+        if (a <= tol) {
+          codes[i] = 0;
+        } else if (std::fabs(a - alpha) <= tol) {
+          codes[i] = w > 0 ? 1 : -1;
+        } else {
+          badI = i;
+          badW = w;
+          return false;
+        }
+        return true;
+      });
+      if (badI >= 0) {
         std::string msg;
         llvm::raw_string_ostream os(msg);
-        os << "value " << llvm::format("%g", w) << " at " << where(i)
+        os << "value " << llvm::format("%g", badW) << " at " << where(badI)
            << " is neither 0 nor +-" << llvm::format("%g", alpha)
            << ": not a ternary (BitNet b1.58) weight";
         return bad(msg);
       }
+      return alpha > 0.0f ? alpha : 1.0f;
+    };
+    using namespace llvm::support::endian;
+    const uint8_t *p = t.bytes.data();
+    if (t.dtype == DType::F16) {
+      // Every half's float, built once (256 KiB).
+      static const std::vector<float> table = [] {
+        std::vector<float> v(65536);
+        for (uint32_t h = 0; h < 65536; ++h)
+          v[h] = f16ToF32(uint16_t(h));
+        return v;
+      }();
+      return run([&](int64_t s) { return table[read16le(p + 2 * s)]; });
     }
-    return alpha > 0.0f ? alpha : 1.0f;
+    if (t.dtype == DType::BF16)
+      return run([&](int64_t s) { return bf16ToF32(read16le(p + 2 * s)); });
+    return run([&](int64_t s) {
+      uint32_t u = read32le(p + 4 * s);
+      float f;
+      std::memcpy(&f, &u, 4);
+      return f;
+    });
   }
   default:
     return bad("dtype " + dtypeName(t.dtype) + " holds no ternary weights");

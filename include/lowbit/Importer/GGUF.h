@@ -126,6 +126,9 @@ llvm::Expected<float> decodeTernary(const TensorInfo &t, llvm::StringRef file,
 /// dequantize_row_*) as
 /// f32.
 float floatAt(const TensorInfo &t, int64_t i);
+/// Element i of the tensor's bytes in stored order (floatAt without the
+/// transposition).
+float storedFloatAt(const TensorInfo &t, int64_t i);
 
 /// The model configuration a BitNet GGUF file's metadata gives
 /// (architectures bitnet, bitnet-b1.58, bitnet-25). Errors name the file
