@@ -1,5 +1,6 @@
 # -*- Python -*-
 import os
+import subprocess
 import shutil
 
 import lit.formats
@@ -52,6 +53,12 @@ if getattr(config, "lowbit_fuzzers", False):
     llvm_config.add_tool_substitutions(
         ["lowbit-fuzz-" + n for n in ("safetensors", "gguf", "onnx", "config", "tokenizer", "prompt", "mlir")],
         [config.lowbit_tools_dir])
+
+# PyTorch (Debian's python3-torch, which imports only in /usr/bin/python3):
+# the ONNX tests export models with torch.onnx.export.
+if subprocess.run(["/usr/bin/python3", "-c", "import torch"],
+                  capture_output=True).returncode == 0:
+    config.available_features.add("torch")
 
 # A model cross-compiled for aarch64 runs under qemu-aarch64 when the runtime
 # was built for aarch64 (Debian's libc6-dev-arm64-cross) and qemu-user is

@@ -20,8 +20,8 @@ packages=(
   # ONNX input: the ONNX protobuf library lowbit links
   libonnx-dev libprotobuf-dev
   # the numpy reference model and the checkpoint generator (/usr/bin/python3);
-  # onnx writes the ONNX test models
-  python3 python3-numpy python3-onnx
+  # onnx writes the ONNX test models; torch exports one with torch.onnx
+  python3 python3-numpy python3-onnx python3-torch
   # Node.js runs the npm reference tokenizer (transformers.js) in the tests;
   # tmux drives --chat through a terminal in the tests
   nodejs tmux
