@@ -8,10 +8,14 @@ ONNX file is what exporting a real BitNet model gives: scoped node names
 named as in the checkpoint, and the absmean weight quantizer and the
 activation quantizers in the graph.
 
-  torch_export.py MODEL_DIR OUT_DIR [--no-constant-folding] [--logits FILE]
+  torch_export.py MODEL_DIR OUT_DIR [--no-constant-folding] [--offline]
+                  [--logits FILE]
 
 The checkpoint's weights load as float32 master weights (packed ternary
-ones as codes * weight_scale). OUT_DIR gets model.onnx, config.json and
+ones as codes * weight_scale). With --offline, BitLinear is transformers'
+AutoBitLinear for offline-quantized checkpoints instead: its weight holds
+the codes -1/0/+1 and its output is multiplied by a weight_scale buffer
+(F.linear(quant(x), codes) * weight_scale). OUT_DIR gets model.onnx, config.json and
 tokenizer.json. --logits writes the PyTorch model's own float32 logits for
 --tokens (one row per position).
 """
@@ -26,13 +30,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_checkpoint import PROJ  # noqa: E402
+from onnx_export import ternary  # noqa: E402
 from safetensors_io import read_dir, to_f32  # noqa: E402
 
 nn, F = torch.nn, torch.nn.functional
 EPS = 1e-5
 
 
-def build(cfg):
+def build(cfg, offline=False):
     H, Fd = cfg["hidden_size"], cfg["intermediate_size"]
     nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim", H // nh)
@@ -51,9 +57,13 @@ def build(cfg):
         def __init__(self, n_in, n_out, quant):
             super().__init__(n_in, n_out, bias=False)
             self.quant = quant
+            if offline:
+                self.register_buffer("weight_scale", torch.ones(1))
 
         def forward(self, x):
             w = self.weight
+            if offline:
+                return F.linear(self.quant(x), w) * self.weight_scale
             alpha = w.abs().mean().clamp(min=EPS)
             return F.linear(self.quant(x), (w / alpha).round().clamp(-1, 1) * alpha)
 
@@ -155,14 +165,19 @@ def build(cfg):
     return BitNetForCausalLM()
 
 
-def load(model_dir):
-    """The checkpoint as float32 master weights, by name."""
+def load(model_dir, offline=False):
+    """The checkpoint as float32 master weights, by name; offline: each
+    projection as codes and weight_scale."""
     t = read_dir(model_dir)
     sd = {}
     for name, (dtype, arr) in t.items():
         if name.endswith(".weight_scale"):
             continue
-        if dtype == "U8":
+        if offline and (dtype == "U8" or any(name.endswith(p + ".weight") for p in PROJ)):
+            codes, alpha = ternary(t, name)
+            sd[name] = codes.astype(np.float32)
+            sd[name + "_scale"] = np.array([alpha], np.float32)
+        elif dtype == "U8":
             r = arr.shape[0]
             codes = np.empty((4 * r, arr.shape[1]), np.float32)
             for i in range(4):
@@ -179,13 +194,14 @@ def main(argv=None):
     ap.add_argument("model_dir")
     ap.add_argument("out_dir")
     ap.add_argument("--no-constant-folding", action="store_true")
+    ap.add_argument("--offline", action="store_true")
     ap.add_argument("--logits")
     ap.add_argument("--tokens", default="1,2,3,4")
     a = ap.parse_args(argv)
     with open(os.path.join(a.model_dir, "config.json")) as f:
         cfg = json.load(f)
-    m = build(cfg).eval()
-    sd = load(a.model_dir)
+    m = build(cfg, a.offline).eval()
+    sd = load(a.model_dir, a.offline)
     want = set(m.state_dict())
     if set(sd) - want or want - set(sd) - {"lm_head.weight"}:
         sys.exit("torch_export: checkpoint names do not match: extra %s, missing %s" %

@@ -2,14 +2,18 @@
 
 #include "lowbit/Importer/ONNX.h"
 #include "lowbit/Importer/ONNXProto.h"
+#include "lowbit/Importer/GGUF.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Endian.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
+#include <cmath>
+#include <cstring>
 #include <set>
 
 using namespace mlir;
@@ -266,6 +270,28 @@ void ONNXModel::mapWeights() {
       if (!o.empty())
         producer[o] = &n;
 
+  llvm::StringMap<std::vector<const proto::Node *>> consumers;
+  for (const proto::Node &n : model->nodes)
+    for (const std::string &in : n.inputs)
+      if (!in.empty())
+        consumers[in].push_back(&n);
+  // The one-element float initializer `v` is, through Cast / Identity.
+  auto scalarConstant = [&](std::string v) -> const TensorInfo * {
+    for (int depth = 0; depth < 8; ++depth) {
+      if (const TensorInfo *t = byOnnxName.lookup(v))
+        return t->numElements() == 1 && isFloatLike(t->dtype) &&
+                       !isQuantizedFloat(t->dtype)
+                   ? t
+                   : nullptr;
+      const proto::Node *p = producer.lookup(v);
+      if (!p || !p->domain.empty() || p->inputs.empty() ||
+          (p->opType != "Cast" && p->opType != "Identity"))
+        return nullptr;
+      v = p->inputs[0];
+    }
+    return nullptr;
+  };
+
   // Follows value `v` back to the initializers it is computed from.
   std::function<void(const std::string &, bool, bool, Trace &, int)> visit =
       [&](const std::string &v, bool parity, bool scalar, Trace &tr,
@@ -389,152 +415,205 @@ void ONNXModel::mapWeights() {
     std::string hf = path + ".weight";
 
     if (n.opType == "MatMul" || n.opType == "Gemm") {
-      if (n.inputs.size() < 2)
-        continue;
-      bool transB = false;
-      if (n.opType == "Gemm") {
-        auto attr = [&](StringRef k) -> const proto::Attribute * {
-          auto it = n.attributes.find(k.str());
-          return it == n.attributes.end() ? nullptr : &it->second;
-        };
-        transB = attr("transB") && attr("transB")->i != 0;
-        if ((attr("transA") && attr("transA")->i != 0) ||
-            (attr("alpha") && attr("alpha")->f != 1.0f)) {
-          if (claim(hf, n, "Gemm transA/alpha") == First)
-            problems[hf] = "node '" + n.name +
-                           "' is a Gemm with transA or alpha != 1, which "
-                           "lowbit does not read";
-          continue;
+      auto resolve = [&]() {
+        if (n.inputs.size() < 2)
+          return;
+        bool transB = false;
+        if (n.opType == "Gemm") {
+          auto attr = [&](StringRef k) -> const proto::Attribute * {
+            auto it = n.attributes.find(k.str());
+            return it == n.attributes.end() ? nullptr : &it->second;
+          };
+          transB = attr("transB") && attr("transB")->i != 0;
+          if ((attr("transA") && attr("transA")->i != 0) ||
+              (attr("alpha") && attr("alpha")->f != 1.0f)) {
+            if (claim(hf, n, "Gemm transA/alpha") == First)
+              problems[hf] = "node '" + n.name +
+                             "' is a Gemm with transA or alpha != 1, which "
+                             "lowbit does not read";
+            return;
+          }
         }
-      }
-      Trace tr;
-      visit(n.inputs[1], false, false, tr, 0);
-      if (tr.dynamic)
-        continue; // activations times activations (attention scores)
-      if (claim(hf, n, reads(n, tr) + (n.inputs.size() > 2 ? "|bias:" + n.inputs[2] : "")) != First)
-        continue;
-      if (n.opType == "Gemm" && n.inputs.size() > 2 && !n.inputs[2].empty())
-        if (const TensorInfo *bias = byOnnxName.lookup(n.inputs[2]))
-          view(*bias, path + ".bias", n);
-      std::string where = "the weight of node '" + n.name + "'";
-      if (!tr.unknownOp.empty()) {
-        problems[hf] = where + " is computed by " + tr.unknownOp +
-                       ", which lowbit does not read as a BitNet weight (an "
-                       "initializer, DequantizeLinear of int8 codes, or the "
-                       "absmean quantizer's Round/Clip over master weights)";
-        continue;
-      }
-      std::set<const TensorInfo *> distinct;
-      std::set<bool> parities;
-      for (auto &[t, p] : tr.leaves) {
-        distinct.insert(t);
-        parities.insert(p);
-      }
-      if (distinct.empty()) {
-        problems[hf] =
-            where + (tr.unsupportedLeaf.empty()
-                         ? std::string(" is not computed from an initializer")
-                         : " is initializer '" + tr.unsupportedLeaf +
-                               "' of data type " +
-                               proto::dataTypeName(
-                                   otherTypes.lookup(tr.unsupportedLeaf)) +
-                               " (lowbit reads FLOAT, FLOAT16, BFLOAT16, "
-                               "INT8, UINT8)");
-        continue;
-      }
-      if (distinct.size() > 1 || parities.size() > 1) {
-        problems[hf] = where + " is computed from " +
-                       (distinct.size() > 1 ? "several matrices"
-                                            : "a matrix and its transpose") +
-                       ", not one weight";
-        continue;
-      }
-      const TensorInfo &leaf = **distinct.begin();
-      bool parity = *parities.begin();
-      bool master = tr.ops.count("Round");
-      bool dq = tr.ops.count("DequantizeLinear");
-      std::set<std::string> other = tr.ops;
-      for (StringRef ok : {"Identity", "Cast", "DequantizeLinear"})
-        other.erase(ok.str());
-      if (dq && (master || !other.empty() || tr.dequantize.size() != 1)) {
-        problems[hf] = where + " applies more than one DequantizeLinear (" +
-                       llvm::join(tr.ops, ", ") + ")";
-        continue;
-      }
-      if (!master && !dq && !other.empty()) {
-        problems[hf] = where + " is computed by " + llvm::join(other, ", ") +
-                       " without Round: neither stored weights nor BitNet's "
-                       "absmean quantizer";
-        continue;
-      }
-      TensorInfo &w = view(leaf, hf, n);
-      // MatMul multiplies by B = [in, out]; lowbit's weight is [out, in].
-      w.transposed = parity == transB;
-      if (w.transposed)
-        std::swap(w.shape[0], w.shape[1]);
-      if (master) {
-        if (!isFloatLike(leaf.dtype)) {
-          problems[hf] = where + " quantizes " + dtypeName(leaf.dtype).str() +
-                         " initializer '" + leaf.name +
-                         "'; master weights must be float";
-          byName.erase(hf);
+        Trace tr;
+        visit(n.inputs[1], false, false, tr, 0);
+        if (tr.dynamic)
+          return; // activations times activations (attention scores)
+        if (claim(hf, n, reads(n, tr) + (n.inputs.size() > 2 ? "|bias:" + n.inputs[2] : "")) != First)
+          return;
+        if (n.opType == "Gemm" && n.inputs.size() > 2 && !n.inputs[2].empty())
+          if (const TensorInfo *bias = byOnnxName.lookup(n.inputs[2]))
+            view(*bias, path + ".bias", n);
+        std::string where = "the weight of node '" + n.name + "'";
+        if (!tr.unknownOp.empty()) {
+          problems[hf] = where + " is computed by " + tr.unknownOp +
+                         ", which lowbit does not read as a BitNet weight (an "
+                         "initializer, DequantizeLinear of int8 codes, or the "
+                         "absmean quantizer's Round/Clip over master weights)";
+          return;
         }
-        continue;
-      }
-      w.ternaryValues = true;
-      if (!dq) {
-        if (leaf.dtype == DType::U8) {
-          problems[hf] = where + " is UINT8 initializer '" + leaf.name +
-                         "' without a DequantizeLinear";
-          byName.erase(hf);
+        std::set<const TensorInfo *> distinct;
+        std::set<bool> parities;
+        for (auto &[t, p] : tr.leaves) {
+          distinct.insert(t);
+          parities.insert(p);
         }
-        continue;
-      }
-      // DequantizeLinear(x, scale, zero_point): codes x - zero_point.
-      const proto::Node &dqn = *tr.dequantize.front();
-      const TensorInfo *scale =
-          dqn.inputs.size() > 1 ? byOnnxName.lookup(dqn.inputs[1]) : nullptr;
-      if (!scale) {
-        problems[hf] = where + ": DequantizeLinear node '" + dqn.name +
-                       "' has no initializer scale";
-        byName.erase(hf);
-        continue;
-      }
-      TensorInfo &s = view(*scale, path + ".weight_scale", n);
-      (void)s;
-      int64_t zero = 0;
-      if (dqn.inputs.size() > 2 && !dqn.inputs[2].empty()) {
-        const TensorInfo *zp = byOnnxName.lookup(dqn.inputs[2]);
-        if (!zp || zp->dtype != leaf.dtype || zp->numElements() != 1) {
+        if (distinct.empty()) {
+          problems[hf] =
+              where + (tr.unsupportedLeaf.empty()
+                           ? std::string(" is not computed from an initializer")
+                           : " is initializer '" + tr.unsupportedLeaf +
+                                 "' of data type " +
+                                 proto::dataTypeName(
+                                     otherTypes.lookup(tr.unsupportedLeaf)) +
+                                 " (lowbit reads FLOAT, FLOAT16, BFLOAT16, "
+                                 "INT8, UINT8)");
+          return;
+        }
+        if (distinct.size() > 1 || parities.size() > 1) {
+          problems[hf] = where + " is computed from " +
+                         (distinct.size() > 1 ? "several matrices"
+                                              : "a matrix and its transpose") +
+                         ", not one weight";
+          return;
+        }
+        const TensorInfo &leaf = **distinct.begin();
+        bool parity = *parities.begin();
+        bool master = tr.ops.count("Round");
+        bool dq = tr.ops.count("DequantizeLinear");
+        std::set<std::string> other = tr.ops;
+        for (StringRef ok : {"Identity", "Cast", "DequantizeLinear"})
+          other.erase(ok.str());
+        if (dq && (master || !other.empty() || tr.dequantize.size() != 1)) {
+          problems[hf] = where + " applies more than one DequantizeLinear (" +
+                         llvm::join(tr.ops, ", ") + ")";
+          return;
+        }
+        if (!master && !dq && !other.empty()) {
+          problems[hf] = where + " is computed by " + llvm::join(other, ", ") +
+                         " without Round: neither stored weights nor BitNet's "
+                         "absmean quantizer";
+          return;
+        }
+        TensorInfo &w = view(leaf, hf, n);
+        // MatMul multiplies by B = [in, out]; lowbit's weight is [out, in].
+        w.transposed = parity == transB;
+        if (w.transposed)
+          std::swap(w.shape[0], w.shape[1]);
+        if (master) {
+          if (!isFloatLike(leaf.dtype)) {
+            problems[hf] = where + " quantizes " + dtypeName(leaf.dtype).str() +
+                           " initializer '" + leaf.name +
+                           "'; master weights must be float";
+            byName.erase(hf);
+          }
+          return;
+        }
+        w.ternaryValues = true;
+        if (!dq) {
+          if (leaf.dtype == DType::U8) {
+            problems[hf] = where + " is UINT8 initializer '" + leaf.name +
+                           "' without a DequantizeLinear";
+            byName.erase(hf);
+          }
+          return;
+        }
+        // DequantizeLinear(x, scale, zero_point): codes x - zero_point.
+        const proto::Node &dqn = *tr.dequantize.front();
+        const TensorInfo *scale =
+            dqn.inputs.size() > 1 ? byOnnxName.lookup(dqn.inputs[1]) : nullptr;
+        if (!scale) {
           problems[hf] = where + ": DequantizeLinear node '" + dqn.name +
-                         "' needs one zero point of the codes' type (BitNet "
-                         "has one scale per tensor)";
+                         "' has no initializer scale";
           byName.erase(hf);
-          continue;
+          return;
         }
-        zero = zp->dtype == DType::U8 ? int64_t(zp->bytes[0])
-                                      : int64_t(int8_t(zp->bytes[0]));
-      }
-      if (leaf.dtype != DType::U8 && leaf.dtype != DType::I8) {
-        problems[hf] = where + ": DequantizeLinear of " +
-                       dtypeName(leaf.dtype).str() + " initializer '" +
-                       leaf.name +
-                       "' (codes must be INT8 or UINT8)";
+        TensorInfo &s = view(*scale, path + ".weight_scale", n);
+        (void)s;
+        int64_t zero = 0;
+        if (dqn.inputs.size() > 2 && !dqn.inputs[2].empty()) {
+          const TensorInfo *zp = byOnnxName.lookup(dqn.inputs[2]);
+          if (!zp || zp->dtype != leaf.dtype || zp->numElements() != 1) {
+            problems[hf] = where + ": DequantizeLinear node '" + dqn.name +
+                           "' needs one zero point of the codes' type (BitNet "
+                           "has one scale per tensor)";
+            byName.erase(hf);
+            return;
+          }
+          zero = zp->dtype == DType::U8 ? int64_t(zp->bytes[0])
+                                        : int64_t(int8_t(zp->bytes[0]));
+        }
+        if (leaf.dtype != DType::U8 && leaf.dtype != DType::I8) {
+          problems[hf] = where + ": DequantizeLinear of " +
+                         dtypeName(leaf.dtype).str() + " initializer '" +
+                         leaf.name +
+                         "' (codes must be INT8 or UINT8)";
+          byName.erase(hf);
+          return;
+        }
+        if (leaf.dtype == DType::U8 || zero != 0) {
+          // Codes minus the zero point, as int8 (out-of-range values stay
+          // out of range: decodeTernary reports them).
+          std::vector<uint8_t> &codes = owned.emplace_back(leaf.bytes.size());
+          for (size_t i = 0; i < codes.size(); ++i) {
+            int64_t x = leaf.dtype == DType::U8 ? int64_t(leaf.bytes[i])
+                                                : int64_t(int8_t(leaf.bytes[i]));
+            codes[i] = uint8_t(int8_t(std::clamp<int64_t>(x - zero, -128, 127)));
+          }
+          w.bytes = codes;
+          w.dtype = DType::I8;
+        }
+      };
+      resolve();
+      // A positive scalar the projection's output is multiplied (or
+      // divided) by in the same module: transformers' AutoBitLinear
+      // multiplies by weight_scale after the MatMul of unpacked codes.
+      if (!byName.count(hf) || problems.count(hf) || n.outputs.empty())
+        continue;
+      auto uses = consumers.find(n.outputs[0]);
+      if (uses == consumers.end() || uses->second.size() != 1)
+        continue;
+      const proto::Node &c = *uses->second.front();
+      bool mul = c.opType == "Mul", div = c.opType == "Div";
+      if (!c.domain.empty() || !(mul || div) || c.inputs.size() != 2 ||
+          modulePath(c.name) != path || (div && c.inputs[0] != n.outputs[0]))
+        continue;
+      const TensorInfo *sc = scalarConstant(
+          c.inputs[0] == n.outputs[0] ? c.inputs[1] : c.inputs[0]);
+      if (!sc)
+        continue;
+      float post = storedFloatAt(*sc, 0);
+      if (div)
+        post = 1.0f / post;
+      std::string where = "the scale node '" + c.name + "' applies";
+      if (!byName[hf]->ternaryValues) {
+        problems[hf] = where + " after master weights that the graph "
+                       "quantizes itself (lowbit reads one or the other)";
         byName.erase(hf);
         continue;
       }
-      if (leaf.dtype == DType::U8 || zero != 0) {
-        // Codes minus the zero point, as int8 (out-of-range values stay
-        // out of range: decodeTernary reports them).
-        std::vector<uint8_t> &codes = owned.emplace_back(leaf.bytes.size());
-        for (size_t i = 0; i < codes.size(); ++i) {
-          int64_t x = leaf.dtype == DType::U8 ? int64_t(leaf.bytes[i])
-                                              : int64_t(int8_t(leaf.bytes[i]));
-          codes[i] = uint8_t(int8_t(std::clamp<int64_t>(x - zero, -128, 127)));
-        }
-        w.bytes = codes;
-        w.dtype = DType::I8;
+      if (!(std::isfinite(post) && post > 0.0f)) {
+        problems[hf] = where + " " + std::to_string(post) +
+                       ", not a positive number";
+        byName.erase(hf);
+        continue;
       }
+      std::string scaleName = path + ".weight_scale";
+      if (const TensorInfo *dqScale = byName.lookup(scaleName)) {
+        if (dqScale->numElements() != 1 || !isFloatLike(dqScale->dtype))
+          continue; // the importer reports it
+        post *= storedFloatAt(*dqScale, 0);
+      }
+      std::vector<uint8_t> &bytes = owned.emplace_back(4);
+      uint32_t u;
+      std::memcpy(&u, &post, 4);
+      llvm::support::endian::write32le(bytes.data(), u);
+      TensorInfo &t = derived.emplace_back();
+      t.name = scaleName;
+      t.dtype = DType::F32;
+      t.shape = {1};
+      t.bytes = bytes;
+      t.origin = "the scalar of node '" + c.name + "'";
+      byName[scaleName] = &t;
     } else if (n.opType == "Gather") {
       if (n.inputs.empty())
         continue;

@@ -16,6 +16,9 @@
 //       * a constant subgraph with Round (the absmean quantizer of an
 //         unfolded export) over one float matrix: master weights, which
 //         lowbit quantizes as BitNet does;
+//     and a positive scalar the MatMul's output is then multiplied (or
+//     divided) by in the same module (transformers' AutoBitLinear:
+//     `F.linear(x, codes) * weight_scale`) scales the stored weights;
 //   - a Gather named `/model/embed_tokens/Gather` gives the embedding, a Mul
 //     in a `*norm` module with a 1-D initializer the norm weight.
 //

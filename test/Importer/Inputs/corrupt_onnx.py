@@ -23,7 +23,8 @@ mode, out = sys.argv[1], sys.argv[2]
 EXPORT = {"silu": ["--act", "silu"], "qdq-code": ["--weights", "qdq"],
           "qdq-zero-point": ["--weights", "qdq"], "qdq-scale": ["--weights", "qdq"],
           "gemm-bias": ["--gemm"], "gemm-trans-a": ["--gemm"],
-          "master-int8": ["--weights", "master"]}
+          "master-int8": ["--weights", "master"],
+          "post-scale-master": ["--weights", "master"]}
 EXTERNAL = mode.startswith("ext-")
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -132,6 +133,19 @@ elif mode == "master-int8":
                               if t.data_type == onnx.TensorProto.BFLOAT16 else values(t)), -1, 1)
             .astype(np.int8))
     # The Cast in front of the quantizer now casts int8.
+elif mode in ("post-scale-negative", "post-scale-master"):
+    # A scalar Mul after the q_proj MatMul, in its module.
+    n = nodes[Q]
+    out0 = n.output[0]
+    g.initializer.append(numpy_helper.from_array(
+        np.float32(-2.0 if mode == "post-scale-negative" else 2.0), "post_scale"))
+    for c in g.node:
+        for i, x in enumerate(c.input):
+            if x == out0:
+                c.input[i] = "scaled"
+    mul = helper.make_node("Mul", [out0, "post_scale"], ["scaled"],
+                           name="/model/layers.0/self_attn/q_proj/Mul_scale")
+    g.node.insert(list(g.node).index(n) + 1, mul)
 elif mode == "shape":
     with open(os.path.join(out, "config.json")) as f:
         cfg = json.load(f)
