@@ -251,7 +251,7 @@ WeightSource::openDirectory(StringRef dir) {
     if (!llvm::sys::fs::exists(single))
       return fileError(dir, "no model.safetensors or "
                             "model.safetensors.index.json in the model "
-                            "directory");
+                            "directory (nor an ONNX model.onnx)");
     auto file = SafetensorsFile::open(single);
     if (!file)
       return file.takeError();
