@@ -619,7 +619,10 @@ void ONNXModel::mapWeights() {
         continue;
       Trace tr;
       visit(n.inputs[0], false, false, tr, 0);
-      if (tr.dynamic || claim(hf, n, reads(n, tr)) != First)
+      // Gathers from runtime values or integer constants are shape
+      // arithmetic, not a table.
+      if (tr.dynamic || tr.leaves.empty() ||
+          claim(hf, n, reads(n, tr)) != First)
         continue;
       std::set<std::string> other = tr.ops;
       other.erase("Identity");
