@@ -27,6 +27,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from bitnet_ref import ternary  # noqa: E402
 from safetensors_io import Writer, read_dir, to_f32  # noqa: E402
 
 ALIGN = 32
@@ -52,21 +53,6 @@ def kv(key, vtype, value):
             return out + b"".join(gstr(x) for x in items)
         return out + np.asarray(items, dtype="<i4" if etype == V_I32 else "<u4").tobytes()
     return out + struct.pack({V_U32: "<I", V_I32: "<i", V_F32: "<f"}[vtype], value)
-
-
-def ternary(t, name):
-    """(codes int8 [N, K], alpha) of a packed (U8 + weight_scale) or bf16
-    master tensor, as reference/bitnet_ref.py reads them."""
-    dtype, w = t[name]
-    if dtype == "U8":
-        r = w.shape[0]
-        codes = np.empty((4 * r, w.shape[1]), np.int8)
-        for i in range(4):
-            codes[i * r:(i + 1) * r] = ((w >> (2 * i)) & 3).astype(np.int8) - 1
-        return codes, float(to_f32(t[name + "_scale"]).reshape(-1)[0])
-    wf = to_f32((dtype, w)).astype(np.float64)
-    alpha = max(float(np.abs(wf).mean()), 1e-5)
-    return np.clip(np.rint(wf / alpha), -1, 1).astype(np.int8), alpha
 
 
 def tq2_0(codes, alpha):

@@ -47,6 +47,24 @@ SQRT7 = F32(math.sqrt(7.0))
 # Quantizers (spec §7.1)
 # --------------------------------------------------------------------------
 
+def ternary(t, name):
+    """(codes int8 [N, K], alpha float32) of projection `name` of the tensors
+    `t` (read_dir): packed U8 with its weight_scale, or float master weights
+    quantized by absmean (spec §2, Project decisions)."""
+    dtype, w = t[name]
+    if dtype == "U8":
+        r = w.shape[0]
+        codes = np.empty((4 * r, w.shape[1]), np.int8)
+        for i in range(4):
+            codes[i * r:(i + 1) * r] = ((w >> (2 * i)) & 3).astype(np.int8) - 1
+        return codes, F32(to_f32(t[name + "_scale"]).reshape(-1)[0])
+    wf = to_f32((dtype, w))
+    alpha = F32(np.sum(np.abs(wf.astype(np.float64))) / wf.size)
+    alpha = max(alpha, EPS_Q)
+    codes = np.clip(np.rint(wf.astype(np.float64) / np.float64(alpha)), -1, 1)
+    return codes.astype(np.int8), alpha
+
+
 def quant8(x):
     """Per-token INT8 absmax. Returns integer codes (float64) and d = 1/s."""
     x = x.astype(F32)
@@ -207,19 +225,8 @@ class Model:
         self.reset()
 
     def ternary(self, prefix):
-        dtype, w = self.t[prefix + ".weight"]
-        if dtype == "U8":
-            r = w.shape[0]
-            codes = np.empty((4 * r, w.shape[1]), np.int8)
-            for i in range(4):
-                codes[i * r:(i + 1) * r] = ((w >> (2 * i)) & 3).astype(np.int8) - 1
-            alpha = to_f32(self.t[prefix + ".weight_scale"]).reshape(-1)[0]
-            return codes, F32(F32(alpha) * self.perturb)
-        wf = to_f32((dtype, w))
-        alpha = F32(np.sum(np.abs(wf.astype(np.float64))) / wf.size)
-        alpha = max(alpha, EPS_Q)
-        codes = np.clip(np.rint(wf.astype(np.float64) / np.float64(alpha)), -1, 1)
-        return codes.astype(np.int8), F32(alpha * self.perturb)
+        codes, alpha = ternary(self.t, prefix + ".weight")
+        return codes, F32(alpha * self.perturb)
 
     def reset(self):
         self.cache = Cache(self.L, self.ctx, self.nkv * self.hd, self.kv_bits,

@@ -45,26 +45,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bitnet_ref import ternary  # noqa: E402
 from make_checkpoint import PROJ, pack_hf  # noqa: E402
 from safetensors_io import Writer, f32_to_bf16, read_dir, to_f32  # noqa: E402
 
 F32, F16, BF16, I8, U8, I64 = (TensorProto.FLOAT, TensorProto.FLOAT16,
                               TensorProto.BFLOAT16, TensorProto.INT8,
                               TensorProto.UINT8, TensorProto.INT64)
-
-
-def ternary(t, name):
-    """(codes int8 [N, K], alpha float32) as reference/bitnet_ref.py reads them."""
-    dtype, w = t[name]
-    if dtype == "U8":
-        r = w.shape[0]
-        codes = np.empty((4 * r, w.shape[1]), np.int8)
-        for i in range(4):
-            codes[i * r:(i + 1) * r] = ((w >> (2 * i)) & 3).astype(np.int8) - 1
-        return codes, np.float32(to_f32(t[name + "_scale"]).reshape(-1)[0])
-    wf = to_f32((dtype, w)).astype(np.float64)
-    alpha = np.float32(max(np.float32(np.abs(wf).sum() / wf.size), np.float32(1e-5)))
-    return np.clip(np.rint(wf / np.float64(alpha)), -1, 1).astype(np.int8), alpha
 
 
 class Graph:

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bitnet_ref import ternary  # noqa: E402
 from make_checkpoint import PROJ  # noqa: E402
-from onnx_export import ternary  # noqa: E402
 from safetensors_io import read_dir, to_f32  # noqa: E402
 
 nn, F = torch.nn, torch.nn.functional

@@ -8,12 +8,9 @@
 // are refused, float tensors read element by element.
 //
 //===----------------------------------------------------------------------===//
-#include "FuzzInput.h"
+#include "FuzzTensors.h"
 #include "lowbit/Importer/GGUF.h"
 #include "lowbit/Importer/Tokenizer.h"
-
-#include <cmath>
-#include <vector>
 
 using namespace mlir::lowbit;
 
@@ -28,30 +25,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (const TensorInfo &t : g.tensors()) {
     if (g.lookup(t.name) != &t)
       abort();
-    for (uint8_t b : t.bytes)
-      sum += b;
-    int64_t n = t.numElements();
-    if (n > (int64_t(1) << 20))
-      continue; // keeps each input fast; the bounds are checked above
-    if (isFloatLike(t.dtype)) {
-      for (int64_t i = 0; i < n; ++i)
-        sum += unsigned(floatAt(t, i) > 0.0f);
-    }
-    if (isTernaryBlock(t.dtype) || isFloatLike(t.dtype)) {
-      if (isQuantizedFloat(t.dtype))
-        continue;
-      std::vector<int8_t> codes(size_t(n), 7);
-      llvm::Expected<float> alpha = decodeTernary(t, g.path(), codes.data());
-      if (!alpha) {
-        lowbit_fuzz::dropError(alpha.takeError());
-        continue;
-      }
-      if (!(std::isfinite(*alpha) && *alpha > 0.0f))
-        abort();
-      for (int8_t c : codes)
-        if (c < -1 || c > 1)
-          abort();
-    }
+    // Quantized floats are tables, never ternary weights.
+    sum += lowbit_fuzz::readTensor(
+        t, g.path(),
+        isTernaryBlock(t.dtype) ||
+            (isFloatLike(t.dtype) && !isQuantizedFloat(t.dtype)));
   }
   if (auto cfg = readGGUFConfig(g)) {
     if (cfg->hiddenSize <= 0 || cfg->numHeads <= 0 || cfg->headDim <= 0 ||

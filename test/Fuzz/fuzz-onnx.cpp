@@ -9,12 +9,8 @@
 // decode to codes -1..1 with a positive finite scale or are refused.
 //
 //===----------------------------------------------------------------------===//
-#include "FuzzInput.h"
-#include "lowbit/Importer/GGUF.h"
+#include "FuzzTensors.h"
 #include "lowbit/Importer/ONNX.h"
-
-#include <cmath>
-#include <vector>
 
 using namespace mlir::lowbit;
 
@@ -35,26 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t n = t.numElements();
     if (uint64_t(n) * dtypeSize(t.dtype) != t.bytes.size())
       abort();
-    for (uint8_t b : t.bytes)
-      sum += b;
-    if (n > (int64_t(1) << 20))
-      continue; // keeps each input fast; the bounds are checked above
-    if (isFloatLike(t.dtype))
-      for (int64_t i = 0; i < n; ++i)
-        sum += unsigned(floatAt(t, i) > 0.0f);
-    if (t.ternaryValues) {
-      std::vector<int8_t> codes(size_t(n), 7);
-      llvm::Expected<float> alpha = decodeTernary(t, m.path(), codes.data());
-      if (!alpha) {
-        lowbit_fuzz::dropError(alpha.takeError());
-        continue;
-      }
-      if (!(std::isfinite(*alpha) && *alpha > 0.0f))
-        abort();
-      for (int8_t c : codes)
-        if (c < -1 || c > 1)
-          abort();
-    }
+    sum += lowbit_fuzz::readTensor(t, m.path(), t.ternaryValues);
   }
   if (llvm::Error e = m.checkArchitecture())
     lowbit_fuzz::dropError(std::move(e));
