@@ -1,7 +1,7 @@
 //===- Driver.cpp - the lowbitc compiler driver ---------------------------===//
 //
-// lowbitc MODEL_DIR|FILE.gguf|FILE.onnx|FILE.mlir [--emit=PHASE] [-o OUT] [--scheme=...]
-//         [--target=TRIPLE --mcpu=CPU --mattr=FEATURES]
+// lowbitc MODEL_DIR|FILE.gguf|FILE.onnx|FILE.mlir [--emit=PHASE] [-o OUT]
+//         [--scheme=...] [--target=TRIPLE --mcpu=CPU --mattr=FEATURES]
 //
 // Phases run in the order of design.md; `--emit=` stops after one. `.mlir`
 // input may start at any phase: a phase finds nothing to do on IR that is
@@ -194,9 +194,10 @@ int mlir::lowbit::compilerMain(int argc, char **argv) {
   llvm::InitializeAllAsmPrinters();
 
   cl::OptionCategory cat("lowbitc options");
-  cl::opt<std::string> input(cl::Positional,
-                             cl::desc("<model dir | file.gguf | file.onnx | file.mlir>"),
-                             cl::init("-"), cl::cat(cat));
+  cl::opt<std::string> input(
+      cl::Positional,
+      cl::desc("<model dir | file.gguf | file.onnx | file.mlir>"),
+      cl::init("-"), cl::cat(cat));
   cl::opt<std::string> output("o", cl::desc("output file ('-' for stdout)"),
                               cl::value_desc("file"), cl::init(""),
                               cl::cat(cat));

@@ -88,9 +88,9 @@ private:
       // (a ModuleList index stays joined to its list's name).
       std::string scope;
       for (StringRef part : llvm::split(n.rsplit('.').first, '.'))
-        scope += (!part.empty() && llvm::all_of(part, llvm::isDigit) ? "."
-                                                                       : "/") +
-                 part.str();
+        scope +=
+            (!part.empty() && llvm::all_of(part, llvm::isDigit) ? "." : "/") +
+            part.str();
       return error(nullptr, "missing weight '" + n +
                                 "' (no initializer of that name, and no "
                                 "MatMul, Gemm, Gather or norm Mul node under "
@@ -204,9 +204,8 @@ private:
                           "F16, BF16 holding 0 and +-scale)");
     llvm::SmallVector<int64_t, 2> want{out, in};
     if (llvm::ArrayRef<int64_t>(t->shape) != llvm::ArrayRef<int64_t>(want))
-      return error(t, t->describe() + " has shape " +
-                          shapeStr(t->shape) + ", expected " + shapeStr(want) +
-                          " (" + what + ")");
+      return error(t, t->describe() + " has shape " + shapeStr(t->shape) +
+                          ", expected " + shapeStr(want) + " (" + what + ")");
     Projection p;
     p.weight = ParamAttr::get(&ctx, t->name,
                               RankedTensorType::get(want, b.getIntegerType(8)));

@@ -1,8 +1,8 @@
 //===- ONNX.cpp - BitNet weights in an ONNX model -------------------------===//
 
 #include "lowbit/Importer/ONNX.h"
-#include "lowbit/Importer/ONNXProto.h"
 #include "lowbit/Importer/GGUF.h"
+#include "lowbit/Importer/ONNXProto.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
@@ -72,24 +72,32 @@ namespace {
 
 std::optional<DType> dtypeOf(int32_t onnxType) {
   switch (onnxType) {
-  case 1: return DType::F32;
-  case 2: return DType::U8;
-  case 3: return DType::I8;
-  case 10: return DType::F16;
-  case 16: return DType::BF16;
-  default: return std::nullopt;
+  case 1:
+    return DType::F32;
+  case 2:
+    return DType::U8;
+  case 3:
+    return DType::I8;
+  case 10:
+    return DType::F16;
+  case 16:
+    return DType::BF16;
+  default:
+    return std::nullopt;
   }
 }
 
 std::string dimsStr(llvm::ArrayRef<int64_t> d) {
   return "[" +
-         llvm::join(llvm::map_range(d, [](int64_t x) { return std::to_string(x); }),
-                    ", ") +
+         llvm::join(
+             llvm::map_range(d, [](int64_t x) { return std::to_string(x); }),
+             ", ") +
          "]";
 }
 
-/// `/model/layers.0/self_attn/q_proj/MatMul` -> `model.layers.0.self_attn.q_proj`
-/// (torch.onnx.export's scope names); "" for names without a module path.
+/// `/model/layers.0/self_attn/q_proj/MatMul` ->
+/// `model.layers.0.self_attn.q_proj` (torch.onnx.export's scope names); "" for
+/// names without a module path.
 std::string modulePath(StringRef nodeName) {
   if (!nodeName.consume_front("/"))
     return {};
@@ -209,8 +217,9 @@ Error ONNXModel::readTensors() {
         if (!StringRef(real).starts_with(StringRef(realDir).str() + "/"))
           return error(what + ": external data file '" + loc +
                        "' resolves outside the model's directory");
-        auto buf = llvm::MemoryBuffer::getFile(real, /*IsText=*/false,
-                                               /*RequiresNullTerminator=*/false);
+        auto buf =
+            llvm::MemoryBuffer::getFile(real, /*IsText=*/false,
+                                        /*RequiresNullTerminator=*/false);
         if (!buf)
           return error(what + ": external data file '" + loc +
                        "': " + buf.getError().message());
@@ -326,9 +335,9 @@ void ONNXModel::mapWeights() {
             "Identity", "Cast", "Round", "Neg", "Sign", "Floor", "Ceil", "Abs"};
         static const std::set<std::string> binary = {"Mul", "Div", "Add",
                                                      "Sub", "Max", "Min"};
-        static const std::set<std::string> reduce = {
-            "ReduceMean", "ReduceSum", "ReduceMax", "ReduceL1", "Reciprocal",
-            "Sqrt"};
+        static const std::set<std::string> reduce = {"ReduceMean", "ReduceSum",
+                                                     "ReduceMax",  "ReduceL1",
+                                                     "Reciprocal", "Sqrt"};
         if (op == "Constant") {
           return; // a scalar given as value_float / value_int
         } else if (op == "Transpose") {
@@ -375,11 +384,11 @@ void ONNXModel::mapWeights() {
       return First;
     if (it->second.second == reads && !problems.count(hf))
       return Same;
-    problems[hf] = it->second.first == n.name && it->second.second != reads
-                       ? "two nodes named '" + n.name +
-                             "' read different weights"
-                       : "nodes '" + it->second.first + "' and '" + n.name +
-                             "' both give weight '" + hf + "'";
+    problems[hf] =
+        it->second.first == n.name && it->second.second != reads
+            ? "two nodes named '" + n.name + "' read different weights"
+            : "nodes '" + it->second.first + "' and '" + n.name +
+                  "' both give weight '" + hf + "'";
     byName.erase(hf);
     return Conflict;
   };
@@ -438,7 +447,9 @@ void ONNXModel::mapWeights() {
         visit(n.inputs[1], false, false, tr, 0);
         if (tr.dynamic)
           return; // activations times activations (attention scores)
-        if (claim(hf, n, reads(n, tr) + (n.inputs.size() > 2 ? "|bias:" + n.inputs[2] : "")) != First)
+        if (claim(hf, n,
+                  reads(n, tr) + (n.inputs.size() > 2 ? "|bias:" + n.inputs[2]
+                                                      : "")) != First)
           return;
         if (n.opType == "Gemm" && n.inputs.size() > 2 && !n.inputs[2].empty())
           if (const TensorInfo *bias = byOnnxName.lookup(n.inputs[2]))
@@ -545,8 +556,7 @@ void ONNXModel::mapWeights() {
         if (leaf.dtype != DType::U8 && leaf.dtype != DType::I8) {
           problems[hf] = where + ": DequantizeLinear of " +
                          dtypeName(leaf.dtype).str() + " initializer '" +
-                         leaf.name +
-                         "' (codes must be INT8 or UINT8)";
+                         leaf.name + "' (codes must be INT8 or UINT8)";
           byName.erase(hf);
           return;
         }
@@ -555,9 +565,11 @@ void ONNXModel::mapWeights() {
           // out of range: decodeTernary reports them).
           std::vector<uint8_t> &codes = owned.emplace_back(leaf.bytes.size());
           for (size_t i = 0; i < codes.size(); ++i) {
-            int64_t x = leaf.dtype == DType::U8 ? int64_t(leaf.bytes[i])
-                                                : int64_t(int8_t(leaf.bytes[i]));
-            codes[i] = uint8_t(int8_t(std::clamp<int64_t>(x - zero, -128, 127)));
+            int64_t x = leaf.dtype == DType::U8
+                            ? int64_t(leaf.bytes[i])
+                            : int64_t(int8_t(leaf.bytes[i]));
+            codes[i] =
+                uint8_t(int8_t(std::clamp<int64_t>(x - zero, -128, 127)));
           }
           w.bytes = codes;
           w.dtype = DType::I8;
@@ -586,14 +598,15 @@ void ONNXModel::mapWeights() {
         post = 1.0f / post;
       std::string where = "the scale node '" + c.name + "' applies";
       if (!byName[hf]->ternaryValues) {
-        problems[hf] = where + " after master weights that the graph "
+        problems[hf] = where +
+                       " after master weights that the graph "
                        "quantizes itself (lowbit reads one or the other)";
         byName.erase(hf);
         continue;
       }
       if (!(std::isfinite(post) && post > 0.0f)) {
-        problems[hf] = where + " " + std::to_string(post) +
-                       ", not a positive number";
+        problems[hf] =
+            where + " " + std::to_string(post) + ", not a positive number";
         byName.erase(hf);
         continue;
       }
@@ -639,7 +652,8 @@ void ONNXModel::mapWeights() {
       if (parity)
         std::swap(t.shape[0], t.shape[1]);
     } else if (n.opType == "Mul" &&
-               StringRef(path).rsplit('.').second.contains_insensitive("norm")) {
+               StringRef(path).rsplit('.').second.contains_insensitive(
+                   "norm")) {
       for (const std::string &in : n.inputs) {
         const TensorInfo *t = byOnnxName.lookup(in);
         if (!t || t->shape.size() != 1 || t->numElements() < 2)
@@ -676,8 +690,8 @@ bool ONNXModel::isMapped(const TensorInfo &t) const {
 
 Error ONNXModel::checkArchitecture() const {
   static const std::set<std::string> notReLU = {
-      "Sigmoid", "Tanh",     "Erf",  "Gelu", "Softplus", "HardSigmoid",
-      "HardSwish", "Elu", "Selu", "LeakyRelu", "Softsign", "Mish"};
+      "Sigmoid",   "Tanh", "Erf",  "Gelu",      "Softplus", "HardSigmoid",
+      "HardSwish", "Elu",  "Selu", "LeakyRelu", "Softsign", "Mish"};
   for (const proto::Node &n : model->nodes) {
     std::string path = modulePath(n.name);
     llvm::SmallVector<StringRef> parts;

@@ -54,13 +54,20 @@ unsigned lowbit::onnxproto::elementSize(int32_t t) {
 std::string lowbit::onnxproto::dataTypeName(int32_t t) {
   // ONNX 1.12's enum lacks the later types; name them here.
   switch (t) {
-  case 17: return "FLOAT8E4M3FN";
-  case 18: return "FLOAT8E4M3FNUZ";
-  case 19: return "FLOAT8E5M2";
-  case 20: return "FLOAT8E5M2FNUZ";
-  case 21: return "UINT4";
-  case 22: return "INT4";
-  default: break;
+  case 17:
+    return "FLOAT8E4M3FN";
+  case 18:
+    return "FLOAT8E4M3FNUZ";
+  case 19:
+    return "FLOAT8E5M2";
+  case 20:
+    return "FLOAT8E5M2FNUZ";
+  case 21:
+    return "UINT4";
+  case 22:
+    return "INT4";
+  default:
+    break;
   }
   if (onnx::TensorProto_DataType_IsValid(t) && t != 0)
     return onnx::TensorProto_DataType_Name(

@@ -322,7 +322,7 @@ const TensorInfo *WeightSource::lookup(StringRef name) const {
 
 void WeightSource::release(const TensorInfo &t) const {
 #if defined(__unix__)
-  if (onnxModel ? !onnxModel->isMapped(t)
+  if (onnxModel  ? !onnxModel->isMapped(t)
       : ggufFile ? !ggufFile->isMapped()
                  : !files[t.file]->isMapped())
     return;

@@ -100,7 +100,8 @@ struct TensorInfo {
   }
   /// "tensor 'name'" plus its origin, for messages.
   std::string describe() const {
-    return "tensor '" + name + "'" + (origin.empty() ? "" : " (" + origin + ")");
+    return "tensor '" + name + "'" +
+           (origin.empty() ? "" : " (" + origin + ")");
   }
 };
 
