@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what lowbit needs (Debian packages by name, only the missing ones)
-# and builds it with clang-22 + lld + ccache into build/. Idempotent: a second
-# run installs nothing and rebuilds only what changed.
+# Installs what lowbit needs (Debian packages by name, only the missing ones;
+# with --tests also what only the tests need) and builds it with clang-22 +
+# lld + ccache into build/. Idempotent: a second run installs nothing and
+# rebuilds only what changed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,12 +21,17 @@ packages=(
   # ONNX input: the ONNX protobuf library lowbit links
   libonnx-dev libprotobuf-dev
   # the numpy reference model and the checkpoint generator (/usr/bin/python3);
-  # onnx writes the ONNX test models; torch exports one with torch.onnx
-  python3 python3-numpy python3-onnx python3-torch
+  # onnx writes ONNX models (reference/onnx_export.py, the tests')
+  python3 python3-numpy python3-onnx
   # Node.js runs the npm reference tokenizer (transformers.js) in the tests;
   # tmux drives --chat through a terminal in the tests
   nodejs tmux
 )
+# With --tests (tools/test.sh): what only the tests need. PyTorch (600 MB)
+# exports a model with torch.onnx.export in test/E2E/onnx-torch.test.
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(python3-torch)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

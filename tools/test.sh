@@ -4,6 +4,6 @@
 # through ctest, whose summary line ends the output.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/tools/setup.sh"
+"$root/tools/setup.sh" --tests
 cd "$root/build"
 ctest --output-on-failure --no-tests=error
