@@ -7,7 +7,7 @@ needed: the graph is built with Debian's python3-onnx (opset 17).
   onnx_export.py MODEL_DIR OUT_DIR [--weights folded|qdq|master]
                  [--dtype f32|f16|bf16] [--codes int8|uint8] [--embd-dtype f32|f16|bf16]
                  [--external-data] [--optimum] [--anonymous] [--act relu2|silu]
-                 [--gemm] [--merged] [--reference-dir DIR]
+                 [--gemm] [--merged] [--no-scopes] [--reference-dir DIR]
 
 Node names carry the module path (/model/layers.0/self_attn/q_proj/MatMul),
 as the exporter's scope names do. Projections, by --weights:
@@ -20,7 +20,10 @@ as the exporter's scope names do. Projections, by --weights:
           through BitNet's absmean quantizer in the graph (Abs, ReduceMean,
           Max, Div, Round, Clip, Mul), then Transpose -> MatMul.
 --gemm writes projections as Gemm(transB=1) on [out, in] weights instead;
---merged puts the layers in both branches of an If (Optimum's merged decoder).
+--merged puts the layers in both branches of an If (Optimum's merged decoder);
+--no-scopes names nodes node_<Op>_N and the projections' stored weights as
+the checkpoint's tensors (an exporter that keeps parameter names but no
+module scopes, as torch's dynamo exporter).
 The embedding is a Gather on model.embed_tokens.weight, norms Mul their
 weights (model.layers.N.*norm.weight), the head a MatMul on a transposed copy
 (tied) or the checkpoint's lm_head. --anonymous renames every initializer
@@ -133,6 +136,7 @@ def main(argv=None):
     ap.add_argument("--act", choices=["relu2", "silu"], default="relu2")
     ap.add_argument("--gemm", action="store_true")
     ap.add_argument("--merged", action="store_true")
+    ap.add_argument("--no-scopes", action="store_true")
     ap.add_argument("--reference-dir")
     a = ap.parse_args(argv)
 
@@ -198,11 +202,12 @@ def main(argv=None):
             wq = g.node(scope, "Mul", [c, s], suffix="_w")
             ref_scales[name] = None
         elif a.weights == "qdq":
+            keep = wname if a.no_scopes else None
             if a.codes == "uint8":
-                q = g.init(None, (codes.astype(np.int16) + 1).astype(np.uint8), op="DequantizeLinear")
+                q = g.init(keep, (codes.astype(np.int16) + 1).astype(np.uint8), op="DequantizeLinear")
                 zp = g.const(np.uint8(1))
             else:
-                q = g.init(None, codes, op="DequantizeLinear")
+                q = g.init(keep, codes, op="DequantizeLinear")
                 zp = g.const(np.int8(0))
             wq = g.node(scope, "DequantizeLinear", [q, g.const(np.float32(alpha)), zp])
             ref_scales[name] = np.float32(alpha)
@@ -210,10 +215,11 @@ def main(argv=None):
             stored, ty = encode(codes.astype(np.float32) * alpha, a.dtype)
             held = decode(stored, a.dtype)
             ref_scales[name] = np.float32(np.abs(held).max()) if np.any(codes) else np.float32(1.0)
+            keep = wname if a.no_scopes else None
             if a.gemm:
-                wq = g.init(None, stored, ty, op="Gemm")
+                wq = g.init(keep, stored, ty, op="Gemm")
             else:
-                wq = g.init(None, np.ascontiguousarray(stored.T), ty, op="MatMul")
+                wq = g.init(keep, np.ascontiguousarray(stored.T), ty, op="MatMul")
             if a.gemm:
                 return g.node(scope, "Gemm", [xq, wq], transB=1)
             return g.node(scope, "MatMul", [xq, wq])
@@ -273,13 +279,17 @@ def main(argv=None):
         h = g.node(S, "Add", [h, d], suffix="_1")
     h = rmsnorm("/model/norm", h, "model.norm.weight")
     head = fl(emb_name if tied else "lm_head.weight")
-    hw = g.init(None, np.ascontiguousarray(encode(head, a.embd_dtype)[0].T),
+    hw = g.init("lm_head.weight" if a.no_scopes and not tied else None,
+                np.ascontiguousarray(encode(head, a.embd_dtype)[0].T),
                 encode(head, a.embd_dtype)[1], op="MatMul")
     if a.embd_dtype != "f32":
         hw = g.node("/lm_head", "Cast", [hw], to=F32)
     logits = g.node("/lm_head", "MatMul", [h, hw])
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"], name="/Identity"))
 
+    if a.no_scopes:
+        for i, n in enumerate(g.nodes):
+            n.name = "node_%s_%d" % (n.op_type, i)
     nodes = g.nodes
     if a.merged:
         # Optimum's merged decoder: the layers twice, in the two branches of

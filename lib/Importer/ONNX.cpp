@@ -419,11 +419,28 @@ void ONNXModel::mapWeights() {
     if (!n.domain.empty())
       continue;
     std::string path = modulePath(n.name);
+    bool linear = n.opType == "MatMul" || n.opType == "Gemm";
+    if (path.empty() && linear && n.inputs.size() >= 2) {
+      // No module path in the node's name (an exporter without scope
+      // names, as torch's dynamo exporter): a projection whose weight
+      // initializer keeps its checkpoint name (`X.weight`) is named by it.
+      Trace tr;
+      visit(n.inputs[1], false, false, tr, 0);
+      std::set<const TensorInfo *> leaves;
+      for (auto &leaf : tr.leaves)
+        leaves.insert(leaf.first);
+      StringRef name;
+      if (!tr.dynamic && leaves.size() == 1)
+        name = (*leaves.begin())->name;
+      if (!name.consume_back(".weight") || name.empty())
+        continue;
+      path = name.str();
+    }
     if (path.empty())
       continue;
     std::string hf = path + ".weight";
 
-    if (n.opType == "MatMul" || n.opType == "Gemm") {
+    if (linear) {
       auto resolve = [&]() {
         if (n.inputs.size() < 2)
           return;

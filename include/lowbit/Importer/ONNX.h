@@ -19,6 +19,9 @@
 //     and a positive scalar the MatMul's output is then multiplied (or
 //     divided) by in the same module (transformers' AutoBitLinear:
 //     `F.linear(x, codes) * weight_scale`) scales the stored weights;
+//   - a MatMul / Gemm without a module path in its name whose weight
+//     initializer keeps its checkpoint name (`...q_proj.weight`, an exporter
+//     without scope names) is read the same way under that name;
 //   - a Gather named `/model/embed_tokens/Gather` gives the embedding, a Mul
 //     in a `*norm` module with a 1-D initializer the norm weight.
 //
