@@ -11,7 +11,8 @@ pair-form merges; OUT_DIR/prompt: a few texts (ASCII, UTF-8, invalid UTF-8,
 special-token spellings); OUT_DIR/mlir: each `// -----` chunk of the
 dialect tests (test/Dialect/*/*.mlir); OUT_DIR/gguf: small GGUF files with a
 BitNet model's metadata, a tokenizer, and a tensor of every type lowbit
-reads (bench/gguf.py's encoders).
+reads (bench/gguf.py's encoders); OUT_DIR/onnx: small ONNX models in each
+weight layout reference/onnx_export.py writes.
 """
 import json
 import os
@@ -155,8 +156,8 @@ write(os.path.join(gg, "v2-no-tokenizer"), gguf_file(2, meta[:9], tensors[:3]))
 
 # ONNX models: reference/onnx_export.py over a tiny checkpoint, in each way
 # it lays out the weights (folded float32 / float16 / bfloat16, Gemm,
-# DequantizeLinear int8 / uint8, master weights behind the quantizer), plus
-# one with a Constant node.
+# DequantizeLinear int8 / uint8, master weights behind the quantizer), and
+# one without scoped node names, its layers in an If's branches.
 import contextlib  # noqa: E402
 import io  # noqa: E402
 import tempfile  # noqa: E402
@@ -173,7 +174,8 @@ with tempfile.TemporaryDirectory() as tmp:
     for i, args in enumerate([[], ["--dtype", "f16", "--embd-dtype", "bf16"],
                               ["--dtype", "bf16", "--gemm", "--anonymous"],
                               ["--weights", "qdq"], ["--weights", "qdq", "--codes", "uint8"],
-                              ["--weights", "master", "--anonymous"]]):
+                              ["--weights", "master", "--anonymous"],
+                              ["--no-scopes", "--merged"]]):
         exp = os.path.join(tmp, "export%d" % i)
         with contextlib.redirect_stdout(io.StringIO()):
             onnx_export.main([ckpt, exp] + args)
