@@ -4,7 +4,7 @@ torch.onnx.export (and Optimum, which calls it) lays out a BitNet decoder,
 so tests can compile ONNX input with lowbitc. No torch or transformers is
 needed: the graph is built with Debian's python3-onnx (opset 17).
 
-  onnx_export.py MODEL_DIR OUT_DIR [--weights folded|qdq|master]
+  onnx_export.py MODEL_DIR OUT_DIR [--weights folded|qdq|master|offline]
                  [--dtype f32|f16|bf16] [--codes int8|uint8] [--embd-dtype f32|f16|bf16]
                  [--external-data] [--optimum] [--anonymous] [--act relu2|silu]
                  [--gemm] [--merged] [--no-scopes] [--reference-dir DIR]
@@ -18,7 +18,9 @@ as the exporter's scope names do. Projections, by --weights:
           1), scale, zero point) -> Transpose -> MatMul;
   master  no folding: the checkpoint's master weights (named as in it) go
           through BitNet's absmean quantizer in the graph (Abs, ReduceMean,
-          Max, Div, Round, Clip, Mul), then Transpose -> MatMul.
+          Max, Div, Round, Clip, Mul), then Transpose -> MatMul;
+  offline transformers' AutoBitLinear for offline checkpoints: MatMul by the
+          codes -1/0/+1 (folded, in --dtype), then Mul by weight_scale.
 --gemm writes projections as Gemm(transB=1) on [out, in] weights instead;
 --merged puts the layers in both branches of an If (Optimum's merged decoder);
 --no-scopes names nodes node_<Op>_N and the projections' stored weights as
@@ -126,7 +128,8 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
     ap.add_argument("out_dir")
-    ap.add_argument("--weights", choices=["folded", "qdq", "master"], default="folded")
+    ap.add_argument("--weights", choices=["folded", "qdq", "master", "offline"],
+                    default="folded")
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
     ap.add_argument("--codes", choices=["int8", "uint8"], default="int8")
     ap.add_argument("--embd-dtype", choices=["f32", "f16", "bf16"], default="f32")
@@ -211,6 +214,17 @@ def main(argv=None):
                 zp = g.const(np.int8(0))
             wq = g.node(scope, "DequantizeLinear", [q, g.const(np.float32(alpha)), zp])
             ref_scales[name] = np.float32(alpha)
+        elif a.weights == "offline":
+            # transformers' AutoBitLinear for offline checkpoints: codes as
+            # the weight, F.linear(x, codes) * weight_scale.
+            stored, ty = encode(codes.astype(np.float32), a.dtype)
+            wq = g.init(None, stored if a.gemm else np.ascontiguousarray(stored.T), ty,
+                        op="Gemm" if a.gemm else "MatMul")
+            y = (g.node(scope, "Gemm", [xq, wq], transB=1) if a.gemm
+                 else g.node(scope, "MatMul", [xq, wq]))
+            s = g.init(name + ".weight_scale", np.array([alpha], np.float32))
+            ref_scales[name] = np.float32(alpha)
+            return g.node(scope, "Mul", [y, s], suffix="_scale")
         else:
             stored, ty = encode(codes.astype(np.float32) * alpha, a.dtype)
             held = decode(stored, a.dtype)

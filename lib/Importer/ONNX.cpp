@@ -376,12 +376,16 @@ void ONNXModel::mapWeights() {
   // each node in both branches of an If over the same initializers: the
   // same weight twice is one weight.
   llvm::StringMap<std::pair<std::string, std::string>> claimedBy;
+  // The node that first named each weight (a repeat adds nothing).
+  llvm::StringMap<const proto::Node *> firstNode;
   enum Claim { First, Same, Conflict };
   auto claim = [&](const std::string &hf, const proto::Node &n,
                    const std::string &reads) {
     auto [it, inserted] = claimedBy.try_emplace(hf, n.name, reads);
-    if (inserted)
+    if (inserted) {
+      firstNode[hf] = &n;
       return First;
+    }
     if (it->second.second == reads && !problems.count(hf))
       return Same;
     problems[hf] =
@@ -596,7 +600,8 @@ void ONNXModel::mapWeights() {
       // A positive scalar the projection's output is multiplied (or
       // divided) by in the same module: transformers' AutoBitLinear
       // multiplies by weight_scale after the MatMul of unpacked codes.
-      if (!byName.count(hf) || problems.count(hf) || n.outputs.empty())
+      if (!byName.count(hf) || problems.count(hf) || n.outputs.empty() ||
+          firstNode.lookup(hf) != &n)
         continue;
       auto uses = consumers.find(n.outputs[0]);
       if (uses == consumers.end() || uses->second.size() != 1)
