@@ -257,11 +257,11 @@ Error ONNXModel::readTensors() {
   return Error::success();
 }
 
-namespace {
+namespace mlir::lowbit {
 
 /// What a weight input is computed from: the rank-2 initializers on its
 /// data path (with the parity of the Transposes on the way), and the ops.
-struct Trace {
+struct WeightTrace {
   std::set<std::pair<const TensorInfo *, bool>> leaves;
   std::set<std::string> ops;
   std::vector<const proto::Node *> dequantize;
@@ -270,24 +270,126 @@ struct Trace {
   int visits = 0;
 };
 
-} // namespace
+/// Finds the weights of an ONNXModel's graph by Hugging Face name (ONNX.h
+/// says how) and records them, or why one cannot be read, in the model.
+class ONNXWeightMapper {
+public:
+  explicit ONNXWeightMapper(ONNXModel &m) : m(m) {
+    for (const proto::Node &n : m.model->nodes) {
+      for (const std::string &o : n.outputs)
+        if (!o.empty())
+          producer[o] = &n;
+      for (const std::string &in : n.inputs)
+        if (!in.empty())
+          consumers[in].push_back(&n);
+    }
+  }
 
-void ONNXModel::mapWeights() {
-  llvm::StringMap<const proto::Node *> producer;
-  for (const proto::Node &n : model->nodes)
-    for (const std::string &o : n.outputs)
-      if (!o.empty())
-        producer[o] = &n;
+  void run() {
+    for (const proto::Node &n : m.model->nodes) {
+      if (!n.domain.empty())
+        continue;
+      bool linear = n.opType == "MatMul" || n.opType == "Gemm";
+      std::string path = modulePath(n.name);
+      if (path.empty() && linear)
+        path = unscopedPath(n);
+      if (path.empty())
+        continue;
+      if (linear) {
+        if (mapLinear(n, path))
+          applyPostScale(n, path);
+      } else if (n.opType == "Gather") {
+        mapTable(n, path);
+      } else if (n.opType == "Mul" &&
+                 StringRef(path).rsplit('.').second.contains_insensitive(
+                     "norm")) {
+        mapNorm(n, path);
+      }
+    }
+    // Initializers named like checkpoint tensors fill in the rest.
+    for (auto &kv : m.byOnnxName)
+      if (!m.byName.count(kv.first()) && !m.problems.count(kv.first()))
+        m.byName[kv.first()] = kv.second;
+  }
 
-  llvm::StringMap<std::vector<const proto::Node *>> consumers;
-  for (const proto::Node &n : model->nodes)
-    for (const std::string &in : n.inputs)
-      if (!in.empty())
-        consumers[in].push_back(&n);
-  // The one-element float initializer `v` is, through Cast / Identity.
-  auto scalarConstant = [&](std::string v) -> const TensorInfo * {
+private:
+  /// Follows value `v` back to the initializers it is computed from.
+  void visit(const std::string &v, bool parity, bool scalar, WeightTrace &tr,
+             int depth) {
+    if (v.empty())
+      return;
+    if (++tr.visits > 4096 || depth > 64) {
+      tr.unknownOp = "a subgraph too large to follow";
+      return;
+    }
+    if (const TensorInfo *t = m.byOnnxName.lookup(v)) {
+      if (!scalar && t->shape.size() == 2)
+        tr.leaves.insert({t, parity});
+      return;
+    }
+    if (m.otherTypes.count(v)) {
+      if (!scalar)
+        tr.unsupportedLeaf = v;
+      return;
+    }
+    const proto::Node *n = producer.lookup(v);
+    if (!n) {
+      tr.dynamic = true; // a graph input: not a weight
+      return;
+    }
+    const std::string &op = n->opType;
+    if (!n->domain.empty()) {
+      tr.unknownOp = n->domain + "." + op;
+      return;
+    }
+    static const std::set<std::string> unary = {
+        "Identity", "Cast", "Round", "Neg", "Sign", "Floor", "Ceil", "Abs"};
+    static const std::set<std::string> binary = {"Mul", "Div", "Add",
+                                                 "Sub", "Max", "Min"};
+    static const std::set<std::string> reduce = {
+        "ReduceMean", "ReduceSum", "ReduceMax", "ReduceL1",
+        "Reciprocal", "Sqrt",      "Pow"};
+    if (op == "Constant") {
+      return; // a scalar given as value_float / value_int
+    } else if (op == "Transpose") {
+      auto it = n->attributes.find("perm");
+      if (it != n->attributes.end() &&
+          it->second.ints != std::vector<int64_t>{1, 0}) {
+        tr.unknownOp = "Transpose with perm " + dimsStr(it->second.ints);
+        return;
+      }
+      if (!n->inputs.empty())
+        visit(n->inputs[0], !parity, scalar, tr, depth + 1);
+    } else if (unary.count(op) || op == "Clip" || op == "DequantizeLinear") {
+      // Inputs after the first (bounds, scale, zero point) are scalars.
+      tr.ops.insert(op);
+      if (op == "DequantizeLinear" && !scalar)
+        tr.dequantize.push_back(n);
+      for (size_t i = 0; i < n->inputs.size(); ++i)
+        visit(n->inputs[i], parity, scalar || i > 0, tr, depth + 1);
+    } else if (binary.count(op)) {
+      tr.ops.insert(op);
+      for (const std::string &in : n->inputs)
+        visit(in, parity, scalar, tr, depth + 1);
+    } else if (reduce.count(op)) {
+      // A branch that computes a scale.
+      tr.ops.insert(op);
+      for (const std::string &in : n->inputs)
+        visit(in, parity, true, tr, depth + 1);
+    } else {
+      tr.unknownOp = op;
+    }
+  }
+  WeightTrace trace(const std::string &v) {
+    WeightTrace tr;
+    visit(v, false, false, tr, 0);
+    return tr;
+  }
+
+  /// The one-element float initializer `v` is, through Cast / Identity.
+  const TensorInfo *scalarConstant(std::string v) {
     for (int depth = 0; depth < 8; ++depth) {
-      if (const TensorInfo *t = byOnnxName.lookup(v))
+      if (const TensorInfo *t = m.byOnnxName.lookup(v))
         return t->numElements() == 1 && isFloatLike(t->dtype) &&
                        !isQuantizedFloat(t->dtype)
                    ? t
@@ -299,105 +401,28 @@ void ONNXModel::mapWeights() {
       v = p->inputs[0];
     }
     return nullptr;
-  };
+  }
 
-  // Follows value `v` back to the initializers it is computed from.
-  std::function<void(const std::string &, bool, bool, Trace &, int)> visit =
-      [&](const std::string &v, bool parity, bool scalar, Trace &tr,
-          int depth) {
-        if (v.empty())
-          return;
-        if (++tr.visits > 4096 || depth > 64) {
-          tr.unknownOp = "a subgraph too large to follow";
-          return;
-        }
-        if (const TensorInfo *t = byOnnxName.lookup(v)) {
-          if (!scalar && t->shape.size() == 2)
-            tr.leaves.insert({t, parity});
-          return;
-        }
-        if (otherTypes.count(v)) {
-          if (!scalar)
-            tr.unsupportedLeaf = v;
-          return;
-        }
-        const proto::Node *n = producer.lookup(v);
-        if (!n) {
-          tr.dynamic = true; // a graph input: not a weight
-          return;
-        }
-        const std::string &op = n->opType;
-        if (!n->domain.empty()) {
-          tr.unknownOp = n->domain + "." + op;
-          return;
-        }
-        static const std::set<std::string> unary = {
-            "Identity", "Cast", "Round", "Neg", "Sign", "Floor", "Ceil", "Abs"};
-        static const std::set<std::string> binary = {"Mul", "Div", "Add",
-                                                     "Sub", "Max", "Min"};
-        static const std::set<std::string> reduce = {"ReduceMean", "ReduceSum",
-                                                     "ReduceMax",  "ReduceL1",
-                                                     "Reciprocal", "Sqrt"};
-        if (op == "Constant") {
-          return; // a scalar given as value_float / value_int
-        } else if (op == "Transpose") {
-          auto it = n->attributes.find("perm");
-          if (it != n->attributes.end() &&
-              it->second.ints != std::vector<int64_t>{1, 0}) {
-            tr.unknownOp = "Transpose with perm " + dimsStr(it->second.ints);
-            return;
-          }
-          if (!n->inputs.empty())
-            visit(n->inputs[0], !parity, scalar, tr, depth + 1);
-        } else if (unary.count(op) || op == "Clip") {
-          tr.ops.insert(op);
-          for (size_t i = 0; i < n->inputs.size(); ++i)
-            visit(n->inputs[i], parity, scalar || i > 0, tr, depth + 1);
-        } else if (binary.count(op)) {
-          tr.ops.insert(op);
-          for (const std::string &in : n->inputs)
-            visit(in, parity, scalar, tr, depth + 1);
-        } else if (op == "DequantizeLinear") {
-          tr.ops.insert(op);
-          if (!scalar)
-            tr.dequantize.push_back(n);
-          for (size_t i = 0; i < n->inputs.size(); ++i)
-            visit(n->inputs[i], parity, scalar || i > 0, tr, depth + 1);
-        } else if (reduce.count(op) || op == "Pow") {
-          tr.ops.insert(op);
-          for (const std::string &in : n->inputs)
-            visit(in, parity, true, tr, depth + 1);
-        } else {
-          tr.unknownOp = op;
-        }
-      };
+  /// A MatMul / Gemm without a module path in its name (an exporter
+  /// without scope names, as torch's dynamo exporter): named by its weight
+  /// initializer when that keeps its checkpoint name (`X.weight` -> X).
+  std::string unscopedPath(const proto::Node &n) {
+    if (n.inputs.size() < 2)
+      return {};
+    WeightTrace tr = trace(n.inputs[1]);
+    std::set<const TensorInfo *> leaves;
+    for (auto &leaf : tr.leaves)
+      leaves.insert(leaf.first);
+    StringRef name;
+    if (!tr.dynamic && leaves.size() == 1)
+      name = (*leaves.begin())->name;
+    if (!name.consume_back(".weight"))
+      return {};
+    return name.str();
+  }
 
-  // hf name -> (node name, what it reads). A merged decoder export repeats
-  // each node in both branches of an If over the same initializers: the
-  // same weight twice is one weight.
-  llvm::StringMap<std::pair<std::string, std::string>> claimedBy;
-  // The node that first named each weight (a repeat adds nothing).
-  llvm::StringMap<const proto::Node *> firstNode;
-  enum Claim { First, Same, Conflict };
-  auto claim = [&](const std::string &hf, const proto::Node &n,
-                   const std::string &reads) {
-    auto [it, inserted] = claimedBy.try_emplace(hf, n.name, reads);
-    if (inserted) {
-      firstNode[hf] = &n;
-      return First;
-    }
-    if (it->second.second == reads && !problems.count(hf))
-      return Same;
-    problems[hf] =
-        it->second.first == n.name && it->second.second != reads
-            ? "two nodes named '" + n.name + "' read different weights"
-            : "nodes '" + it->second.first + "' and '" + n.name +
-                  "' both give weight '" + hf + "'";
-    byName.erase(hf);
-    return Conflict;
-  };
-  // What a trace reads, to compare two claims.
-  auto reads = [](const proto::Node &n, const Trace &tr) {
+  /// What a trace reads, to compare two claims of one name.
+  static std::string reads(const proto::Node &n, const WeightTrace &tr) {
     std::string r = n.opType;
     for (auto &[t, p] : tr.leaves)
       r += "|" + t->name + (p ? "^T" : "");
@@ -409,287 +434,291 @@ void ONNXModel::mapWeights() {
     for (const auto &[k, a] : n.attributes)
       r += "|" + k + "=" + std::to_string(a.i) + "," + std::to_string(a.f);
     return r + "|" + tr.unknownOp + "|" + tr.unsupportedLeaf;
-  };
-  auto view = [&](const TensorInfo &src, const std::string &hf,
-                  const proto::Node &n) -> TensorInfo & {
-    TensorInfo &t = derived.emplace_back(src);
+  }
+
+  /// Records that node `n` names weight `hf` by reading `what`. A merged
+  /// decoder export repeats each node in both branches of an If over the
+  /// same initializers: the same weight twice is one weight (Same); two
+  /// different ones under one name are a problem (Conflict).
+  enum Claim { First, Same, Conflict };
+  Claim claim(const std::string &hf, const proto::Node &n,
+              const std::string &what) {
+    auto [it, inserted] = claimedBy.try_emplace(hf, n.name, what);
+    if (inserted) {
+      firstNode[hf] = &n;
+      return First;
+    }
+    if (it->second.second == what && !m.problems.count(hf))
+      return Same;
+    fail(hf, it->second.first == n.name
+                 ? "two nodes named '" + n.name + "' read different weights"
+                 : "nodes '" + it->second.first + "' and '" + n.name +
+                       "' both give weight '" + hf + "'");
+    return Conflict;
+  }
+  void fail(const std::string &hf, const std::string &why) {
+    m.problems[hf] = why;
+    m.byName.erase(hf);
+  }
+  /// `src` under the name `hf`, read by node `n`.
+  TensorInfo &view(const TensorInfo &src, const std::string &hf,
+                   const proto::Node &n) {
+    TensorInfo &t = m.derived.emplace_back(src);
     t.name = hf;
     t.origin = "initializer '" + src.name + "' of node '" + n.name + "'";
-    byName[hf] = &t;
+    m.byName[hf] = &t;
     return t;
-  };
+  }
 
-  for (const proto::Node &n : model->nodes) {
-    if (!n.domain.empty())
-      continue;
-    std::string path = modulePath(n.name);
-    bool linear = n.opType == "MatMul" || n.opType == "Gemm";
-    if (path.empty() && linear && n.inputs.size() >= 2) {
-      // No module path in the node's name (an exporter without scope
-      // names, as torch's dynamo exporter): a projection whose weight
-      // initializer keeps its checkpoint name (`X.weight`) is named by it.
-      Trace tr;
-      visit(n.inputs[1], false, false, tr, 0);
-      std::set<const TensorInfo *> leaves;
-      for (auto &leaf : tr.leaves)
-        leaves.insert(leaf.first);
-      StringRef name;
-      if (!tr.dynamic && leaves.size() == 1)
-        name = (*leaves.begin())->name;
-      if (!name.consume_back(".weight") || name.empty())
-        continue;
-      path = name.str();
-    }
-    if (path.empty())
-      continue;
+  /// The weight of projection node `n` (MatMul / Gemm) of module `path`;
+  /// false when there is none or it was named before.
+  bool mapLinear(const proto::Node &n, const std::string &path) {
     std::string hf = path + ".weight";
-
-    if (linear) {
-      auto resolve = [&]() {
-        if (n.inputs.size() < 2)
-          return;
-        bool transB = false;
-        if (n.opType == "Gemm") {
-          auto attr = [&](StringRef k) -> const proto::Attribute * {
-            auto it = n.attributes.find(k.str());
-            return it == n.attributes.end() ? nullptr : &it->second;
-          };
-          transB = attr("transB") && attr("transB")->i != 0;
-          if ((attr("transA") && attr("transA")->i != 0) ||
-              (attr("alpha") && attr("alpha")->f != 1.0f)) {
-            if (claim(hf, n, "Gemm transA/alpha") == First)
-              problems[hf] = "node '" + n.name +
-                             "' is a Gemm with transA or alpha != 1, which "
-                             "lowbit does not read";
-            return;
-          }
-        }
-        Trace tr;
-        visit(n.inputs[1], false, false, tr, 0);
-        if (tr.dynamic)
-          return; // activations times activations (attention scores)
-        if (claim(hf, n,
-                  reads(n, tr) + (n.inputs.size() > 2 ? "|bias:" + n.inputs[2]
-                                                      : "")) != First)
-          return;
-        if (n.opType == "Gemm" && n.inputs.size() > 2 && !n.inputs[2].empty())
-          if (const TensorInfo *bias = byOnnxName.lookup(n.inputs[2]))
-            view(*bias, path + ".bias", n);
-        std::string where = "the weight of node '" + n.name + "'";
-        if (!tr.unknownOp.empty()) {
-          problems[hf] = where + " is computed by " + tr.unknownOp +
-                         ", which lowbit does not read as a BitNet weight (an "
-                         "initializer, DequantizeLinear of int8 codes, or the "
-                         "absmean quantizer's Round/Clip over master weights)";
-          return;
-        }
-        std::set<const TensorInfo *> distinct;
-        std::set<bool> parities;
-        for (auto &[t, p] : tr.leaves) {
-          distinct.insert(t);
-          parities.insert(p);
-        }
-        if (distinct.empty()) {
-          problems[hf] =
-              where + (tr.unsupportedLeaf.empty()
-                           ? std::string(" is not computed from an initializer")
-                           : " is initializer '" + tr.unsupportedLeaf +
-                                 "' of data type " +
-                                 proto::dataTypeName(
-                                     otherTypes.lookup(tr.unsupportedLeaf)) +
-                                 " (lowbit reads FLOAT, FLOAT16, BFLOAT16, "
-                                 "INT8, UINT8)");
-          return;
-        }
-        if (distinct.size() > 1 || parities.size() > 1) {
-          problems[hf] = where + " is computed from " +
-                         (distinct.size() > 1 ? "several matrices"
-                                              : "a matrix and its transpose") +
-                         ", not one weight";
-          return;
-        }
-        const TensorInfo &leaf = **distinct.begin();
-        bool parity = *parities.begin();
-        bool master = tr.ops.count("Round");
-        bool dq = tr.ops.count("DequantizeLinear");
-        std::set<std::string> other = tr.ops;
-        for (StringRef ok : {"Identity", "Cast", "DequantizeLinear"})
-          other.erase(ok.str());
-        if (dq && (master || !other.empty() || tr.dequantize.size() != 1)) {
-          problems[hf] = where + " applies more than one DequantizeLinear (" +
-                         llvm::join(tr.ops, ", ") + ")";
-          return;
-        }
-        if (!master && !dq && !other.empty()) {
-          problems[hf] = where + " is computed by " + llvm::join(other, ", ") +
-                         " without Round: neither stored weights nor BitNet's "
-                         "absmean quantizer";
-          return;
-        }
-        TensorInfo &w = view(leaf, hf, n);
-        // MatMul multiplies by B = [in, out]; lowbit's weight is [out, in].
-        w.transposed = parity == transB;
-        if (w.transposed)
-          std::swap(w.shape[0], w.shape[1]);
-        if (master) {
-          if (!isFloatLike(leaf.dtype)) {
-            problems[hf] = where + " quantizes " + dtypeName(leaf.dtype).str() +
-                           " initializer '" + leaf.name +
-                           "'; master weights must be float";
-            byName.erase(hf);
-          }
-          return;
-        }
-        w.ternaryValues = true;
-        if (!dq) {
-          if (leaf.dtype == DType::U8) {
-            problems[hf] = where + " is UINT8 initializer '" + leaf.name +
-                           "' without a DequantizeLinear";
-            byName.erase(hf);
-          }
-          return;
-        }
-        // DequantizeLinear(x, scale, zero_point): codes x - zero_point.
-        const proto::Node &dqn = *tr.dequantize.front();
-        const TensorInfo *scale =
-            dqn.inputs.size() > 1 ? byOnnxName.lookup(dqn.inputs[1]) : nullptr;
-        if (!scale) {
-          problems[hf] = where + ": DequantizeLinear node '" + dqn.name +
-                         "' has no initializer scale";
-          byName.erase(hf);
-          return;
-        }
-        TensorInfo &s = view(*scale, path + ".weight_scale", n);
-        (void)s;
-        int64_t zero = 0;
-        if (dqn.inputs.size() > 2 && !dqn.inputs[2].empty()) {
-          const TensorInfo *zp = byOnnxName.lookup(dqn.inputs[2]);
-          if (!zp || zp->dtype != leaf.dtype || zp->numElements() != 1) {
-            problems[hf] = where + ": DequantizeLinear node '" + dqn.name +
-                           "' needs one zero point of the codes' type (BitNet "
-                           "has one scale per tensor)";
-            byName.erase(hf);
-            return;
-          }
-          zero = zp->dtype == DType::U8 ? int64_t(zp->bytes[0])
-                                        : int64_t(int8_t(zp->bytes[0]));
-        }
-        if (leaf.dtype != DType::U8 && leaf.dtype != DType::I8) {
-          problems[hf] = where + ": DequantizeLinear of " +
-                         dtypeName(leaf.dtype).str() + " initializer '" +
-                         leaf.name + "' (codes must be INT8 or UINT8)";
-          byName.erase(hf);
-          return;
-        }
-        if (leaf.dtype == DType::U8 || zero != 0) {
-          // Codes minus the zero point, as int8 (out-of-range values stay
-          // out of range: decodeTernary reports them).
-          std::vector<uint8_t> &codes = owned.emplace_back(leaf.bytes.size());
-          for (size_t i = 0; i < codes.size(); ++i) {
-            int64_t x = leaf.dtype == DType::U8
-                            ? int64_t(leaf.bytes[i])
-                            : int64_t(int8_t(leaf.bytes[i]));
-            codes[i] =
-                uint8_t(int8_t(std::clamp<int64_t>(x - zero, -128, 127)));
-          }
-          w.bytes = codes;
-          w.dtype = DType::I8;
-        }
+    if (n.inputs.size() < 2)
+      return false;
+    bool transB = false;
+    if (n.opType == "Gemm") {
+      auto attr = [&](StringRef k) -> const proto::Attribute * {
+        auto it = n.attributes.find(k.str());
+        return it == n.attributes.end() ? nullptr : &it->second;
       };
-      resolve();
-      // A positive scalar the projection's output is multiplied (or
-      // divided) by in the same module: transformers' AutoBitLinear
-      // multiplies by weight_scale after the MatMul of unpacked codes.
-      if (!byName.count(hf) || problems.count(hf) || n.outputs.empty() ||
-          firstNode.lookup(hf) != &n)
-        continue;
-      auto uses = consumers.find(n.outputs[0]);
-      if (uses == consumers.end() || uses->second.size() != 1)
-        continue;
-      const proto::Node &c = *uses->second.front();
-      bool mul = c.opType == "Mul", div = c.opType == "Div";
-      if (!c.domain.empty() || !(mul || div) || c.inputs.size() != 2 ||
-          modulePath(c.name) != path || (div && c.inputs[0] != n.outputs[0]))
-        continue;
-      const TensorInfo *sc = scalarConstant(
-          c.inputs[0] == n.outputs[0] ? c.inputs[1] : c.inputs[0]);
-      if (!sc)
-        continue;
-      float post = storedFloatAt(*sc, 0);
-      if (div)
-        post = 1.0f / post;
-      std::string where = "the scale node '" + c.name + "' applies";
-      if (!byName[hf]->ternaryValues) {
-        problems[hf] = where +
-                       " after master weights that the graph "
-                       "quantizes itself (lowbit reads one or the other)";
-        byName.erase(hf);
-        continue;
+      transB = attr("transB") && attr("transB")->i != 0;
+      if ((attr("transA") && attr("transA")->i != 0) ||
+          (attr("alpha") && attr("alpha")->f != 1.0f)) {
+        if (claim(hf, n, "Gemm transA/alpha") == First)
+          fail(hf, "node '" + n.name +
+                       "' is a Gemm with transA or alpha != 1, which lowbit "
+                       "does not read");
+        return false;
       }
-      if (!(std::isfinite(post) && post > 0.0f)) {
-        problems[hf] =
-            where + " " + std::to_string(post) + ", not a positive number";
-        byName.erase(hf);
-        continue;
+    }
+    WeightTrace tr = trace(n.inputs[1]);
+    if (tr.dynamic)
+      return false; // activations times activations (attention scores)
+    std::string bias = n.inputs.size() > 2 ? n.inputs[2] : "";
+    if (claim(hf, n, reads(n, tr) + "|bias:" + bias) != First)
+      return false;
+    if (n.opType == "Gemm" && !bias.empty())
+      if (const TensorInfo *b = m.byOnnxName.lookup(bias))
+        view(*b, path + ".bias", n);
+    std::string where = "the weight of node '" + n.name + "'";
+    if (!tr.unknownOp.empty()) {
+      fail(hf, where + " is computed by " + tr.unknownOp +
+                   ", which lowbit does not read as a BitNet weight (an "
+                   "initializer, DequantizeLinear of int8 codes, or the "
+                   "absmean quantizer's Round/Clip over master weights)");
+      return false;
+    }
+    std::set<const TensorInfo *> distinct;
+    std::set<bool> parities;
+    for (auto &[t, p] : tr.leaves) {
+      distinct.insert(t);
+      parities.insert(p);
+    }
+    if (distinct.empty()) {
+      fail(hf,
+           where + (tr.unsupportedLeaf.empty()
+                        ? std::string(" is not computed from an initializer")
+                        : " is initializer '" + tr.unsupportedLeaf +
+                              "' of data type " +
+                              proto::dataTypeName(
+                                  m.otherTypes.lookup(tr.unsupportedLeaf)) +
+                              " (lowbit reads FLOAT, FLOAT16, BFLOAT16, "
+                              "INT8, UINT8)"));
+      return false;
+    }
+    if (distinct.size() > 1 || parities.size() > 1) {
+      fail(hf, where + " is computed from " +
+                   (distinct.size() > 1 ? "several matrices"
+                                        : "a matrix and its transpose") +
+                   ", not one weight");
+      return false;
+    }
+    const TensorInfo &leaf = **distinct.begin();
+    bool parity = *parities.begin();
+    bool master = tr.ops.count("Round");
+    bool dq = tr.ops.count("DequantizeLinear");
+    std::set<std::string> other = tr.ops;
+    for (StringRef ok : {"Identity", "Cast", "DequantizeLinear"})
+      other.erase(ok.str());
+    if (dq && (master || !other.empty() || tr.dequantize.size() != 1)) {
+      fail(hf, where + " applies more than one DequantizeLinear (" +
+                   llvm::join(tr.ops, ", ") + ")");
+      return false;
+    }
+    if (!master && !dq && !other.empty()) {
+      fail(hf, where + " is computed by " + llvm::join(other, ", ") +
+                   " without Round: neither stored weights nor BitNet's "
+                   "absmean quantizer");
+      return false;
+    }
+    if (master && !isFloatLike(leaf.dtype)) {
+      fail(hf, where + " quantizes " + dtypeName(leaf.dtype).str() +
+                   " initializer '" + leaf.name +
+                   "'; master weights must be float");
+      return false;
+    }
+    if (!master && !dq && leaf.dtype == DType::U8) {
+      fail(hf, where + " is UINT8 initializer '" + leaf.name +
+                   "' without a DequantizeLinear");
+      return false;
+    }
+    TensorInfo &w = view(leaf, hf, n);
+    // MatMul multiplies by B = [in, out]; lowbit's weight is [out, in].
+    w.transposed = parity == transB;
+    if (w.transposed)
+      std::swap(w.shape[0], w.shape[1]);
+    // Master weights are quantized as BitNet does; anything else is what
+    // the model multiplies by.
+    w.ternaryValues = !master;
+    return !dq || mapDequantize(w, *tr.dequantize.front(), leaf, path, n);
+  }
+
+  /// DequantizeLinear(x, scale, zero_point) feeding weight `w`: codes
+  /// x - zero_point, and the scale as `path.weight_scale`.
+  bool mapDequantize(TensorInfo &w, const proto::Node &dqn,
+                     const TensorInfo &leaf, const std::string &path,
+                     const proto::Node &n) {
+    std::string hf = path + ".weight";
+    std::string where = "the weight of node '" + n.name +
+                        "': DequantizeLinear node '" + dqn.name + "'";
+    const TensorInfo *scale =
+        dqn.inputs.size() > 1 ? m.byOnnxName.lookup(dqn.inputs[1]) : nullptr;
+    if (!scale) {
+      fail(hf, where + " has no initializer scale");
+      return false;
+    }
+    if (leaf.dtype != DType::U8 && leaf.dtype != DType::I8) {
+      fail(hf, "the weight of node '" + n.name + "': DequantizeLinear of " +
+                   dtypeName(leaf.dtype).str() + " initializer '" + leaf.name +
+                   "' (codes must be INT8 or UINT8)");
+      return false;
+    }
+    int64_t zero = 0;
+    if (dqn.inputs.size() > 2 && !dqn.inputs[2].empty()) {
+      const TensorInfo *zp = m.byOnnxName.lookup(dqn.inputs[2]);
+      if (!zp || zp->dtype != leaf.dtype || zp->numElements() != 1) {
+        fail(hf, where + " needs one zero point of the codes' type (BitNet "
+                         "has one scale per tensor)");
+        return false;
       }
-      std::string scaleName = path + ".weight_scale";
-      if (const TensorInfo *dqScale = byName.lookup(scaleName)) {
-        if (dqScale->numElements() != 1 || !isFloatLike(dqScale->dtype))
-          continue; // the importer reports it
-        post *= storedFloatAt(*dqScale, 0);
+      zero = zp->dtype == DType::U8 ? int64_t(zp->bytes[0])
+                                    : int64_t(int8_t(zp->bytes[0]));
+    }
+    view(*scale, path + ".weight_scale", n);
+    if (leaf.dtype == DType::U8 || zero != 0) {
+      // Codes minus the zero point, as int8 (out-of-range values stay out
+      // of range: decodeTernary reports them).
+      std::vector<uint8_t> &codes = m.owned.emplace_back(leaf.bytes.size());
+      for (size_t i = 0; i < codes.size(); ++i) {
+        int64_t x = leaf.dtype == DType::U8 ? int64_t(leaf.bytes[i])
+                                            : int64_t(int8_t(leaf.bytes[i]));
+        codes[i] = uint8_t(int8_t(std::clamp<int64_t>(x - zero, -128, 127)));
       }
-      std::vector<uint8_t> &bytes = owned.emplace_back(4);
-      uint32_t u;
-      std::memcpy(&u, &post, 4);
-      llvm::support::endian::write32le(bytes.data(), u);
-      TensorInfo &t = derived.emplace_back();
-      t.name = scaleName;
-      t.dtype = DType::F32;
-      t.shape = {1};
-      t.bytes = bytes;
-      t.origin = "the scalar of node '" + c.name + "'";
-      byName[scaleName] = &t;
-    } else if (n.opType == "Gather") {
-      if (n.inputs.empty())
+      w.bytes = codes;
+      w.dtype = DType::I8;
+    }
+    return true;
+  }
+
+  /// A positive scalar that projection `n`'s output is multiplied (or
+  /// divided) by in the same module scales its weight: transformers'
+  /// AutoBitLinear multiplies by weight_scale after the MatMul of codes.
+  void applyPostScale(const proto::Node &n, const std::string &path) {
+    std::string hf = path + ".weight";
+    if (n.outputs.empty() || firstNode.lookup(hf) != &n)
+      return;
+    auto uses = consumers.find(n.outputs[0]);
+    if (uses == consumers.end() || uses->second.size() != 1)
+      return;
+    const proto::Node &c = *uses->second.front();
+    bool div = c.opType == "Div";
+    if (!c.domain.empty() || !(c.opType == "Mul" || div) ||
+        c.inputs.size() != 2 || modulePath(c.name) != path ||
+        (div && c.inputs[0] != n.outputs[0]))
+      return;
+    const TensorInfo *sc =
+        scalarConstant(c.inputs[0] == n.outputs[0] ? c.inputs[1] : c.inputs[0]);
+    if (!sc)
+      return;
+    float post = storedFloatAt(*sc, 0);
+    if (div)
+      post = 1.0f / post;
+    std::string where = "the scale node '" + c.name + "' applies";
+    if (!m.byName[hf]->ternaryValues)
+      return fail(hf, where + " after master weights that the graph "
+                              "quantizes itself (lowbit reads one or the "
+                              "other)");
+    if (!(std::isfinite(post) && post > 0.0f))
+      return fail(hf, where + " " + std::to_string(post) +
+                          ", not a positive number");
+    std::string scaleName = path + ".weight_scale";
+    if (const TensorInfo *dqScale = m.byName.lookup(scaleName)) {
+      if (dqScale->numElements() != 1 || !isFloatLike(dqScale->dtype))
+        return; // the importer reports it
+      post *= storedFloatAt(*dqScale, 0);
+    }
+    std::vector<uint8_t> &bytes = m.owned.emplace_back(4);
+    uint32_t u;
+    std::memcpy(&u, &post, 4);
+    llvm::support::endian::write32le(bytes.data(), u);
+    TensorInfo &t = m.derived.emplace_back();
+    t.name = scaleName;
+    t.dtype = DType::F32;
+    t.shape = {1};
+    t.bytes = bytes;
+    t.origin = "the scalar of node '" + c.name + "'";
+    m.byName[scaleName] = &t;
+  }
+
+  /// The table of Gather `n` (the embedding).
+  void mapTable(const proto::Node &n, const std::string &path) {
+    std::string hf = path + ".weight";
+    if (n.inputs.empty())
+      return;
+    WeightTrace tr = trace(n.inputs[0]);
+    // Gathers from runtime values or integer constants are shape
+    // arithmetic, not a table.
+    if (tr.dynamic || tr.leaves.empty() || claim(hf, n, reads(n, tr)) != First)
+      return;
+    std::set<std::string> other = tr.ops;
+    other.erase("Identity");
+    other.erase("Cast");
+    if (!tr.unknownOp.empty() || !other.empty() || tr.leaves.size() != 1)
+      return fail(hf, "the table of node '" + n.name +
+                          "' is not one float initializer (lowbit reads float "
+                          "embeddings)");
+    auto [leaf, parity] = *tr.leaves.begin();
+    TensorInfo &t = view(*leaf, hf, n);
+    t.transposed = parity;
+    if (parity)
+      std::swap(t.shape[0], t.shape[1]);
+  }
+
+  /// The weight a Mul in a `*norm` module multiplies by (a 1-D initializer).
+  void mapNorm(const proto::Node &n, const std::string &path) {
+    std::string hf = path + ".weight";
+    for (const std::string &in : n.inputs) {
+      const TensorInfo *t = m.byOnnxName.lookup(in);
+      if (!t || t->shape.size() != 1 || t->numElements() < 2)
         continue;
-      Trace tr;
-      visit(n.inputs[0], false, false, tr, 0);
-      // Gathers from runtime values or integer constants are shape
-      // arithmetic, not a table.
-      if (tr.dynamic || tr.leaves.empty() ||
-          claim(hf, n, reads(n, tr)) != First)
-        continue;
-      std::set<std::string> other = tr.ops;
-      other.erase("Identity");
-      other.erase("Cast");
-      if (!tr.unknownOp.empty() || !other.empty() || tr.leaves.size() != 1) {
-        problems[hf] = "the table of node '" + n.name +
-                       "' is not one float initializer (lowbit reads float "
-                       "embeddings)";
-        continue;
-      }
-      auto [leaf, parity] = *tr.leaves.begin();
-      TensorInfo &t = view(*leaf, hf, n);
-      t.transposed = parity;
-      if (parity)
-        std::swap(t.shape[0], t.shape[1]);
-    } else if (n.opType == "Mul" &&
-               StringRef(path).rsplit('.').second.contains_insensitive(
-                   "norm")) {
-      for (const std::string &in : n.inputs) {
-        const TensorInfo *t = byOnnxName.lookup(in);
-        if (!t || t->shape.size() != 1 || t->numElements() < 2)
-          continue;
-        if (claim(hf, n, "Mul|" + t->name) == First)
-          view(*t, hf, n);
-      }
+      if (claim(hf, n, "Mul|" + t->name) == First)
+        view(*t, hf, n);
     }
   }
-  // Initializers named like checkpoint tensors fill in the rest.
-  for (auto &kv : byOnnxName)
-    if (!byName.count(kv.first()) && !problems.count(kv.first()))
-      byName[kv.first()] = kv.second;
-}
+
+  ONNXModel &m;
+  llvm::StringMap<const proto::Node *> producer;
+  llvm::StringMap<std::vector<const proto::Node *>> consumers;
+  /// Weight name -> (node name, what it reads), and the node that first
+  /// named it.
+  llvm::StringMap<std::pair<std::string, std::string>> claimedBy;
+  llvm::StringMap<const proto::Node *> firstNode;
+};
+
+} // namespace mlir::lowbit
+
+void ONNXModel::mapWeights() { ONNXWeightMapper(*this).run(); }
 
 const TensorInfo *ONNXModel::lookup(StringRef hfName) const {
   return byName.lookup(hfName);

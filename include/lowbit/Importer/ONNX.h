@@ -85,6 +85,7 @@ public:
                                    llvm::StringRef name);
 
 private:
+  friend class ONNXWeightMapper;
   ONNXModel() = default;
   llvm::Error error(const llvm::Twine &msg) const;
   llvm::Error readTensors();
