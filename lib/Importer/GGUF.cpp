@@ -584,13 +584,6 @@ Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t, StringRef file,
   auto where = [&](int64_t i) {
     return ("[" + Twine(i / cols) + ", " + Twine(i % cols) + "]").str();
   };
-  // The logical index of stored element s.
-  auto logical = [&](int64_t s) {
-    if (!t.transposed)
-      return s;
-    int64_t rows = t.shape[0];
-    return s % rows * cols + s / rows;
-  };
   // Calls fn(s, i) for each stored element s (logical index i) in stored
   // order, so that reads stay sequential, until fn returns false.
   auto forEachStored = [&](auto fn) {
@@ -708,12 +701,18 @@ Expected<float> mlir::lowbit::decodeTernary(const TensorInfo &t, StringRef file,
     // through here).
     auto run = [&](auto load) -> Expected<float> {
       float alpha = 0.0f;
-      for (int64_t s = 0; s < n; ++s) {
+      int64_t nonFinite = -1;
+      forEachStored([&](int64_t s, int64_t i) {
         float w = load(s);
-        if (!std::isfinite(w))
-          return bad("value at " + where(logical(s)) + " is not finite");
+        if (!std::isfinite(w)) {
+          nonFinite = i;
+          return false;
+        }
         alpha = std::max(alpha, std::fabs(w));
-      }
+        return true;
+      });
+      if (nonFinite >= 0)
+        return bad("value at " + where(nonFinite) + " is not finite");
       float tol = alpha * 1e-3f;
       int64_t badI = -1;
       float badW = 0.0f;

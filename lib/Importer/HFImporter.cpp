@@ -200,8 +200,8 @@ private:
         t->dtype != DType::F16 && t->dtype != DType::BF16 &&
         t->dtype != DType::I8)
       return error(t, t->describe() + " has dtype " + dtypeName(t->dtype) +
-                          ", expected ternary TQ1_0, TQ2_0 or I2_S (or F32, "
-                          "F16, BF16 holding 0 and +-scale)");
+                          ", expected ternary TQ1_0, TQ2_0, I2_S or I8 codes "
+                          "(or F32, F16, BF16 holding 0 and +-scale)");
     llvm::SmallVector<int64_t, 2> want{out, in};
     if (llvm::ArrayRef<int64_t>(t->shape) != llvm::ArrayRef<int64_t>(want))
       return error(t, t->describe() + " has shape " + shapeStr(t->shape) +
