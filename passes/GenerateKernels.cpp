@@ -241,6 +241,10 @@ private:
   LogicalResult lowerEmbedding(bitnet::EmbeddingOp op);
   LogicalResult lowerQuantize(QuantizeOp op);
   LogicalResult lowerMatmul(TernaryMatmulOp op);
+  /// lowerMatmul's path for lut3 weights (INT4 inputs, AVX2): per-token
+  /// tables of 3-code sums looked up with pshufb.
+  LogicalResult lowerLutMatmul(TernaryMatmulOp op, Value accOut, Value resid,
+                               arith::AddFOp residAdd);
   LogicalResult lowerSparseMatmul(TernaryMatmulSparseOp op);
   LogicalResult lowerRoPE(bitnet::RoPEOp op);
   LogicalResult lowerAttention(bitnet::AttentionOp op);
@@ -318,6 +322,10 @@ private:
     Value nzCols = {}, nzCodes = {}, nzPairs = {};
   };
   DenseMap<Value, QBuf> qbufs;           // qact -> its buffers
+  DenseMap<Value, Value> lutTableBufs;   // INT4 codes -> their lut3 tables
+  /// Per token, the 16-entry tables of a lut3 matmul's INT4 input [tokens,
+  /// groups * 16] (built once per quantized activation).
+  Value lutTables(const QBuf &q, int64_t k);
   void listNonZeros(QBuf &q, int64_t k);
   /// A ternary matmul's quantized input, sizes, f32 output buffer, weight
   /// view and alpha constant.
@@ -1409,6 +1417,11 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   arith::AddFOp residAdd;
   if (!withAcc && !gate)
     std::tie(resid, residAdd) = residualAdd(op);
+  if (cast<TernaryType>(op.getWeight().getType()).getLayout() ==
+      TernaryLayout::lut3) {
+    assert(!gate && "the select pass gates no lut3 matmul");
+    return lowerLutMatmul(op, accOut, resid, residAdd);
+  }
   std::string name = "tmatmul_" + std::to_string(n) + "x" +
                      std::to_string(k) + "_" + isaName + (withAcc ? "_acc" : "") +
                      (gate ? "_gated" : "") + (resid ? "_res" : "");
@@ -1615,6 +1628,240 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   callTasks(kern, args,
             arith::ConstantIndexOp::create(b, loc,
                                            llvm::divideCeil(n, kRowBlock)));
+  buffers[op.getResult()] = out;
+  if (residAdd)
+    buffers[residAdd.getResult()] = out;
+  return success();
+}
+
+/// AVX2 byte ops on 32 lanes: pshufb (each byte of `idx` picks a byte of
+/// its 128-bit lane of `table`) and psignb (`v` negated where `sign` < 0,
+/// zeroed where it is 0).
+static Value pshufb(Emit &e, Value table, Value idx) {
+  return LLVM::CallIntrinsicOp::create(e.b, e.loc, table.getType(),
+                                       e.b.getStringAttr("llvm.x86.avx2.pshuf.b"),
+                                       ValueRange{table, idx})
+      .getResult(0);
+}
+static Value psignb(Emit &e, Value v, Value sign) {
+  return LLVM::CallIntrinsicOp::create(e.b, e.loc, v.getType(),
+                                       e.b.getStringAttr("llvm.x86.avx2.psign.b"),
+                                       ValueRange{v, sign})
+      .getResult(0);
+}
+/// 32 bytes shifted as 16 i16 lanes (left, or right logically).
+static Value shift16(Emit &e, Value v32, int64_t bits, bool left) {
+  auto v16 = VectorType::get({16}, e.b.getI16Type());
+  Value w = vector::BitCastOp::create(e.b, e.loc, v16, v32);
+  Value by = e.splatInt(v16, bits);
+  w = left ? Value(arith::ShLIOp::create(e.b, e.loc, w, by))
+           : Value(arith::ShRUIOp::create(e.b, e.loc, w, by));
+  return vector::BitCastOp::create(e.b, e.loc, v32.getType(), w);
+}
+
+/// lut3 groups: index c = 9 (w0+1) + 3 (w1+1) + (w2+1) of codes w0..w2,
+/// stored as m = |c - 13| and a sign; table entry m holds the sum for
+/// c = 13 + m (entries 14, 15 are zero).
+static int lutCode(int m, int i) {
+  if (m > 13)
+    return 0;
+  int c = 13 + m;
+  return (i == 0 ? c / 9 : i == 1 ? c / 3 % 3 : c % 3) - 1;
+}
+
+Value KernelGenerator::lutTables(const QBuf &q, int64_t k) {
+  if (Value t = lutTableBufs.lookup(q.codes))
+    return t;
+  int64_t groups = llvm::divideCeil(k, 24) * 8;
+  Type i8 = b.getI8Type();
+  Value tab = alloc({kDyn, groups * 16}, i8);
+  auto kern = kernel(
+      "luttab_" + std::to_string(k), {q.codes.getType(), tab.getType()}, true,
+      [&](Emit &e, ValueRange a) {
+        Value codes = a[0], tb = a[1];
+        auto v16 = VectorType::get({16}, i8);
+        // w_i of each entry, as 16 lanes.
+        SmallVector<Value> ws;
+        for (int i = 0; i < 3; ++i) {
+          SmallVector<int8_t> lanes;
+          for (int m = 0; m < 16; ++m)
+            lanes.push_back(int8_t(lutCode(m, i)));
+          ws.push_back(arith::ConstantOp::create(
+              b, loc, DenseElementsAttr::get(v16, ArrayRef<int8_t>(lanes))));
+        }
+        Value zero = arith::ConstantOp::create(b, loc, b.getI8IntegerAttr(0));
+        e.loop(a[2], a[3], 1, [&](Value t) {
+          // The 16 sums of group g (codes 3g .. 3g+2; those at or past k
+          // are zero). INT4 codes: |sum| <= 24 fits the byte.
+          auto group = [&](Value g, ArrayRef<Value> x) {
+            Value v;
+            for (int i = 0; i < 3; ++i) {
+              Value term = e.mul(ws[i], e.splat(v16, x[i]));
+              v = v ? e.add(v, term) : term;
+            }
+            vector::StoreOp::create(b, loc, v, tb,
+                                    ValueRange{t, e.mul(g, e.idx(16))});
+          };
+          int64_t full = k / 3;
+          e.loop(e.idx(0), e.idx(full), 1, [&](Value g) {
+            SmallVector<Value> x;
+            for (int i = 0; i < 3; ++i)
+              x.push_back(memref::LoadOp::create(
+                  b, loc, codes,
+                  ValueRange{t, e.add(e.mul(g, e.idx(3)), e.idx(i))}));
+            group(g, x);
+          });
+          for (int64_t g = full; g < groups; ++g) {
+            SmallVector<Value> x;
+            for (int64_t i = 0; i < 3; ++i)
+              x.push_back(3 * g + i < k
+                              ? Value(memref::LoadOp::create(
+                                    b, loc, codes,
+                                    ValueRange{t, e.idx(3 * g + i)}))
+                              : zero);
+            group(e.idx(g), x);
+          }
+        });
+      });
+  callTasks(kern, {q.codes, tab}, tokens);
+  lutTableBufs[q.codes] = tab;
+  return tab;
+}
+
+/// Octets (24 codes) a lut3 matmul sums in i16 lanes before widening: each
+/// adds at most 8 x 24 to a lane, and 128 x 192 < 2^15.
+constexpr int64_t kLutChunkOctets = 128;
+
+LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
+                                              Value resid,
+                                              arith::AddFOp residAdd) {
+  FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
+  if (failed(parts))
+    return failure();
+  QBuf q = parts->q;
+  int64_t n = parts->n, k = parts->k, octets = llvm::divideCeil(k, 24);
+  Value out = parts->out, w = parts->w, alpha = parts->alpha;
+  Value tab = lutTables(q, k);
+  std::string name = "lutmatmul_" + std::to_string(n) + "x" +
+                     std::to_string(k) + (accOut ? "_acc" : "") +
+                     (resid ? "_res" : "");
+  SmallVector<Type> types{tab.getType(), q.scale.getType(), w.getType(),
+                          b.getF32Type(), out.getType()};
+  if (accOut)
+    types.push_back(accOut.getType());
+  if (resid)
+    types.push_back(resid.getType());
+  auto kern = kernel(name, types, true, [&](Emit &e, ValueRange a) {
+    Value tb = a[0], scales = a[1], wm = a[2], al = a[3], o = a[4];
+    size_t next = 5;
+    Value accs = accOut ? a[next++] : Value();
+    Value xs = resid ? a[next++] : Value();
+    Value begin = a[next], end = a[next + 1];
+    Type i8 = b.getI8Type(), i16 = b.getI16Type(), i32 = b.getI32Type();
+    auto v32i8 = VectorType::get({32}, i8), v16i8 = VectorType::get({16}, i8),
+         v16i16 = VectorType::get({16}, i16), v16i32 = VectorType::get({16}, i32);
+    Value nibble = e.splatInt(v32i8, 0x0F), one = e.splatInt(v32i8, 1);
+    Value zero8 = e.splatInt(v32i8, 0), zero16 = e.splatInt(v16i16, 0),
+          zero32 = e.splatInt(v16i32, 0);
+    Value sums = e.scratch(MemRefType::get({32}, i32));
+    Value nt = memref::DimOp::create(b, loc, tb, 0);
+    SmallVector<int64_t> twice;
+    for (int64_t i = 0; i < 32; ++i)
+      twice.push_back(i % 16);
+    auto half = [&](Value v, int64_t at) -> Value {
+      return arith::ExtSIOp::create(
+          b, loc, v16i16,
+          vector::ExtractStridedSliceOp::create(
+              b, loc, v, ArrayRef<int64_t>{at}, ArrayRef<int64_t>{16},
+              ArrayRef<int64_t>{1}));
+    };
+    e.loop(begin, end, 1, [&](Value rb) {
+      e.loop(e.idx(0), nt, 1, [&](Value t) {
+        // Rows 0..15 and 16..31 of the block, in i32 lanes.
+        SmallVector<Value> acc32{zero32, zero32};
+        for (int64_t c0 = 0; c0 < octets; c0 += kLutChunkOctets) {
+          int64_t c1 = std::min(octets, c0 + kLutChunkOctets);
+          SmallVector<Value> acc16 = e.fold(
+              e.idx(c0), e.idx(c1), 1, {zero16, zero16},
+              [&](Value oc, ValueRange cur) -> SmallVector<Value> {
+                // One stream per row block: 160 bytes an octet, prefetched
+                // ~4 KiB ahead (past the block's end: the next block's).
+                for (int64_t l = 0; l < 3; ++l)
+                  prefetchStream(e, wm,
+                                 {rb, e.add(oc, e.idx(kPrefetchBytes / 160)),
+                                  e.idx(64 * l)});
+                Value signs = vector::LoadOp::create(
+                    b, loc, v32i8, wm, ValueRange{rb, oc, e.idx(128)});
+                Value g0 = e.mul(oc, e.idx(8));
+                SmallVector<Value> a16(cur);
+                Value acc8 = zero8;
+                for (int64_t p = 0; p < 4; ++p) {
+                  Value packed = vector::LoadOp::create(
+                      b, loc, v32i8, wm, ValueRange{rb, oc, e.idx(32 * p)});
+                  Value idx[2] = {
+                      arith::AndIOp::create(b, loc, packed, nibble),
+                      arith::AndIOp::create(b, loc,
+                                            shift16(e, packed, 4, false),
+                                            nibble)};
+                  for (int64_t h = 0; h < 2; ++h) {
+                    int64_t j = 2 * p + h;
+                    // Bit 7 of each byte: group j's sign; never zero.
+                    Value sign = arith::OrIOp::create(
+                        b, loc, j == 7 ? signs : shift16(e, signs, 7 - j, true),
+                        one);
+                    Value t16 = vector::LoadOp::create(
+                        b, loc, v16i8, tb,
+                        ValueRange{t, e.mul(e.add(g0, e.idx(j)), e.idx(16))});
+                    Value table =
+                        vector::ShuffleOp::create(b, loc, t16, t16, twice);
+                    acc8 = e.add(acc8,
+                                 psignb(e, pshufb(e, table, idx[h]), sign));
+                  }
+                  // 4 groups (|sum| <= 96) per byte, then widened.
+                  if (p % 2 == 1) {
+                    a16[0] = e.add(a16[0], half(acc8, 0));
+                    a16[1] = e.add(a16[1], half(acc8, 16));
+                    acc8 = zero8;
+                  }
+                }
+                return a16;
+              });
+          for (int64_t hh = 0; hh < 2; ++hh)
+            acc32[hh] = e.add(acc32[hh],
+                              arith::ExtSIOp::create(b, loc, v16i32, acc16[hh]));
+        }
+        vector::StoreOp::create(b, loc, acc32[0], sums, ValueRange{e.idx(0)});
+        vector::StoreOp::create(b, loc, acc32[1], sums, ValueRange{e.idx(16)});
+        Value r0 = e.mul(rb, e.idx(32));
+        Value r1 = arith::MinUIOp::create(b, loc, e.add(r0, e.idx(32)),
+                                          e.idx(n));
+        Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
+        Value scale = e.mul(d, al);
+        e.loop(r0, r1, 1, [&](Value row) {
+          Value acc = memref::LoadOp::create(
+              b, loc, sums,
+              ValueRange{arith::SubIOp::create(b, loc, row, r0)});
+          Value y = e.mul(
+              arith::SIToFPOp::create(b, loc, b.getF32Type(), acc), scale);
+          if (xs)
+            y = e.add(y, memref::LoadOp::create(b, loc, xs, ValueRange{t, row}));
+          memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
+          if (accs)
+            memref::StoreOp::create(b, loc, acc, accs, ValueRange{t, row});
+        });
+      });
+    });
+  });
+  SmallVector<Value> args{tab, q.scale, w, alpha, out};
+  if (accOut) {
+    args.push_back(accOut);
+    accs[op.getResult()] = accOut;
+    accScales[op.getResult()] = {q.scale, alpha};
+  }
+  if (resid)
+    args.push_back(resid);
+  callTasks(kern, args,
+            arith::ConstantIndexOp::create(b, loc, llvm::divideCeil(n, 32)));
   buffers[op.getResult()] = out;
   if (residAdd)
     buffers[residAdd.getResult()] = out;
@@ -3832,16 +4079,24 @@ LogicalResult KernelGenerator::run() {
             .Case([&](WeightOp o) -> LogicalResult {
               TernaryType t = o.getType();
               bool cols = t.getLayout() == TernaryLayout::cols2;
-              if ((!cols && t.getLayout() != TernaryLayout::tiles2) ||
+              bool lut = t.getLayout() == TernaryLayout::lut3;
+              if ((!cols && !lut && t.getLayout() != TernaryLayout::tiles2) ||
                   !o.getAlpha())
                 return o.emitError("weight is not packed for the CPU kernels "
                                    "(run the pack phase first)");
+              if (lut && isaName != "avx2")
+                return o.emitError("lut3 weights need the avx2 kernels");
               FailureOr<Value> view =
                   cols ? param(o, o.getSource(),
                                {t.getCols(), padTo(t.getRows(), 256) / 4})
-                       : param(o, o.getSource(),
-                               {padTo(t.getRows(), kTileRows) / kTileRows,
-                                padTo(t.getCols(), 256) / 256, kTileRows, 64});
+                  : lut
+                      ? param(o, o.getSource(),
+                              {int64_t(llvm::divideCeil(t.getRows(), 32)),
+                               int64_t(llvm::divideCeil(t.getCols(), 24)),
+                               160})
+                      : param(o, o.getSource(),
+                              {padTo(t.getRows(), kTileRows) / kTileRows,
+                               padTo(t.getCols(), 256) / 256, kTileRows, 64});
               if (failed(view))
                 return failure();
               weights[o.getResult()] = {*view, o.getAlpha()->convertToFloat()};

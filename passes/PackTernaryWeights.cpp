@@ -66,6 +66,35 @@ private:
   uint64_t offset = 0, word = 0, hash = LOWBIT_CHECKSUM_INIT;
 };
 
+/// Writes codes [n, k] (-1, 0, 1) in the lut3 layout (LowBitAttrs.td):
+/// per block of 32 rows and octet of 8 groups of 3 codes along K, 4 x 32
+/// nibble-pair bytes and 32 sign bytes. A group's index c = 9 (w0+1) +
+/// 3 (w1+1) + (w2+1) is stored as m = |c - 13| and sign(c - 13); codes past
+/// n or k are zero.
+void packLut3(const std::vector<int8_t> &codes, int64_t n, int64_t k,
+              BlobWriter &blob) {
+  int64_t octets = llvm::divideCeil(k, 24);
+  std::vector<uint8_t> block(size_t(octets * 160));
+  for (int64_t r0 = 0; r0 < n; r0 += 32) {
+    std::fill(block.begin(), block.end(), 0);
+    for (int64_t r = 0; r < 32 && r0 + r < n; ++r) {
+      const int8_t *row = &codes[size_t((r0 + r) * k)];
+      for (int64_t g = 0; g < octets * 8; ++g) {
+        int c = 0;
+        for (int64_t i = 0; i < 3; ++i)
+          c = 3 * c + (3 * g + i < k ? row[3 * g + i] : 0) + 1;
+        int m = c >= 13 ? c - 13 : 13 - c;
+        uint8_t *at = &block[size_t(g / 8 * 160)];
+        int64_t j = g % 8;
+        at[32 * (j / 2) + r] |= uint8_t(m << (4 * (j % 2)));
+        if (c < 13)
+          at[128 + r] |= uint8_t(1 << j);
+      }
+    }
+    blob.write(block.data(), block.size());
+  }
+}
+
 struct PackTernaryWeightsPass
     : lowbit::impl::PackTernaryWeightsPassBase<PackTernaryWeightsPass> {
   using Base::Base;
@@ -200,6 +229,14 @@ struct PackTernaryWeightsPass
       }
       blob.align();
       uint64_t offset = blob.size();
+      if (ty.getLayout() == TernaryLayout::lut3) {
+        packLut3(codes, n, k, blob);
+        record(src.getName(), offset, "lut3");
+        (*source)->release(*t);
+        progress(*t);
+        op.setAlphaAttr(b.getF32FloatAttr(alpha));
+        return;
+      }
       // tiles2: rows in tiles of kTileRows; per tile and block of 256 codes
       // along K, each row's 64-byte block in turn (rows past N are zero
       // codes). Byte j of a block holds codes j, j+64, j+128, j+192 in its

@@ -126,7 +126,7 @@ Type TernaryType::parse(AsmParser &parser) {
   if (!layout) {
     parser.emitError(loc) << "unknown ternary layout '" << layoutName
                           << "'; expected hf_packed, int8, tiles2, cols2 or "
-                             "base3";
+                             "lut3";
     return {};
   }
   return getChecked([&] { return parser.emitError(loc); },
@@ -162,8 +162,8 @@ int64_t TernaryType::getPackedBytes() const {
     return llvm::alignTo(n, 16) * llvm::alignTo(k, 256) / 4;
   case TernaryLayout::cols2:
     return k * llvm::divideCeil(n, 4);
-  case TernaryLayout::base3:
-    return n * llvm::divideCeil(k, 5);
+  case TernaryLayout::lut3:
+    return llvm::divideCeil(n, 32) * llvm::divideCeil(k, 24) * 160;
   }
   llvm_unreachable("unknown ternary layout");
 }

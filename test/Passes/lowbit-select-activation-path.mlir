@@ -20,10 +20,14 @@ func.func @int8_master(%x: tensor<?x8xf32>) -> tensor<?x16xf32> {
 
 // -----
 
-// Tests that a packed weight keeps its published layout and its scale, and
-// that INT4 absmean inputs take the int4 path.
+// Tests that INT4 absmean inputs take the int4 path, over lut3 weights on
+// AVX2 (lookup-table kernels), else a packed weight keeps its published
+// layout; the scale stays either way.
 // CHECK-LABEL: func @int4_packed
-// CHECK: lowbit.weight(#lowbit.param<"w" : tensor<4x8xui8>>) scale(#lowbit.param<"s" : tensor<1xbf16>>) : !lowbit.ternary<16x8, hf_packed>
+// CHECK: lowbit.weight(#lowbit.param<"w" : tensor<4x8xui8>>) scale(#lowbit.param<"s" : tensor<1xbf16>>) : !lowbit.ternary<16x8, lut3>
+// DENSE-LABEL: func @int4_packed
+// DENSE: lowbit.weight(#lowbit.param<"w" : tensor<4x8xui8>>) scale(#lowbit.param<"s" : tensor<1xbf16>>) : !lowbit.ternary<16x8, hf_packed>
+// DENSE: lowbit.ternary_matmul {{.*}}path = #lowbit.path<int4_dense>
 // CHECK: lowbit.quantize %arg0 absmean : tensor<?x8xf32> -> !lowbit.qact<?x8, i4>
 // CHECK: lowbit.ternary_matmul {{.*}}path = #lowbit.path<int4_dense>
 func.func @int4_packed(%x: tensor<?x8xf32>) -> tensor<?x16xf32> {

@@ -34,7 +34,7 @@ func.func @f(%w: !lowbit.ternary<8x8x8, int8>)
 // -----
 
 // Tests that a ternary layout must be known.
-// expected-error @+1 {{unknown ternary layout 'rows3'; expected hf_packed, int8, tiles2, cols2 or base3}}
+// expected-error @+1 {{unknown ternary layout 'rows3'; expected hf_packed, int8, tiles2, cols2 or lut3}}
 func.func @f(%w: !lowbit.ternary<8x8, rows3>)
 
 // -----

@@ -41,11 +41,11 @@ func.func @matmuls(%x: tensor<?x32xf32>, %w: !lowbit.ternary<64x32, tiles2>,
 
 // CHECK-LABEL: func @kv
 func.func @kv(%k: tensor<?x32xf32>, %c: !lowbit.kv_cache<64x2x16, 3>, %pos: index, %len: index)
-    -> (tensor<?x32xf32>, !lowbit.kv_cache<64x2x16, 3>, !lowbit.ternary<10x10, base3>) {
+    -> (tensor<?x32xf32>, !lowbit.kv_cache<64x2x16, 3>, !lowbit.ternary<10x10, lut3>) {
   // CHECK: lowbit.kv_store %{{.*}} into %{{.*}}[%{{.*}}] : tensor<?x32xf32> into !lowbit.kv_cache<64x2x16, 3>
   %c1 = lowbit.kv_store %k into %c[%pos] : tensor<?x32xf32> into !lowbit.kv_cache<64x2x16, 3>
   // CHECK: lowbit.kv_load %{{.*}}[%{{.*}}] : !lowbit.kv_cache<64x2x16, 3> -> tensor<?x32xf32>
   %r = lowbit.kv_load %c1[%len] : !lowbit.kv_cache<64x2x16, 3> -> tensor<?x32xf32>
-  %w = lowbit.weight(#lowbit.param<"w" : tensor<10x10xf16>>) : !lowbit.ternary<10x10, base3>
-  return %r, %c1, %w : tensor<?x32xf32>, !lowbit.kv_cache<64x2x16, 3>, !lowbit.ternary<10x10, base3>
+  %w = lowbit.weight(#lowbit.param<"w" : tensor<10x10xf16>>) : !lowbit.ternary<10x10, lut3>
+  return %r, %c1, %w : tensor<?x32xf32>, !lowbit.kv_cache<64x2x16, 3>, !lowbit.ternary<10x10, lut3>
 }

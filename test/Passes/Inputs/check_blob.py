@@ -3,7 +3,8 @@
 check_blob.py MODEL_DIR PACKED_IR BLOB. Every ternary weight must unpack
 (tiles2 layout: tiles of 16 rows, block-major; cols2: column-major, each
 256-row block two halves whose byte j holds rows 32 i + perm(j) in bit pair
-i) to the reference's codes with the reference's alpha; every float tensor
+i; lut3: blocks of 32 rows, per octet of 8 groups of 3 codes 4 x 32 bytes of
+nibbles m = |c - 13| and 32 sign bytes, c = 9 (w0+1) + 3 (w1+1) + (w2+1)) to the reference's codes with the reference's alpha; every float tensor
 must hold the checkpoint's values. Prints one summary line."""
 import os
 import re
@@ -28,7 +29,7 @@ checked = 0
 for name, (offset, kind) in entries.items():
     if offset % 64:
         sys.exit("FAIL: %s at offset %d is not 64-byte aligned" % (name, offset))
-    if kind in ("tiles2", "cols2"):
+    if kind in ("tiles2", "cols2", "lut3"):
         codes, alpha = ref.ternary(name[: -len(".weight")])
         n, k = codes.shape
         if kind == "tiles2":
@@ -41,6 +42,21 @@ for name, (offset, kind) in entries.items():
             for i in range(4):
                 got[:, :, i, :] = ((raw >> (2 * i)) & 3).astype(np.int8) - 1
             got = got.reshape(npad, kp)
+        elif kind == "lut3":
+            octets = -(-k // 24)
+            kp = octets * 24
+            npad = -(-n // 32) * 32
+            raw = blob[offset: offset + npad // 32 * octets * 160].reshape(
+                npad // 32, octets, 160)
+            nib = raw[:, :, :128].reshape(npad // 32, octets, 4, 32)
+            m = np.stack([nib & 15, nib >> 4], axis=3)  # [rb, o, pair, half, row]
+            m = m.reshape(npad // 32, octets, 8, 32).astype(np.int16)
+            sign = (raw[:, :, None, 128:] >> np.arange(8)[None, None, :, None]) & 1
+            c = np.where(sign == 1, 13 - m, 13 + m)  # [rb, o, group, row]
+            if np.any(m > 13):
+                sys.exit("FAIL: %s has a group index past 13" % name)
+            w = np.stack([c // 9, c // 3 % 3, c % 3], axis=-1) - 1
+            got = w.transpose(0, 3, 1, 2, 4).reshape(npad, kp).astype(np.int8)
         else:
             kp = k
             npad = -(-n // 256) * 256

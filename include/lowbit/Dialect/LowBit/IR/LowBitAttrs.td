@@ -16,7 +16,7 @@ def LowBit_TernaryLayout : I32EnumAttr<"TernaryLayout",
       I32EnumAttrCase<"int8", 1>,
       I32EnumAttrCase<"tiles2", 2>,
       I32EnumAttrCase<"cols2", 3>,
-      I32EnumAttrCase<"base3", 4>
+      I32EnumAttrCase<"lut3", 4>
     ]> {
   let cppNamespace = "::mlir::lowbit";
   let genSpecializedAttr = 0;
@@ -34,7 +34,15 @@ def LowBit_TernaryLayout : I32EnumAttr<"TernaryLayout",
       j of a half holds row 32 i + j, except that bytes 8..15 and 16..23
       hold rows 16..23 and 8..15 (the order vpunpck{l,h}bw of two columns
       leaves rows in); rows padded to a multiple of 256 with zero codes.
-    - `base3`: 5 codes per byte in base 3 (1.6 bits per weight), row-major.
+    - `lut3`: 5 bits per 3 codes (1.67 bits per weight), for lookup-table
+      kernels (T-MAC / TL2 style): codes in groups of 3 along K, each group
+      c = 9 (w0+1) + 3 (w1+1) + (w2+1) stored as its distance m = |c - 13|
+      from the all-zero group (a nibble) and the sign of c - 13 (a bit).
+      Rows in blocks of 32, K in octets of 8 groups (24 codes); per row
+      block and octet 160 bytes: 4 x 32 bytes of nibbles (byte r of the
+      j-th: row r, group 2j in the low nibble, 2j+1 in the high one), then
+      32 sign bytes (bit j of byte r: group j of row r negative). Rows are
+      padded to a multiple of 32 and K to a multiple of 24 with zero codes.
   }];
 }
 
