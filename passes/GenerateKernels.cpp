@@ -1731,6 +1731,9 @@ Value KernelGenerator::lutTables(const QBuf &q, int64_t k) {
 /// Octets (24 codes) a lut3 matmul sums in i16 lanes before widening: each
 /// adds at most 8 x 24 to a lane, and 128 x 192 < 2^15.
 constexpr int64_t kLutChunkOctets = 128;
+/// Prompt tokens a lut3 task takes at once (each octet unpacked once for
+/// them; 4 keeps their byte and i16 sums in registers).
+constexpr int64_t kLutTokens = 4;
 
 LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
                                               Value resid,
@@ -1775,81 +1778,100 @@ LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
               b, loc, v, ArrayRef<int64_t>{at}, ArrayRef<int64_t>{16},
               ArrayRef<int64_t>{1}));
     };
-    e.loop(begin, end, 1, [&](Value rb) {
-      e.loop(e.idx(0), nt, 1, [&](Value t) {
-        // Rows 0..15 and 16..31 of the block, in i32 lanes.
-        SmallVector<Value> acc32{zero32, zero32};
-        for (int64_t c0 = 0; c0 < octets; c0 += kLutChunkOctets) {
-          int64_t c1 = std::min(octets, c0 + kLutChunkOctets);
-          SmallVector<Value> acc16 = e.fold(
-              e.idx(c0), e.idx(c1), 1, {zero16, zero16},
-              [&](Value oc, ValueRange cur) -> SmallVector<Value> {
-                // One stream per row block: 160 bytes an octet, prefetched
-                // ~4 KiB ahead (past the block's end: the next block's).
-                for (int64_t l = 0; l < 3; ++l)
-                  prefetchStream(e, wm,
-                                 {rb, e.add(oc, e.idx(kPrefetchBytes / 160)),
-                                  e.idx(64 * l)});
-                Value signs = vector::LoadOp::create(
-                    b, loc, v32i8, wm, ValueRange{rb, oc, e.idx(128)});
-                Value g0 = e.mul(oc, e.idx(8));
-                SmallVector<Value> a16(cur);
-                Value acc8 = zero8;
-                for (int64_t p = 0; p < 4; ++p) {
-                  Value packed = vector::LoadOp::create(
-                      b, loc, v32i8, wm, ValueRange{rb, oc, e.idx(32 * p)});
-                  Value idx[2] = {
-                      arith::AndIOp::create(b, loc, packed, nibble),
-                      arith::AndIOp::create(b, loc,
-                                            shift16(e, packed, 4, false),
-                                            nibble)};
-                  for (int64_t h = 0; h < 2; ++h) {
-                    int64_t j = 2 * p + h;
-                    // Bit 7 of each byte: group j's sign; never zero.
-                    Value sign = arith::OrIOp::create(
-                        b, loc, j == 7 ? signs : shift16(e, signs, 7 - j, true),
-                        one);
-                    Value t16 = vector::LoadOp::create(
-                        b, loc, v16i8, tb,
-                        ValueRange{t, e.mul(e.add(g0, e.idx(j)), e.idx(16))});
+    // Tokens ts against the row block rb: each octet's nibbles and signs
+    // are unpacked once for all of them.
+    auto block = [&](Value rb, ArrayRef<Value> ts) {
+      size_t ntk = ts.size();
+      // Per token, rows 0..15 and 16..31 of the block in i32 lanes.
+      SmallVector<Value> acc32(2 * ntk, zero32);
+      for (int64_t c0 = 0; c0 < octets; c0 += kLutChunkOctets) {
+        int64_t c1 = std::min(octets, c0 + kLutChunkOctets);
+        SmallVector<Value> acc16 = e.fold(
+            e.idx(c0), e.idx(c1), 1, SmallVector<Value>(2 * ntk, zero16),
+            [&](Value oc, ValueRange cur) -> SmallVector<Value> {
+              // One stream per row block: 160 bytes an octet, prefetched
+              // ~4 KiB ahead (past the block's end: the next block's).
+              for (int64_t l = 0; l < 3; ++l)
+                prefetchStream(e, wm,
+                               {rb, e.add(oc, e.idx(kPrefetchBytes / 160)),
+                                e.idx(64 * l)});
+              Value signs = vector::LoadOp::create(
+                  b, loc, v32i8, wm, ValueRange{rb, oc, e.idx(128)});
+              Value g0 = e.mul(oc, e.idx(8));
+              SmallVector<Value> a16(cur);
+              SmallVector<Value> acc8(ntk, zero8);
+              for (int64_t p = 0; p < 4; ++p) {
+                Value packed = vector::LoadOp::create(
+                    b, loc, v32i8, wm, ValueRange{rb, oc, e.idx(32 * p)});
+                Value idx[2] = {
+                    arith::AndIOp::create(b, loc, packed, nibble),
+                    arith::AndIOp::create(b, loc, shift16(e, packed, 4, false),
+                                          nibble)};
+                for (int64_t h = 0; h < 2; ++h) {
+                  int64_t j = 2 * p + h;
+                  // Bit 7 of each byte: group j's sign; never zero.
+                  Value sign = arith::OrIOp::create(
+                      b, loc, j == 7 ? signs : shift16(e, signs, 7 - j, true),
+                      one);
+                  Value at = e.mul(e.add(g0, e.idx(j)), e.idx(16));
+                  for (size_t k = 0; k < ntk; ++k) {
+                    Value t16 = vector::LoadOp::create(b, loc, v16i8, tb,
+                                                       ValueRange{ts[k], at});
                     Value table =
                         vector::ShuffleOp::create(b, loc, t16, t16, twice);
-                    acc8 = e.add(acc8,
-                                 psignb(e, pshufb(e, table, idx[h]), sign));
-                  }
-                  // 4 groups (|sum| <= 96) per byte, then widened.
-                  if (p % 2 == 1) {
-                    a16[0] = e.add(a16[0], half(acc8, 0));
-                    a16[1] = e.add(a16[1], half(acc8, 16));
-                    acc8 = zero8;
+                    acc8[k] = e.add(acc8[k],
+                                    psignb(e, pshufb(e, table, idx[h]), sign));
                   }
                 }
-                return a16;
-              });
-          for (int64_t hh = 0; hh < 2; ++hh)
-            acc32[hh] = e.add(acc32[hh],
-                              arith::ExtSIOp::create(b, loc, v16i32, acc16[hh]));
-        }
-        vector::StoreOp::create(b, loc, acc32[0], sums, ValueRange{e.idx(0)});
-        vector::StoreOp::create(b, loc, acc32[1], sums, ValueRange{e.idx(16)});
-        Value r0 = e.mul(rb, e.idx(32));
-        Value r1 = arith::MinUIOp::create(b, loc, e.add(r0, e.idx(32)),
-                                          e.idx(n));
+                // 4 groups (|sum| <= 96) per byte, then widened.
+                if (p % 2 == 1)
+                  for (size_t k = 0; k < ntk; ++k) {
+                    a16[2 * k] = e.add(a16[2 * k], half(acc8[k], 0));
+                    a16[2 * k + 1] = e.add(a16[2 * k + 1], half(acc8[k], 16));
+                    acc8[k] = zero8;
+                  }
+              }
+              return a16;
+            });
+        for (size_t hh = 0; hh < 2 * ntk; ++hh)
+          acc32[hh] = e.add(acc32[hh],
+                            arith::ExtSIOp::create(b, loc, v16i32, acc16[hh]));
+      }
+      Value r0 = e.mul(rb, e.idx(32));
+      Value r1 =
+          arith::MinUIOp::create(b, loc, e.add(r0, e.idx(32)), e.idx(n));
+      for (size_t k = 0; k < ntk; ++k) {
+        Value t = ts[k];
+        vector::StoreOp::create(b, loc, acc32[2 * k], sums,
+                                ValueRange{e.idx(0)});
+        vector::StoreOp::create(b, loc, acc32[2 * k + 1], sums,
+                                ValueRange{e.idx(16)});
         Value d = memref::LoadOp::create(b, loc, scales, ValueRange{t});
         Value scale = e.mul(d, al);
         e.loop(r0, r1, 1, [&](Value row) {
           Value acc = memref::LoadOp::create(
-              b, loc, sums,
-              ValueRange{arith::SubIOp::create(b, loc, row, r0)});
-          Value y = e.mul(
-              arith::SIToFPOp::create(b, loc, b.getF32Type(), acc), scale);
+              b, loc, sums, ValueRange{arith::SubIOp::create(b, loc, row, r0)});
+          Value y = e.mul(arith::SIToFPOp::create(b, loc, b.getF32Type(), acc),
+                          scale);
           if (xs)
             y = e.add(y, memref::LoadOp::create(b, loc, xs, ValueRange{t, row}));
           memref::StoreOp::create(b, loc, y, o, ValueRange{t, row});
           if (accs)
             memref::StoreOp::create(b, loc, acc, accs, ValueRange{t, row});
         });
+      }
+    };
+    // Prompts: kLutTokens tokens at a time, then one.
+    Value whole = e.mul(arith::DivUIOp::create(b, loc, nt, e.idx(kLutTokens)),
+                        e.idx(kLutTokens));
+    e.loop(begin, end, 1, [&](Value rb) {
+      e.loop(e.idx(0), whole, kLutTokens, [&](Value t0) {
+        SmallVector<Value> ts;
+        for (int64_t k = 0; k < kLutTokens; ++k)
+          ts.push_back(e.add(t0, e.idx(k)));
+        block(rb, ts);
       });
+      e.loop(whole, nt, 1, [&](Value t) { block(rb, {t}); });
     });
   });
   SmallVector<Value> args{tab, q.scale, w, alpha, out};

@@ -23,7 +23,8 @@ def SelectActivationPathPass
     (dense) or `lowbit.ternary_matmul_sparse` (zero-skipping), and records
     the choice and its reasons on the matmul:
 
-    - INT4 absmean inputs take `int4_dense`.
+    - INT4 absmean inputs take `int4_dense`; with `isa=avx2` their weights
+      get the `lut3` layout (lookup-table kernels, 1.67 bits per weight).
     - INT8 inputs take `int8_dense` (`int8_topk` with a Top-K mask) or
       `int8_sparse` when the cost model predicts the zero-skipping kernel is
       faster for one decoded token: it reads only the weight columns of
@@ -77,11 +78,14 @@ def PackTernaryWeightsPass
     through memory in order; `cols2`, for weights the select pass put on the
     zero-skipping path: 64-byte blocks per column along N, so a zero input
     skips its column's bytes, in the byte order of the `cols2` layout
-    attribute); 1-D float tensors are
+    attribute; `lut3`, for the INT4 layers the select pass gave AVX2
+    lookup-table kernels: 5 bits per 3 codes, see the layout attribute);
+    1-D float tensors are
     stored as f32, 2-D float tensors keep bf16 or become f32. Every entry is
     64-byte aligned. The module gets `lowbit.blob` (name -> [offset, kind]),
     `lowbit.blob_size` and `lowbit.blob_checksum`; each `lowbit.weight` gets
-    its `alpha` and the `tiles2` layout in its type.
+    its `alpha` and the `tiles2` layout in its type (`cols2` and `lut3`
+    weights keep theirs).
   }];
   let options = [
     Option<"blobPath", "blob-path", "std::string", /*default=*/"\"\"",
