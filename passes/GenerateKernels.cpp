@@ -1734,6 +1734,9 @@ constexpr int64_t kLutChunkOctets = 128;
 /// Prompt tokens a lut3 task takes at once (each octet unpacked once for
 /// them; 4 keeps their byte and i16 sums in registers).
 constexpr int64_t kLutTokens = 4;
+/// 32-row blocks per lut3 task: 4 blocks (64 KiB of weights at K = 2560)
+/// and a token block's tables (55 KiB) stay in L2 together.
+constexpr int64_t kLutTaskBlocks = 4;
 
 LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
                                               Value resid,
@@ -1742,7 +1745,8 @@ LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
   if (failed(parts))
     return failure();
   QBuf q = parts->q;
-  int64_t n = parts->n, k = parts->k, octets = llvm::divideCeil(k, 24);
+  int64_t n = parts->n, k = parts->k, octets = llvm::divideCeil(k, 24),
+          rowBlocks = llvm::divideCeil(n, 32);
   Value out = parts->out, w = parts->w, alpha = parts->alpha;
   Value tab = lutTables(q, k);
   std::string name = "lutmatmul_" + std::to_string(n) + "x" +
@@ -1861,17 +1865,25 @@ LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
         });
       }
     };
-    // Prompts: kLutTokens tokens at a time, then one.
+    // A task's row blocks are one stream (adjacent in the view). Prompts:
+    // kLutTokens tokens at a time, then one; tokens outside, row blocks
+    // inside, so a token block's tables come from L2 once per task, not
+    // once per row block.
     Value whole = e.mul(arith::DivUIOp::create(b, loc, nt, e.idx(kLutTokens)),
                         e.idx(kLutTokens));
-    e.loop(begin, end, 1, [&](Value rb) {
+    e.loop(begin, end, 1, [&](Value task) {
+      Value rb0 = e.mul(task, e.idx(kLutTaskBlocks));
+      Value rb1 = arith::MinUIOp::create(
+          b, loc, e.add(rb0, e.idx(kLutTaskBlocks)), e.idx(rowBlocks));
       e.loop(e.idx(0), whole, kLutTokens, [&](Value t0) {
         SmallVector<Value> ts;
         for (int64_t k = 0; k < kLutTokens; ++k)
           ts.push_back(e.add(t0, e.idx(k)));
-        block(rb, ts);
+        e.loop(rb0, rb1, 1, [&](Value rb) { block(rb, ts); });
       });
-      e.loop(whole, nt, 1, [&](Value t) { block(rb, {t}); });
+      e.loop(whole, nt, 1, [&](Value t) {
+        e.loop(rb0, rb1, 1, [&](Value rb) { block(rb, {t}); });
+      });
     });
   });
   SmallVector<Value> args{tab, q.scale, w, alpha, out};
@@ -1883,7 +1895,8 @@ LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
   if (resid)
     args.push_back(resid);
   callTasks(kern, args,
-            arith::ConstantIndexOp::create(b, loc, llvm::divideCeil(n, 32)));
+            arith::ConstantIndexOp::create(
+                b, loc, llvm::divideCeil(rowBlocks, kLutTaskBlocks)));
   buffers[op.getResult()] = out;
   if (residAdd)
     buffers[residAdd.getResult()] = out;
