@@ -50,6 +50,12 @@ mlir::lowbit::createTargetMachine(StringRef tripleStr, StringRef cpu,
   const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, msg);
   if (!target)
     return err("unknown target '" + tripleStr + "': " + msg);
+  // The kernels are CPU code (vector ops, a thread pool); a GPU would need
+  // kernels of its own and a launch runtime, which lowbit does not have.
+  if (triple.isGPU())
+    return err("target '" + tripleStr +
+               "' is a GPU: lowbit generates CPU code only (x86_64 and "
+               "aarch64 executables; other CPU targets with --emit=obj)");
   bool isHost = isHostArch(triple);
   std::string cpuName = cpu.str();
   llvm::SubtargetFeatures feats;
