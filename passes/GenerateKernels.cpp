@@ -9,6 +9,9 @@
 //   tmatmul     codes x tiles2 ternary weights: vpdpbusd (VNNI) / vpmaddubsw
 //               (AVX2) / generic, y = (acc - sum q) * d * alpha (tasks over
 //               blocks of rows)
+//   luttab      per token, 16-entry tables of 3-code sums of INT4 codes
+//   lutmatmul   tables x lut3 weights (AVX2): pshufb + psignb, exact sums,
+//               y = acc * d * alpha (tasks over 4 blocks of 32 rows)
 //   rope        rotate-half, angles and cos/sin in f64
 //   attention   appends K/V rows to the cache, causal GQA softmax attention
 //               (tasks over heads)

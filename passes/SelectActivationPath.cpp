@@ -42,9 +42,10 @@ struct Target {
   /// INT4 inputs take the lookup-table kernel over lut3 weights (AVX2:
   /// pshufb on per-token tables of 3-code sums): 1.67 instead of 2 bits per
   /// weight, and fewer instructions per weight than pmaddubsw on 2-bit
-  /// codes. Measured on Zen 3 (6912 x 2560, one token, 1 thread): 6.5 ms
-  /// per 30 matrices against 8.7 ms for the tiles2 kernel; both read at
-  /// the bandwidth limit on 2 threads, so the gain there is the bytes.
+  /// codes. Measured on Zen 3, 2B4T a4.8 with the 4-bit head, alternating
+  /// runs: decode 19.5-23.5 -> 22.3-26.6 tok/s on 1 thread, 33.6-38.0 ->
+  /// 37.9-40.9 on 2 (bandwidth-bound: the bytes), prefill not slower. INT8
+  /// inputs would need two tables (x = 16 h + l): compute-bound, no gain.
   bool lut4 = false;
 };
 
