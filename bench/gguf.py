@@ -95,6 +95,9 @@ def i2_s(codes, alpha):
     """bitnet.cpp's quantize_i2_s (x86): the tensor's codes row-major in
     blocks of 128; code j of a block at byte j % 32, bits 6 - 2 (j / 32);
     then the f32 scale, padded to 32 bytes."""
+    if codes.size % 128:
+        sys.exit("gguf.py: I2_S needs a multiple of 128 codes per tensor, got %d"
+                 % codes.size)
     u = (codes.astype(np.uint8) + 1).reshape(-1, 4, 32)
     packed = (u[:, 0] << 6) | (u[:, 1] << 4) | (u[:, 2] << 2) | u[:, 3]
     return packed.tobytes() + np.float32(alpha).tobytes() + b"\0" * 28
