@@ -4123,7 +4123,10 @@ LogicalResult KernelGenerator::run() {
                 return o.emitError("weight is not packed for the CPU kernels "
                                    "(run the pack phase first)");
               if (lut && isaName != "avx2")
-                return o.emitError("lut3 weights need the avx2 kernels");
+                return o.emitError()
+                       << "lut3 weights (the select phase's choice for AVX2) "
+                          "need the avx2 kernels, not "
+                       << isaName << ": run the select phase for this target";
               FailureOr<Value> view =
                   cols ? param(o, o.getSource(),
                                {t.getCols(), padTo(t.getRows(), 256) / 4})
