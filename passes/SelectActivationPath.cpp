@@ -95,7 +95,9 @@ public:
     if (op.getAct() == bitnet::ActQuant::int4_absmean) {
       if (target.lut4)
         return {ActPath::int4_dense, 0.88,
-                double(llvm::divideCeil(n, 32) * llvm::divideCeil(k, 24) * 160),
+                double(TernaryType::get(op.getContext(), n, k,
+                                        TernaryLayout::lut3)
+                           .getPackedBytes()),
                 weights,
                 "INT4 absmean input (scheme); dense, lookup tables over lut3 "
                 "weights (1.67 bits per weight)",
