@@ -244,10 +244,6 @@ private:
   LogicalResult lowerEmbedding(bitnet::EmbeddingOp op);
   LogicalResult lowerQuantize(QuantizeOp op);
   LogicalResult lowerMatmul(TernaryMatmulOp op);
-  /// lowerMatmul's path for lut3 weights (INT4 inputs, AVX2): per-token
-  /// tables of 3-code sums looked up with pshufb.
-  LogicalResult lowerLutMatmul(TernaryMatmulOp op, Value accOut, Value resid,
-                               arith::AddFOp residAdd);
   LogicalResult lowerSparseMatmul(TernaryMatmulSparseOp op);
   LogicalResult lowerRoPE(bitnet::RoPEOp op);
   LogicalResult lowerAttention(bitnet::AttentionOp op);
@@ -338,6 +334,11 @@ private:
     Value out, w, alpha;
   };
   FailureOr<MatmulParts> matmulParts(Operation *op, Value input, Value weight);
+  /// lowerMatmul's path for lut3 weights (INT4 inputs, AVX2): per-token
+  /// tables of 3-code sums looked up with pshufb.
+  LogicalResult lowerLutMatmul(TernaryMatmulOp op, const MatmulParts &parts,
+                               Value accOut, Value resid,
+                               arith::AddFOp residAdd);
   /// The residual stream x and the add x + y when that add is the only use
   /// of matmul `op`'s result y and x is already lowered (else nulls).
   std::pair<Value, arith::AddFOp> residualAdd(Operation *op);
@@ -1423,7 +1424,7 @@ LogicalResult KernelGenerator::lowerMatmul(TernaryMatmulOp op) {
   if (cast<TernaryType>(op.getWeight().getType()).getLayout() ==
       TernaryLayout::lut3) {
     assert(!gate && "the select pass gates no lut3 matmul");
-    return lowerLutMatmul(op, accOut, resid, residAdd);
+    return lowerLutMatmul(op, *parts, accOut, resid, residAdd);
   }
   std::string name = "tmatmul_" + std::to_string(n) + "x" +
                      std::to_string(k) + "_" + isaName + (withAcc ? "_acc" : "") +
@@ -1662,6 +1663,12 @@ static Value shift16(Emit &e, Value v32, int64_t bits, bool left) {
   return vector::BitCastOp::create(e.b, e.loc, v32.getType(), w);
 }
 
+/// lut3 geometry (LowBitAttrs.td): rows per block, codes and bytes per
+/// octet (8 groups of 3 codes: 4 x 32 nibble-pair bytes, then 32 sign
+/// bytes at kLutSignBytes).
+constexpr int64_t kLutRows = 32, kLutOctetCodes = 24, kLutOctetBytes = 160,
+                  kLutSignBytes = 128;
+
 /// lut3 groups: index c = 9 (w0+1) + 3 (w1+1) + (w2+1) of codes w0..w2,
 /// stored as m = |c - 13| and a sign; table entry m holds the sum for
 /// c = 13 + m (entries 14, 15 are zero).
@@ -1675,7 +1682,7 @@ static int lutCode(int m, int i) {
 Value KernelGenerator::lutTables(const QBuf &q, int64_t k) {
   if (Value t = lutTableBufs.lookup(q.codes))
     return t;
-  int64_t groups = llvm::divideCeil(k, 24) * 8;
+  int64_t groups = llvm::divideCeil(k, kLutOctetCodes) * 8;
   Type i8 = b.getI8Type();
   Value tab = alloc({kDyn, groups * 16}, i8);
   auto kern = kernel(
@@ -1741,16 +1748,16 @@ constexpr int64_t kLutTokens = 4;
 /// and a token block's tables (55 KiB) stay in L2 together.
 constexpr int64_t kLutTaskBlocks = 4;
 
-LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
-                                              Value resid,
+LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op,
+                                              const MatmulParts &parts,
+                                              Value accOut, Value resid,
                                               arith::AddFOp residAdd) {
-  FailureOr<MatmulParts> parts = matmulParts(op, op.getInput(), op.getWeight());
-  if (failed(parts))
-    return failure();
-  QBuf q = parts->q;
-  int64_t n = parts->n, k = parts->k, octets = llvm::divideCeil(k, 24),
-          rowBlocks = llvm::divideCeil(n, 32);
-  Value out = parts->out, w = parts->w, alpha = parts->alpha;
+  // Named copies: the kernel body captures them.
+  QBuf q = parts.q;
+  int64_t n = parts.n, k = parts.k,
+          octets = llvm::divideCeil(k, kLutOctetCodes),
+          rowBlocks = llvm::divideCeil(n, kLutRows);
+  Value out = parts.out, w = parts.w, alpha = parts.alpha;
   Value tab = lutTables(q, k);
   std::string name = "lutmatmul_" + std::to_string(n) + "x" +
                      std::to_string(k) + (accOut ? "_acc" : "") +
@@ -1799,11 +1806,12 @@ LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
               // One stream per row block: 160 bytes an octet, prefetched
               // ~4 KiB ahead (past the block's end: the next block's).
               for (int64_t l = 0; l < 3; ++l)
-                prefetchStream(e, wm,
-                               {rb, e.add(oc, e.idx(kPrefetchBytes / 160)),
-                                e.idx(64 * l)});
+                prefetchStream(
+                    e, wm,
+                    {rb, e.add(oc, e.idx(kPrefetchBytes / kLutOctetBytes)),
+                     e.idx(64 * l)});
               Value signs = vector::LoadOp::create(
-                  b, loc, v32i8, wm, ValueRange{rb, oc, e.idx(128)});
+                  b, loc, v32i8, wm, ValueRange{rb, oc, e.idx(kLutSignBytes)});
               Value g0 = e.mul(oc, e.idx(8));
               SmallVector<Value> a16(cur);
               SmallVector<Value> acc8(ntk, zero8);
@@ -1844,9 +1852,9 @@ LogicalResult KernelGenerator::lowerLutMatmul(TernaryMatmulOp op, Value accOut,
           acc32[hh] = e.add(acc32[hh],
                             arith::ExtSIOp::create(b, loc, v16i32, acc16[hh]));
       }
-      Value r0 = e.mul(rb, e.idx(32));
+      Value r0 = e.mul(rb, e.idx(kLutRows));
       Value r1 =
-          arith::MinUIOp::create(b, loc, e.add(r0, e.idx(32)), e.idx(n));
+          arith::MinUIOp::create(b, loc, e.add(r0, e.idx(kLutRows)), e.idx(n));
       for (size_t k = 0; k < ntk; ++k) {
         Value t = ts[k];
         vector::StoreOp::create(b, loc, acc32[2 * k], sums,
@@ -4132,9 +4140,10 @@ LogicalResult KernelGenerator::run() {
                                {t.getCols(), padTo(t.getRows(), 256) / 4})
                   : lut
                       ? param(o, o.getSource(),
-                              {int64_t(llvm::divideCeil(t.getRows(), 32)),
-                               int64_t(llvm::divideCeil(t.getCols(), 24)),
-                               160})
+                              {int64_t(llvm::divideCeil(t.getRows(), kLutRows)),
+                               int64_t(llvm::divideCeil(t.getCols(),
+                                                        kLutOctetCodes)),
+                               kLutOctetBytes})
                       : param(o, o.getSource(),
                               {padTo(t.getRows(), kTileRows) / kTileRows,
                                padTo(t.getCols(), 256) / 256, kTileRows, 64});
